@@ -1,0 +1,253 @@
+package encap
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// UDPOptions tunes a UDPConn.
+type UDPOptions struct {
+	BatchSize  int // messages per recvmmsg/sendmmsg; default 64
+	RecvBuffer int // SO_RCVBUF bytes; default 4 MiB, so bursts are absorbed
+	SendBuffer int // SO_SNDBUF bytes; default 4 MiB
+}
+
+// MaxPacket is the largest tunnel packet a UDP datagram can carry; ReadBatch buffers of this
+// size are never truncated.
+const MaxPacket = 65535 - 20 - 8
+
+// UDPConn is the Linux Conn: an IPv4 UDP socket driven by recvmmsg and sendmmsg through Go's
+// netpoller, so a batch costs one system call and a blocked call ends when the socket closes.
+type UDPConn struct {
+	conn  *net.UDPConn
+	raw   syscall.RawConn
+	batch int
+
+	r mmsgs // the single reader's
+
+	wmu sync.Mutex
+	w   mmsgs // the writers', one at a time
+}
+
+// mmsgs is the kernel-facing scratch for one batch: a message header, an iovec and a socket
+// address per message, allocated once.
+type mmsgs struct {
+	hdrs  []unix.Mmsghdr
+	iovs  []unix.Iovec
+	names []unix.RawSockaddrInet4
+}
+
+func newMmsgs(n int) mmsgs {
+	m := mmsgs{
+		hdrs:  make([]unix.Mmsghdr, n),
+		iovs:  make([]unix.Iovec, n),
+		names: make([]unix.RawSockaddrInet4, n),
+	}
+	for i := range m.hdrs {
+		m.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.names[i]))
+		m.hdrs[i].Hdr.Iov = &m.iovs[i]
+		m.hdrs[i].Hdr.SetIovlen(1)
+	}
+	return m
+}
+
+// ListenUDP opens the tunnel socket on addr; port 0 picks an ephemeral port (a sender that
+// only sends). The socket never sets DF on what it sends (IP_PMTUDISC_DONT) and never sends
+// to a broadcast address.
+func ListenUDP(addr netip.AddrPort, opts UDPOptions) (*UDPConn, error) {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 64
+	}
+	if opts.RecvBuffer <= 0 {
+		opts.RecvBuffer = 4 << 20
+	}
+	if opts.SendBuffer <= 0 {
+		opts.SendBuffer = 4 << 20
+	}
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, fmt.Errorf("tunnel: listen on udp %v: %w", addr, errors.Unwrap(err))
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tunnel: udp %v: %w", addr, err)
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		s := int(fd)
+		serr = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
+		if serr != nil {
+			serr = fmt.Errorf("clear DF (IP_MTU_DISCOVER): %w", serr)
+			return
+		}
+		// Go turns SO_BROADCAST on for every UDP socket. A member address that turns out to
+		// be a subnet's broadcast address must fail, not reach every host on that subnet.
+		serr = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 0)
+		if serr != nil {
+			serr = fmt.Errorf("clear SO_BROADCAST: %w", serr)
+			return
+		}
+		// The FORCE variants exceed net.core.[rw]mem_max for a privileged process; the
+		// plain ones are the fallback, capped by the kernel.
+		if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opts.RecvBuffer) != nil {
+			unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, opts.RecvBuffer)
+		}
+		if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, opts.SendBuffer) != nil {
+			unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, opts.SendBuffer)
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("tunnel: udp %v: %w", addr, err)
+	}
+	return &UDPConn{
+		conn:  conn,
+		raw:   raw,
+		batch: opts.BatchSize,
+		r:     newMmsgs(opts.BatchSize),
+		w:     newMmsgs(opts.BatchSize),
+	}, nil
+}
+
+// LocalAddr is the address the socket is bound to.
+func (c *UDPConn) LocalAddr() netip.AddrPort {
+	return c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// BatchSize implements Conn.
+func (c *UDPConn) BatchSize() int { return c.batch }
+
+// Close implements Conn.
+func (c *UDPConn) Close() error { return c.conn.Close() }
+
+// ReadBatch implements Conn. Buffers of MaxPacket bytes or more are never truncated; a
+// datagram longer than its buffer is returned cut to the buffer's length.
+func (c *UDPConn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
+	n := min(len(bufs), c.batch)
+	for i := range n {
+		c.r.iovs[i].Base = unsafe.SliceData(bufs[i])
+		c.r.iovs[i].SetLen(len(bufs[i]))
+		c.r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+		c.r.hdrs[i].Hdr.Flags = 0
+	}
+	var got int
+	var errno syscall.Errno
+	err := c.raw.Read(func(fd uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.r.hdrs[0])),
+			uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false
+		}
+		got, errno = int(r), e
+		return true
+	})
+	if err != nil {
+		return 0, closedError(err)
+	}
+	if errno != 0 {
+		return 0, fmt.Errorf("tunnel: recvmmsg: %w", errno)
+	}
+	for i := range got {
+		sizes[i] = int(c.r.hdrs[i].Len)
+		addrs[i] = sockaddrToAddrPort(&c.r.names[i])
+	}
+	return got, nil
+}
+
+// WriteBatch implements Conn: one sendmmsg per BatchSize messages. sendmmsg stops at the first
+// message that fails; that message gets its error and the rest go out in the next call, so a
+// member that errors costs the others nothing. A full socket buffer waits for room
+// (backpressure) rather than dropping.
+func (c *UDPConn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort, errs []error) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for start := 0; start < len(bufs); {
+		n := min(len(bufs)-start, c.batch)
+		for i := range n {
+			b := bufs[start+i]
+			c.w.iovs[i].Base = unsafe.SliceData(b)
+			c.w.iovs[i].SetLen(len(b))
+			putSockaddr(&c.w.names[i], addrs[start+i])
+			c.w.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
+		}
+		var sent int
+		var errno syscall.Errno
+		err := c.raw.Write(func(fd uintptr) bool {
+			r, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.w.hdrs[0])),
+				uintptr(n), unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN || e == unix.EINTR {
+				return false
+			}
+			sent, errno = int(r), e
+			return true
+		})
+		if err != nil {
+			return closedError(err)
+		}
+		if errno != 0 {
+			errs[start] = errno
+			start++
+			continue
+		}
+		for i := range sent {
+			errs[start+i] = nil
+		}
+		start += sent
+	}
+	return nil
+}
+
+// ReceiveDrops is how many datagrams the kernel dropped for this socket so far because its
+// receive buffer was full (SO_MEMINFO's SK_MEMINFO_DROPS).
+func (c *UDPConn) ReceiveDrops() (uint64, error) {
+	var drops uint64
+	var serr error
+	err := c.raw.Control(func(fd uintptr) {
+		var info [unix.SK_MEMINFO_VARS]uint32
+		size := uint32(unsafe.Sizeof(info))
+		_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
+		if e != 0 {
+			serr = e
+			return
+		}
+		drops = uint64(info[unix.SK_MEMINFO_DROPS])
+	})
+	if err == nil {
+		err = serr
+	}
+	return drops, err
+}
+
+func putSockaddr(sa *unix.RawSockaddrInet4, ap netip.AddrPort) {
+	sa.Family = unix.AF_INET
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	p[0], p[1] = byte(ap.Port()>>8), byte(ap.Port())
+	sa.Addr = ap.Addr().As4()
+}
+
+func sockaddrToAddrPort(sa *unix.RawSockaddrInet4) netip.AddrPort {
+	p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+	return netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), uint16(p[0])<<8|uint16(p[1]))
+}
+
+// closedError makes the poller's "file already closed" recognisable as net.ErrClosed, the
+// clean end of a read loop.
+func closedError(err error) error {
+	if errors.Is(err, os.ErrClosed) || errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("tunnel: %w", net.ErrClosed)
+	}
+	return fmt.Errorf("tunnel: %w", err)
+}
