@@ -1,0 +1,338 @@
+package route
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Multicast is the IPv4 multicast range, 224.0.0.0/4.
+var Multicast = netip.MustParsePrefix("224.0.0.0/4")
+
+// Protocol marks the routes mctun installs (ip route show proto 147 lists them).
+const Protocol = 147
+
+// TUNAddr is the address mctun gives its TUN. With reverse-path filtering on, the kernel drops
+// every packet that arrives on an interface without an IPv4 address, whatever the route to its
+// source; a link-local /32 satisfies that check and routes nothing anywhere.
+var TUNAddr = netip.MustParsePrefix("169.254.47.54/32")
+
+// Spec is a route in a form the journal can store.
+type Spec struct {
+	Dst      netip.Prefix `json:"dst"`
+	Dev      string       `json:"dev"`
+	Gw       netip.Addr   `json:"gw,omitzero"`
+	Src      netip.Addr   `json:"src,omitzero"`
+	Scope    uint8        `json:"scope"`
+	Protocol int          `json:"protocol"`
+	Metric   int          `json:"metric"`
+	Table    int          `json:"table"`
+	Type     int          `json:"type"`
+}
+
+func (s Spec) String() string {
+	out := s.Dst.String()
+	if s.Gw.IsValid() {
+		out += " via " + s.Gw.String()
+	}
+	out += " dev " + s.Dev
+	if s.Src.IsValid() {
+		out += " src " + s.Src.String()
+	}
+	if s.Metric != 0 {
+		out += " metric " + strconv.Itoa(s.Metric)
+	}
+	return out
+}
+
+// Host applies mctun's kernel changes in one network namespace and journals them.
+type Host struct {
+	nl      *netlink.Handle
+	journal *Journal
+	// SysctlRoot is where sysctls are read and written; /proc/sys acts on the network
+	// namespace of the process that opens it.
+	SysctlRoot string
+}
+
+// NewHost acts through nl and records into j.
+func NewHost(nl *netlink.Handle, j *Journal) *Host {
+	return &Host{nl: nl, journal: j, SysctlRoot: "/proc/sys"}
+}
+
+// CreatingLink records that the caller is about to create link name, so that Undo deletes it
+// if it is still there.
+func (h *Host) CreatingLink(name string) error {
+	return h.journal.record(Change{Op: "link", Dev: name})
+}
+
+// ConfigureTUN readies a TUN that mctun created for receiving:
+//
+//	ip link set NAME mtu MTU up
+//	ip addr add 169.254.47.54/32 dev NAME
+//	sysctl -w net.ipv4.conf.NAME.rp_filter=0 (or 2: see below)
+//	sysctl -w net.ipv6.conf.NAME.disable_ipv6=1
+//
+// The kernel filters reverse paths with max(conf.all.rp_filter, conf.NAME.rp_filter), so a
+// per-link 0 does nothing once all is 1 (strict, where the route back to a source never points
+// into the TUN). The TUN gets 0 where all is 0 and 2 (loose: the source need only be routable)
+// otherwise, plus the address that a loose check requires. IPv6 is off so the host does not
+// send its router and listener solicitations into the TUN. All of this belongs to the link and
+// goes with it, so none of it is journaled.
+func (h *Host) ConfigureTUN(name string, mtu int) error {
+	link, err := h.nl.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", name, err)
+	}
+	if err := h.nl.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("host: set %s mtu %d: %w", name, mtu, err)
+	}
+	addr := &netlink.Addr{IPNet: prefixToIPNet(TUNAddr), Scope: unix.RT_SCOPE_LINK}
+	if err := h.nl.AddrReplace(link, addr); err != nil {
+		return fmt.Errorf("host: add address %v to %s: %w", TUNAddr, name, err)
+	}
+	all, err := h.ReadSysctl("net/ipv4/conf/all/rp_filter")
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	rpf := "2"
+	if all == "0" {
+		rpf = "0"
+	}
+	if err := h.writeSysctl("net/ipv4/conf/"+name+"/rp_filter", rpf); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if err := h.writeSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil &&
+		!errors.Is(err, os.ErrNotExist) { // a kernel without IPv6
+		return fmt.Errorf("host: %w", err)
+	}
+	if err := h.nl.LinkSetUp(link); err != nil {
+		return fmt.Errorf("host: set %s up: %w", name, err)
+	}
+	return nil
+}
+
+// ReplaceRoute installs dst dev DEV (ip route replace DST dev DEV proto 147 [src SRC]). A
+// valid src is the source address the host gives what it sends by this route. A route of the
+// same destination and metric that it replaces is journaled and put back by Undo.
+func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) error {
+	link, err := h.nl.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("host: route %v dev %s: %w", dst, dev, err)
+	}
+	spec := Spec{Dst: dst, Dev: dev, Src: src, Scope: unix.RT_SCOPE_LINK, Protocol: Protocol,
+		Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST}
+	existing, err := h.routes(dst)
+	if err != nil {
+		return err
+	}
+	change := Change{Op: "route", Route: &spec}
+	for _, r := range existing {
+		if r.Metric == spec.Metric {
+			if r.Dev == dev && r.Protocol == Protocol && r.Src == src {
+				return nil // ours already, from an up that did not finish undoing
+			}
+			change.Displaced = &r
+		}
+	}
+	if err := h.journal.record(change); err != nil {
+		return err
+	}
+	if err := h.nl.RouteReplace(spec.toNetlink(link.Attrs().Index)); err != nil {
+		return fmt.Errorf("host: ip route replace %v: %w", spec, err)
+	}
+	return nil
+}
+
+// PrimaryAddr is the first IPv4 address of link dev (ip -4 addr show dev DEV), or the zero
+// Addr if it has none.
+func (h *Host) PrimaryAddr(dev string) (netip.Addr, error) {
+	link, err := h.nl.LinkByName(dev)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("host: %s: %w", dev, err)
+	}
+	addrs, err := h.nl.AddrList(link, unix.AF_INET)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("host: ip addr show %s: %w", dev, err)
+	}
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, nil
+}
+
+// MulticastRoute says which interface the host's multicast leaves by: the route 224.0.0.0/4
+// if there is one, else whatever route carries 224.0.0.1 (usually the default route). It
+// returns "" when nothing does.
+func (h *Host) MulticastRoute() (string, error) {
+	routes, err := h.nl.RouteGet(net.IPv4(224, 0, 0, 1))
+	if errors.Is(err, unix.ENETUNREACH) || (err == nil && len(routes) == 0) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("host: ip route get 224.0.0.1: %w", err)
+	}
+	link, err := h.nl.LinkByIndex(routes[0].LinkIndex)
+	if err != nil {
+		return "", fmt.Errorf("host: ip route get 224.0.0.1: %w", err)
+	}
+	return link.Attrs().Name, nil
+}
+
+// routes lists the main table's routes to exactly dst.
+func (h *Host) routes(dst netip.Prefix) ([]Spec, error) {
+	filter := &netlink.Route{Dst: prefixToIPNet(dst), Table: unix.RT_TABLE_MAIN}
+	rs, err := h.nl.RouteListFiltered(unix.AF_INET, filter, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return nil, fmt.Errorf("host: ip route show %v: %w", dst, err)
+	}
+	specs := make([]Spec, 0, len(rs))
+	for _, r := range rs {
+		s := Spec{Dst: dst, Scope: uint8(r.Scope), Protocol: int(r.Protocol), Metric: r.Priority,
+			Table: r.Table, Type: r.Type}
+		s.Gw, _ = netip.AddrFromSlice(r.Gw.To4())
+		s.Src, _ = netip.AddrFromSlice(r.Src.To4())
+		if link, err := h.nl.LinkByIndex(r.LinkIndex); err == nil {
+			s.Dev = link.Attrs().Name
+		}
+		specs = append(specs, s)
+	}
+	return specs, nil
+}
+
+func (s Spec) toNetlink(linkIndex int) *netlink.Route {
+	r := &netlink.Route{
+		LinkIndex: linkIndex,
+		Dst:       prefixToIPNet(s.Dst),
+		Scope:     netlink.Scope(s.Scope),
+		Protocol:  netlink.RouteProtocol(s.Protocol),
+		Priority:  s.Metric,
+		Table:     s.Table,
+		Type:      s.Type,
+	}
+	if s.Gw.IsValid() {
+		r.Gw = s.Gw.AsSlice()
+	}
+	if s.Src.IsValid() {
+		r.Src = s.Src.AsSlice()
+	}
+	return r
+}
+
+// RaiseSysctl sets key to at least min (sysctl -w), journaling the old value.
+func (h *Host) RaiseSysctl(key string, min int) error {
+	cur, err := h.ReadSysctl(key)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if n, err := strconv.Atoi(cur); err == nil && n >= min {
+		return nil
+	}
+	val := strconv.Itoa(min)
+	if err := h.journal.record(Change{Op: "sysctl", Key: key, Old: cur, New: val}); err != nil {
+		return err
+	}
+	if err := h.writeSysctl(key, val); err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	return nil
+}
+
+// ReadSysctl reads key, given as a path under /proc/sys (net/ipv4/igmp_max_memberships).
+func (h *Host) ReadSysctl(key string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(h.SysctlRoot, key))
+	if err != nil {
+		return "", fmt.Errorf("sysctl %s: %w", sysctlName(key), unwrapPath(err))
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (h *Host) writeSysctl(key, val string) error {
+	if err := os.WriteFile(filepath.Join(h.SysctlRoot, key), []byte(val), 0o644); err != nil {
+		return fmt.Errorf("sysctl -w %s=%s: %w", sysctlName(key), val, unwrapPath(err))
+	}
+	return nil
+}
+
+// Undo reverts every journaled change, newest first, and removes the journal once all are
+// undone. It keeps going past a change it cannot undo and reports all failures together;
+// those changes stay in the journal for the next attempt.
+func (h *Host) Undo() error {
+	var errs []error
+	for i := len(h.journal.Changes) - 1; i >= 0; i-- {
+		if err := h.undo(h.journal.Changes[i]); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		h.journal.Changes = append(h.journal.Changes[:i], h.journal.Changes[i+1:]...)
+	}
+	if len(h.journal.Changes) == 0 {
+		errs = append(errs, h.journal.Remove())
+	} else {
+		errs = append(errs, h.journal.save())
+	}
+	return errors.Join(errs...)
+}
+
+func (h *Host) undo(c Change) error {
+	switch c.Op {
+	case "link":
+		link, err := h.nl.LinkByName(c.Dev)
+		if err != nil || link.Type() != "tuntap" {
+			return nil // gone with the process that held it, or not ours
+		}
+		if err := h.nl.LinkDel(link); err != nil {
+			return fmt.Errorf("host: ip link del %s: %w", c.Dev, err)
+		}
+	case "route":
+		if link, err := h.nl.LinkByName(c.Route.Dev); err == nil {
+			err := h.nl.RouteDel(c.Route.toNetlink(link.Attrs().Index))
+			if err != nil && !errors.Is(err, unix.ESRCH) {
+				return fmt.Errorf("host: ip route del %v: %w", c.Route, err)
+			}
+		}
+		if d := c.Displaced; d != nil {
+			link, err := h.nl.LinkByName(d.Dev)
+			if err != nil {
+				return nil // its interface is gone, and the route with it
+			}
+			if err := h.nl.RouteReplace(d.toNetlink(link.Attrs().Index)); err != nil {
+				return fmt.Errorf("host: restore route %v: %w", d, err)
+			}
+		}
+	case "sysctl":
+		cur, err := h.ReadSysctl(c.Key)
+		if err != nil || cur != c.New {
+			return nil // gone, or changed by someone since: theirs now
+		}
+		if err := h.writeSysctl(c.Key, c.Old); err != nil {
+			return fmt.Errorf("host: %w", err)
+		}
+	default:
+		return fmt.Errorf("host: journal holds an unknown change %q", c.Op)
+	}
+	return nil
+}
+
+func sysctlName(key string) string { return strings.ReplaceAll(key, "/", ".") }
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func prefixToIPNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

@@ -1,0 +1,125 @@
+// Package route makes, records and undoes mctun's changes to the host's kernel state: links,
+// routes and sysctls.
+//
+// Every change is written to a Journal on disk before it is made. Undo walks the journal
+// backwards, so `mctun down` leaves the host as mctun found it, and so does the next
+// `mctun up` after a crash (kill -9, power loss) that left the journal behind. All netlink work
+// goes through an injected *netlink.Handle, never the package-level calls, so the namespace
+// acted on is explicit.
+package route
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// Change is one change to the kernel, with what is needed to undo it. Op says which:
+//
+//   - "link": mctun created link Dev (ip link del DEV undoes it; a TUN also vanishes when its
+//     creator dies);
+//   - "route": mctun installed Route (ip route del ...), and Displaced, if set, is the route of
+//     the same destination and metric it replaced (ip route add ... puts it back);
+//   - "sysctl": mctun set Key from Old to New (sysctl -w KEY=OLD undoes it).
+type Change struct {
+	Op        string `json:"op"`
+	Dev       string `json:"dev,omitempty"`
+	Route     *Spec  `json:"route,omitempty"`
+	Displaced *Spec  `json:"displaced,omitempty"`
+	Key       string `json:"key,omitempty"`
+	Old       string `json:"old,omitempty"`
+	New       string `json:"new,omitempty"`
+}
+
+// Journal is the on-disk list of changes one mctun instance made, in order.
+type Journal struct {
+	path    string
+	Changes []Change `json:"changes"`
+}
+
+// OpenJournal reads the journal at path; a missing file is an empty journal.
+func OpenJournal(path string) (*Journal, error) {
+	j := &Journal{path: path}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return j, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	if err := json.Unmarshal(data, j); err != nil {
+		return nil, fmt.Errorf("journal: %s: %w", path, err)
+	}
+	return j, nil
+}
+
+// Empty reports whether the journal records nothing to undo.
+func (j *Journal) Empty() bool { return len(j.Changes) == 0 }
+
+// record appends c and makes it durable before the caller applies it. The file is written
+// aside and renamed over, so a crash never leaves half a journal.
+func (j *Journal) record(c Change) error {
+	j.Changes = append(j.Changes, c)
+	if err := j.save(); err != nil {
+		j.Changes = j.Changes[:len(j.Changes)-1]
+		return err
+	}
+	return nil
+}
+
+// forget drops the newest change once it has been undone.
+func (j *Journal) forget() error {
+	j.Changes = j.Changes[:len(j.Changes)-1]
+	if len(j.Changes) == 0 {
+		return j.Remove()
+	}
+	return j.save()
+}
+
+func (j *Journal) save() error {
+	data, err := json.MarshalIndent(j, "", "  ")
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if err := WriteFileAtomic(j.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// Remove deletes the journal file.
+func (j *Journal) Remove() error {
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to a temporary file next to path, syncs it, and renames it
+// over path, so readers see the old content or the new, never a mix.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
