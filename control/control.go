@@ -1,0 +1,183 @@
+// Package control is how mctun commands talk to a running mctun: one JSON request and one JSON
+// response per connection over a Unix socket in the abstract namespace.
+//
+// Abstract Unix sockets belong to a network namespace, so every namespace has its own
+// "@mctun" and instances in different namespaces never meet. Anyone in the namespace may
+// connect; the server learns the caller's credentials from the kernel (SO_PEERCRED) and lets
+// only root or a holder of CAP_NET_ADMIN change anything.
+package control
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SocketName is the abstract socket address of the running instance in this namespace.
+const SocketName = "@mctun"
+
+// ErrNotRunning is what Call returns when no instance listens in this namespace.
+var ErrNotRunning = errors.New("mctun is not running in this network namespace")
+
+// ErrNotPermitted is the error a handler returns to a caller that may only look.
+var ErrNotPermitted = errors.New("operation not permitted: changing a running mctun needs root or CAP_NET_ADMIN")
+
+// Request is one command to the running instance.
+type Request struct {
+	Op   string          `json:"op"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Response is the running instance's answer.
+type Response struct {
+	Error string          `json:"error,omitempty"`
+	Data  json.RawMessage `json:"data,omitempty"`
+}
+
+// Peer is who sent a request, as the kernel vouches.
+type Peer struct {
+	PID, UID int
+	// Privileged is true for root or a process with CAP_NET_ADMIN in its effective set.
+	Privileged bool
+}
+
+// Handler answers one request.
+type Handler func(peer Peer, req Request) (any, error)
+
+// Server accepts requests for a Handler.
+type Server struct {
+	ln  *net.UnixListener
+	log *slog.Logger
+}
+
+// Listen claims the control socket name (SocketName; tests use others). It fails if another
+// instance holds it.
+func Listen(name string, log *slog.Logger) (*Server, error) {
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("control: listen on %s: %w", name, errors.Unwrap(err))
+	}
+	return &Server{ln: ln, log: log}, nil
+}
+
+// Serve answers requests until Close. Each connection gets its own goroutine and a deadline,
+// so a stuck client cannot hold the server.
+func (s *Server) Serve(h Handler) error {
+	for {
+		conn, err := s.ln.AcceptUnix()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("control: accept: %w", err)
+		}
+		go s.serveConn(conn, h)
+	}
+}
+
+// Close stops Serve.
+func (s *Server) Close() error { return s.ln.Close() }
+
+func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	peer, err := peerOf(conn)
+	if err != nil {
+		s.log.Warn("control: cannot identify caller", "err", err)
+		return
+	}
+	var req Request
+	var resp Response
+	if err := json.NewDecoder(io.LimitReader(conn, 1<<20)).Decode(&req); err != nil {
+		resp.Error = "bad request: " + err.Error()
+	} else if data, err := h(peer, req); err != nil {
+		resp.Error = err.Error()
+	} else if data != nil {
+		resp.Data, err = json.Marshal(data)
+		if err != nil {
+			resp.Error = err.Error()
+		}
+	}
+	json.NewEncoder(conn).Encode(resp)
+}
+
+// peerOf asks the kernel who is on the other end.
+func peerOf(conn *net.UnixConn) (Peer, error) {
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		return Peer{}, err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	err = raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	})
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return Peer{}, err
+	}
+	p := Peer{PID: int(cred.Pid), UID: int(cred.Uid)}
+	p.Privileged = p.UID == 0 || hasNetAdmin(p.PID)
+	return p, nil
+}
+
+// hasNetAdmin reports whether process pid has CAP_NET_ADMIN in its effective set.
+func hasNetAdmin(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			return err == nil && caps&(1<<unix.CAP_NET_ADMIN) != 0
+		}
+	}
+	return false
+}
+
+// Call sends one request to the instance listening on the control socket name and decodes the
+// answer's data into out (unless out is nil).
+func Call(name, op string, args, out any) error {
+	conn, err := net.DialTimeout("unix", name, 5*time.Second)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return ErrNotRunning
+		}
+		return fmt.Errorf("control: %w", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	req := Request{Op: op}
+	if args != nil {
+		if req.Args, err = json.Marshal(args); err != nil {
+			return err
+		}
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return fmt.Errorf("control: send %s: %w", op, err)
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return fmt.Errorf("control: %s: no answer from mctun: %w", op, err)
+	}
+	if resp.Error != "" {
+		return errors.New(resp.Error)
+	}
+	if out != nil && resp.Data != nil {
+		return json.Unmarshal(resp.Data, out)
+	}
+	return nil
+}
