@@ -1,0 +1,238 @@
+package datapath
+
+/* Inbound flow: the receiver side, in routineReceive.
+
+	receive -> decapsulate -> validate -> write to TUN
+
+1. receive: read a batch of tunnel packets (encap.Conn.ReadBatch, recvmmsg).
+2. decapsulate: accept a tunnel packet only from a configured source, with a GRE header of the
+   form mctun sends and our key; the inner packet follows the header.
+3. validate: the inner packet must be a whole, well-formed IPv4 packet to a multicast group
+   (encap.CheckInner), to an allowed group, and fit the TUN's MTU. Its sequence number is
+   accounted for its flow (source and group): lost, reordered, duplicated.
+4. write to TUN: the batch's valid inner packets, unchanged, in one tun.Device.Write. The host
+   then delivers each to the sockets that joined its group on the TUN.
+
+Every packet that fails a step is dropped and counted by reason; none is an error.
+
+The TUN also carries the other way what the host itself sends to multicast groups. On a host
+that is also a source the sender side reads it; otherwise routineDrainTUN reads and counts it,
+so it does not sit in the TUN's queue.
+*/
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"mctun/config"
+	"mctun/encap"
+	"mctun/tun"
+)
+
+// maxFlows bounds the flow table; packets of further flows are delivered but accounted
+// together in one overflow flow.
+const maxFlows = 65536
+
+// Receiver is the receiver side. Its policy can be replaced while it runs (SetPolicy).
+type Receiver struct {
+	conn   encap.Conn
+	dev    tun.Device
+	log    *slog.Logger
+	policy atomic.Pointer[policy]
+	drops  Drops
+
+	flows    map[flowKey]*flow // routineReceive's own
+	overflow *flow
+	flowsMu  sync.Mutex // guards flowList, which Snapshot reads
+	flowList []*flow
+
+	drained atomic.Uint64 // host packets read from the TUN and not forwarded
+}
+
+// policy is what the receiver side accepts, from config.
+type policy struct {
+	key     uint32
+	sources map[[4]byte]bool
+	groups  map[[4]byte]bool // nil: any multicast group
+	mtu     int
+}
+
+type flowKey struct {
+	source, group [4]byte
+}
+
+// flow is the traffic from one source to one group.
+type flow struct {
+	source, group netip.Addr
+	seq           seqTracker // routineReceive's own
+
+	packets, bytes                 atomic.Uint64
+	lost                           atomic.Int64
+	reordered, duplicates, restart atomic.Uint64
+}
+
+// NewReceiver returns a receiver side reading from conn and writing into dev.
+func NewReceiver(conn encap.Conn, dev tun.Device, key uint32, m config.Member, log *slog.Logger) *Receiver {
+	r := &Receiver{
+		conn:     conn,
+		dev:      dev,
+		log:      log,
+		flows:    make(map[flowKey]*flow),
+		overflow: &flow{},
+	}
+	r.SetPolicy(key, m)
+	return r
+}
+
+// SetPolicy replaces what the receiver side accepts; routineReceive applies it from its next
+// batch on.
+func (r *Receiver) SetPolicy(key uint32, m config.Member) {
+	p := &policy{key: key, sources: make(map[[4]byte]bool), mtu: m.MTU}
+	for _, s := range m.Sources {
+		p.sources[s.As4()] = true
+	}
+	if len(m.Groups) > 0 {
+		p.groups = make(map[[4]byte]bool)
+		for _, g := range m.Groups {
+			p.groups[g.As4()] = true
+		}
+	}
+	r.policy.Store(p)
+}
+
+// Run runs routineReceive, and routineDrainTUN when drainTUN is set, until the Conn is closed.
+func (r *Receiver) Run(drainTUN bool) error {
+	if drainTUN {
+		go r.routineDrainTUN()
+	}
+	return r.routineReceive()
+}
+
+// routineReceive is the inbound flow described at the top of this file.
+func (r *Receiver) routineReceive() error {
+	batch := r.conn.BatchSize()
+	bufs := makeBufs(batch, encap.MaxPacket)
+	sizes := make([]int, batch)
+	from := make([]netip.AddrPort, batch)
+	out := make([][]byte, 0, batch)
+	outFlows := make([]*flow, 0, batch)
+	for {
+		n, err := r.conn.ReadBatch(bufs, sizes, from)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		p := r.policy.Load()
+		out, outFlows = out[:0], outFlows[:0]
+		for i := range n {
+			src := from[i].Addr().As4()
+			if !p.sources[src] {
+				r.drops.Add(UnknownSource)
+				continue
+			}
+			h, inner, err := encap.ParseHeader(bufs[i][:sizes[i]])
+			if err != nil {
+				r.drops.Add(BadTunnelHeader)
+				continue
+			}
+			if h.Key != p.key {
+				r.drops.Add(WrongKey)
+				continue
+			}
+			in, err := encap.CheckInner(inner)
+			if err != nil {
+				r.drops.Add(innerReason(err))
+				continue
+			}
+			if p.groups != nil && !p.groups[in.Dst.As4()] {
+				r.drops.Add(GroupNotAllowed)
+				continue
+			}
+			if len(inner) > p.mtu {
+				r.drops.Add(TooBig)
+				continue
+			}
+			f := r.flow(src, in.Dst)
+			f.account(f.seq.observe(h.Seq))
+			out = append(out, inner)
+			outFlows = append(outFlows, f)
+		}
+		if err := r.write(out, outFlows); err != nil {
+			return err
+		}
+	}
+}
+
+// write injects the batch into the TUN. A packet the kernel refuses is counted and skipped.
+func (r *Receiver) write(out [][]byte, flows []*flow) error {
+	for len(out) > 0 {
+		n, err := r.dev.Write(out, 0)
+		for i := range n {
+			flows[i].packets.Add(1)
+			flows[i].bytes.Add(uint64(len(out[i])))
+		}
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		r.drops.Add(TUNWriteFailed)
+		out, flows = out[n+1:], flows[n+1:]
+	}
+	return nil
+}
+
+// flow returns the flow of a source and group, creating it on first sight.
+func (r *Receiver) flow(src [4]byte, group netip.Addr) *flow {
+	k := flowKey{src, group.As4()}
+	if f := r.flows[k]; f != nil {
+		return f
+	}
+	if len(r.flows) >= maxFlows {
+		return r.overflow
+	}
+	f := &flow{source: netip.AddrFrom4(src), group: group}
+	r.flows[k] = f
+	r.flowsMu.Lock()
+	r.flowList = append(r.flowList, f)
+	r.flowsMu.Unlock()
+	return f
+}
+
+func (f *flow) account(res seqResult) {
+	if res.lost != 0 {
+		f.lost.Add(res.lost)
+	}
+	switch {
+	case res.reordered:
+		f.reordered.Add(1)
+	case res.duplicate:
+		f.duplicates.Add(1)
+	case res.restarted:
+		f.restart.Add(1)
+	}
+}
+
+// routineDrainTUN reads and counts what the host sends into the TUN when no sender side takes
+// it (a member that is not also a source).
+func (r *Receiver) routineDrainTUN() {
+	bufs := makeBufs(r.dev.BatchSize(), 65535)
+	sizes := make([]int, len(bufs))
+	for {
+		n, err := r.dev.Read(bufs, sizes, 0)
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				r.log.Error("reading the TUN stopped", "err", err)
+			}
+			return
+		}
+		r.drained.Add(uint64(n))
+	}
+}

@@ -1,0 +1,355 @@
+package datapath
+
+/* Outbound flow: the sender side, in routineCapture, one per capture source.
+
+	capture -> encapsulate -> fan out to members
+
+1. capture: read a batch of outgoing multicast packets from the capture.Source, each copied in
+   behind encap.Headroom bytes of headroom.
+2. classify: check the inner packet (encap.CheckInner), then find its group by destination
+   address and, for UDP, destination port. A fragment after the first carries no port: it
+   follows the group its first fragment matched.
+3. encapsulate: write the GRE header (key, and the group's next sequence number) into the
+   headroom. The inner packet is not copied again.
+4. fan out: queue that one tunnel packet once per member of the group, and send the queue with
+   one encap.Conn.WriteBatch (sendmmsg) per batch. A member whose send fails is counted and
+   skipped; the others are not held up.
+*/
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+
+	"mctun/capture"
+	"mctun/config"
+	"mctun/encap"
+)
+
+// maxInner is the largest inner packet whose tunnel packet still fits in a UDP datagram.
+const maxInner = encap.MaxPacket - encap.HeaderLen
+
+// fanoutQueue is how many tunnel-packet copies the fan-out queues before it sends.
+const fanoutQueue = 1024
+
+// Sender is the sender side. Its groups can be replaced while it runs (SetGroups).
+type Sender struct {
+	conn  encap.Conn
+	key   uint32
+	log   *slog.Logger
+	table atomic.Pointer[groupTable]
+	drops Drops
+
+	setMu sync.Mutex // serializes SetGroups
+}
+
+// groupTable is an immutable snapshot of the configured groups, swapped whole on SetGroups.
+type groupTable struct {
+	byAddr map[[4]byte]*addrGroups
+	groups []*groupRoute // in config order
+}
+
+// addrGroups are the groups of one multicast address: at most one without a port, which
+// takes every packet to the address, and any number with one.
+type addrGroups struct {
+	all    *groupRoute
+	byPort map[uint16]*groupRoute
+}
+
+// groupRoute is one group in one table: its long-lived state and its current members.
+type groupRoute struct {
+	*groupState
+	members []*memberState
+}
+
+// groupState outlives table swaps, so a group that stays configured keeps its sequence
+// numbers and counters.
+type groupState struct {
+	addr    netip.Addr
+	port    uint16
+	seq     atomic.Uint32 // next sequence number
+	packets atomic.Uint64 // captured and sent on
+	bytes   atomic.Uint64
+}
+
+// memberState is one member of one group, also long-lived.
+type memberState struct {
+	addr    netip.AddrPort
+	packets atomic.Uint64
+	bytes   atomic.Uint64
+	errors  atomic.Uint64
+	lastErr atomic.Pointer[string]
+}
+
+type groupKey struct {
+	addr netip.Addr
+	port uint16
+}
+
+type memberKey struct {
+	group  groupKey
+	member netip.AddrPort
+}
+
+// NewSender returns a sender side that sends through conn with the given GRE key.
+func NewSender(conn encap.Conn, key uint32, groups []config.Group, log *slog.Logger) *Sender {
+	s := &Sender{conn: conn, key: key, log: log}
+	s.SetGroups(groups)
+	return s
+}
+
+// SetGroups replaces the configured groups. Groups and members that stay keep their sequence
+// numbers and counters, and packets in flight are not disturbed: the capture loops pick up
+// the new table at their next batch.
+func (s *Sender) SetGroups(groups []config.Group) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	oldGroups := make(map[groupKey]*groupState)
+	oldMembers := make(map[memberKey]*memberState)
+	if old := s.table.Load(); old != nil {
+		for _, g := range old.groups {
+			gk := groupKey{g.addr, g.port}
+			oldGroups[gk] = g.groupState
+			for _, m := range g.members {
+				oldMembers[memberKey{gk, m.addr}] = m
+			}
+		}
+	}
+	t := &groupTable{byAddr: make(map[[4]byte]*addrGroups)}
+	for _, g := range groups {
+		gk := groupKey{g.Address, g.Port}
+		state := oldGroups[gk]
+		if state == nil {
+			state = &groupState{addr: g.Address, port: g.Port}
+		}
+		r := &groupRoute{groupState: state, members: make([]*memberState, len(g.Members))}
+		for i, addr := range g.Members {
+			m := oldMembers[memberKey{gk, addr}]
+			if m == nil {
+				m = &memberState{addr: addr}
+			}
+			r.members[i] = m
+		}
+		t.groups = append(t.groups, r)
+		ag := t.byAddr[g.Address.As4()]
+		if ag == nil {
+			ag = &addrGroups{byPort: make(map[uint16]*groupRoute)}
+			t.byAddr[g.Address.As4()] = ag
+		}
+		if g.Port == 0 {
+			ag.all = r
+		} else {
+			ag.byPort[g.Port] = r
+		}
+	}
+	s.table.Store(t)
+}
+
+// Run runs routineCapture for every source until all of them are closed. It returns the first
+// error other than a source being closed.
+func (s *Sender) Run(sources ...capture.Source) error {
+	errs := make(chan error, len(sources))
+	for _, src := range sources {
+		go func() { errs <- s.routineCapture(src) }()
+	}
+	var first error
+	for range sources {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// routineCapture is the outbound flow described at the top of this file, for one source.
+func (s *Sender) routineCapture(src capture.Source) error {
+	batch := src.BatchSize()
+	bufs := makeBufs(batch, encap.Headroom+65535)
+	sizes := make([]int, batch)
+	var spare [][]byte // second copies, for a packet that two groups of one address take
+	var frags fragmentTracker
+	out := newFanout(fanoutQueue)
+	for {
+		n, err := src.Read(bufs, sizes, encap.Headroom)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		t := s.table.Load()
+		spares := 0
+		for i := range n {
+			inner := bufs[i][encap.Headroom : encap.Headroom+sizes[i]]
+			in, err := encap.CheckInner(inner)
+			if err != nil {
+				s.drops.Add(innerReason(err))
+				continue
+			}
+			if len(inner) > maxInner {
+				s.drops.Add(TooBig)
+				continue
+			}
+			all, byPort := t.lookup(in, &frags)
+			if all == nil && byPort == nil {
+				s.drops.Add(NoGroup)
+				continue
+			}
+			buf := bufs[i]
+			for _, g := range [2]*groupRoute{byPort, all} {
+				if g == nil {
+					continue
+				}
+				if buf == nil { // the first group used bufs[i]; this one needs its own header
+					if spares == len(spare) {
+						spare = append(spare, make([]byte, encap.Headroom+65535))
+					}
+					buf = spare[spares]
+					spares++
+					copy(buf[encap.Headroom:], inner)
+				}
+				pkt := encap.Encapsulate(buf, len(inner), encap.Header{Key: s.key, Seq: g.seq.Add(1) - 1})
+				buf = nil
+				g.packets.Add(1)
+				g.bytes.Add(uint64(len(inner)))
+				for _, m := range g.members {
+					if out.full() {
+						if err := s.flush(out); err != nil {
+							return err
+						}
+					}
+					out.add(pkt, m)
+				}
+			}
+		}
+		if err := s.flush(out); err != nil {
+			return err
+		}
+	}
+}
+
+// lookup finds the groups an inner packet belongs to: the one without a port for its address,
+// and the one for its UDP port. A first fragment's port match is remembered for the rest of
+// its datagram.
+func (t *groupTable) lookup(in encap.Inner, frags *fragmentTracker) (all, byPort *groupRoute) {
+	ag := t.byAddr[in.Dst.As4()]
+	if ag == nil {
+		return nil, nil
+	}
+	if len(ag.byPort) > 0 {
+		switch {
+		case in.HasPort:
+			byPort = ag.byPort[in.Port]
+			if in.Fragment {
+				frags.remember(in, byPort)
+			}
+		case in.Fragment && !in.First:
+			byPort = frags.recall(in)
+		}
+	}
+	return ag.all, byPort
+}
+
+// fanout queues the copies of tunnel packets to send, one per member.
+type fanout struct {
+	bufs    [][]byte
+	addrs   []netip.AddrPort
+	members []*memberState
+	errs    []error
+}
+
+func newFanout(n int) *fanout {
+	return &fanout{
+		bufs:    make([][]byte, 0, n),
+		addrs:   make([]netip.AddrPort, 0, n),
+		members: make([]*memberState, 0, n),
+		errs:    make([]error, n),
+	}
+}
+
+func (f *fanout) full() bool { return len(f.bufs) == cap(f.bufs) }
+
+func (f *fanout) add(pkt []byte, m *memberState) {
+	f.bufs = append(f.bufs, pkt)
+	f.addrs = append(f.addrs, m.addr)
+	f.members = append(f.members, m)
+}
+
+// flush sends the queue and counts each copy against its member.
+func (s *Sender) flush(f *fanout) error {
+	if len(f.bufs) == 0 {
+		return nil
+	}
+	errs := f.errs[:len(f.bufs)]
+	if err := s.conn.WriteBatch(f.bufs, f.addrs, errs); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	for i, m := range f.members {
+		if errs[i] != nil {
+			m.fail(errs[i], s.log)
+			continue
+		}
+		m.packets.Add(1)
+		m.bytes.Add(uint64(len(f.bufs[i])))
+		if m.lastErr.Load() != nil {
+			m.lastErr.Store(nil)
+			s.log.Info("member reachable again", "member", m.addr)
+		}
+	}
+	f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0], f.members[:0]
+	return nil
+}
+
+// fail counts a failed send and logs when the member starts failing, not at every packet.
+func (m *memberState) fail(err error, log *slog.Logger) {
+	m.errors.Add(1)
+	if m.lastErr.Load() == nil {
+		msg := err.Error()
+		m.lastErr.Store(&msg)
+		log.Warn("member failing", "member", m.addr, "err", msg)
+	}
+}
+
+// fragmentTracker remembers which port group the first fragment of a recent datagram matched,
+// keyed by what ties fragments together (source, group, IP id, protocol). A small direct-mapped
+// table is enough: a host's stack emits a datagram's fragments back to back.
+type fragmentTracker struct {
+	slots [256]fragmentSlot
+}
+
+type fragmentSlot struct {
+	src, dst netip.Addr
+	id       uint16
+	proto    uint8
+	group    *groupRoute
+}
+
+func (ft *fragmentTracker) slot(in encap.Inner) *fragmentSlot {
+	return &ft.slots[uint8(in.ID)^in.Src.As4()[3]]
+}
+
+func (ft *fragmentTracker) remember(in encap.Inner, g *groupRoute) {
+	*ft.slot(in) = fragmentSlot{src: in.Src, dst: in.Dst, id: in.ID, proto: in.Proto, group: g}
+}
+
+func (ft *fragmentTracker) recall(in encap.Inner) *groupRoute {
+	s := ft.slot(in)
+	if s.src == in.Src && s.dst == in.Dst && s.id == in.ID && s.proto == in.Proto {
+		return s.group
+	}
+	return nil
+}
+
+func makeBufs(n, size int) [][]byte {
+	bufs := make([][]byte, n)
+	for i := range bufs {
+		bufs[i] = make([]byte, size)
+	}
+	return bufs
+}

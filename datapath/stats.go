@@ -1,0 +1,92 @@
+package datapath
+
+import "net/netip"
+
+// SenderStats is a snapshot of the sender side's counters.
+type SenderStats struct {
+	Groups []GroupStats      `json:"groups"`
+	Drops  map[string]uint64 `json:"drops"`
+}
+
+// GroupStats counts one group's packets: captured and sent on, and per member.
+type GroupStats struct {
+	Address netip.Addr    `json:"address"`
+	Port    uint16        `json:"port,omitempty"`
+	Packets uint64        `json:"packets"`
+	Bytes   uint64        `json:"bytes"`
+	Members []MemberStats `json:"members"`
+}
+
+// MemberStats counts what was sent to one member of a group.
+type MemberStats struct {
+	Address   netip.AddrPort `json:"address"`
+	Packets   uint64         `json:"packets"`
+	Bytes     uint64         `json:"bytes"`
+	Errors    uint64         `json:"errors"`
+	LastError string         `json:"last_error,omitempty"` // set while the member is failing
+}
+
+// ReceiverStats is a snapshot of the receiver side's counters.
+type ReceiverStats struct {
+	Flows []FlowStats       `json:"flows"`
+	Drops map[string]uint64 `json:"drops"`
+	// HostPackets counts packets the host sent into the TUN that no sender side took.
+	HostPackets uint64 `json:"host_packets_not_forwarded"`
+}
+
+// FlowStats counts one source's traffic to one group, as delivered into the TUN. Lost,
+// Reordered and Duplicates come from the tunnel's sequence numbers.
+type FlowStats struct {
+	Source     netip.Addr `json:"source"`
+	Group      netip.Addr `json:"group"`
+	Packets    uint64     `json:"packets"`
+	Bytes      uint64     `json:"bytes"`
+	Lost       int64      `json:"lost"`
+	Reordered  uint64     `json:"reordered"`
+	Duplicates uint64     `json:"duplicates"`
+	Restarts   uint64     `json:"sender_restarts"`
+}
+
+// Stats returns a snapshot of the sender side's counters, groups in config order.
+func (s *Sender) Stats() SenderStats {
+	st := SenderStats{Drops: s.drops.Snapshot(NotIPv4, Malformed, IPOptions, BadFragment,
+		NotMulticast, BadSource, IGMP, NoGroup, TooBig)}
+	var failed uint64
+	for _, g := range s.table.Load().groups {
+		gs := GroupStats{Address: g.addr, Port: g.port, Packets: g.packets.Load(), Bytes: g.bytes.Load()}
+		for _, m := range g.members {
+			ms := MemberStats{Address: m.addr, Packets: m.packets.Load(), Bytes: m.bytes.Load(), Errors: m.errors.Load()}
+			if e := m.lastErr.Load(); e != nil {
+				ms.LastError = *e
+			}
+			failed += ms.Errors
+			gs.Members = append(gs.Members, ms)
+		}
+		st.Groups = append(st.Groups, gs)
+	}
+	st.Drops["send_failed"] = failed
+	return st
+}
+
+// Stats returns a snapshot of the receiver side's counters, flows in order of first packet.
+func (r *Receiver) Stats() ReceiverStats {
+	st := ReceiverStats{
+		Drops: r.drops.Snapshot(UnknownSource, BadTunnelHeader, WrongKey, NotIPv4, Malformed,
+			IPOptions, BadFragment, NotMulticast, BadSource, IGMP, GroupNotAllowed, TooBig, TUNWriteFailed),
+		HostPackets: r.drained.Load(),
+	}
+	r.flowsMu.Lock()
+	flows := append(r.flowList[:len(r.flowList):len(r.flowList)], r.overflow)
+	r.flowsMu.Unlock()
+	for _, f := range flows {
+		if f == r.overflow && f.packets.Load() == 0 {
+			continue
+		}
+		st.Flows = append(st.Flows, FlowStats{
+			Source: f.source, Group: f.group,
+			Packets: f.packets.Load(), Bytes: f.bytes.Load(), Lost: f.lost.Load(),
+			Reordered: f.reordered.Load(), Duplicates: f.duplicates.Load(), Restarts: f.restart.Load(),
+		})
+	}
+	return st
+}
