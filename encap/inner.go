@@ -58,7 +58,7 @@ func CheckInner(b []byte) (Inner, error) {
 		return Inner{}, ErrMalformed
 	}
 	ihl := int(b[0]&0x0f) * 4
-	if ihl < ipv4HeaderLen || ihl > len(b) || checksum(b[:ihl]) != 0 {
+	if ihl < ipv4HeaderLen || ihl > len(b) || Checksum(0, b[:ihl]) != 0 {
 		return Inner{}, ErrMalformed
 	}
 	if int(binary.BigEndian.Uint16(b[2:])) != len(b) {
@@ -109,21 +109,4 @@ func CheckInner(b []byte) (Inner, error) {
 func isHostAddr(a netip.Addr) bool {
 	return !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
 		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
-}
-
-// checksum is the Internet checksum (RFC 1071) of b; it is 0 over a header whose checksum
-// field is correct.
-func checksum(b []byte) uint16 {
-	var sum uint32
-	for len(b) >= 2 {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-		b = b[2:]
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
 }

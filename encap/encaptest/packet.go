@@ -3,6 +3,8 @@ package encaptest
 import (
 	"encoding/binary"
 	"net/netip"
+
+	"mctun/encap"
 )
 
 // UDPPacket builds a valid IPv4 UDP packet from src to dst:port carrying payload, with correct
@@ -15,7 +17,7 @@ func UDPPacket(src netip.Addr, dst netip.AddrPort, payload []byte) []byte {
 	copy(udp[8:], payload)
 	s, d := src.As4(), dst.Addr().As4()
 	pseudo := append(append(append([]byte{}, s[:]...), d[:]...), 0, 17, byte(len(udp)>>8), byte(len(udp)))
-	sum := Checksum(append(pseudo, udp...))
+	sum := encap.Checksum(0, append(pseudo, udp...))
 	if sum == 0 {
 		sum = 0xffff
 	}
@@ -43,20 +45,5 @@ func IPv4Packet(src, dst netip.Addr, proto uint8, payload []byte) []byte {
 func SetHeaderChecksum(b []byte) {
 	ihl := int(b[0]&0x0f) * 4
 	b[10], b[11] = 0, 0
-	binary.BigEndian.PutUint16(b[10:], Checksum(b[:ihl]))
-}
-
-// Checksum is the Internet checksum of b (RFC 1071).
-func Checksum(b []byte) uint16 {
-	var sum uint32
-	for ; len(b) >= 2; b = b[2:] {
-		sum += uint32(b[0])<<8 | uint32(b[1])
-	}
-	if len(b) == 1 {
-		sum += uint32(b[0]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return ^uint16(sum)
+	binary.BigEndian.PutUint16(b[10:], encap.Checksum(0, b[:ihl]))
 }
