@@ -1,0 +1,349 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"mctun/capture"
+	"mctun/config"
+	"mctun/control"
+	"mctun/datapath"
+	"mctun/encap"
+	"mctun/route"
+	"mctun/tun"
+)
+
+// daemon is a running mctun: what it changed on the host, the devices and sockets it opened,
+// and the two packet paths between them. It is the one place where real devices are wired
+// together.
+type daemon struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	state   stateDir
+	host    *route.Host
+	started time.Time
+
+	iface    string             // the source interface
+	skipped  []netip.AddrPort   // members that are addresses of this host
+	capture  *capture.AFPacket  // sender side, on iface
+	dev      *tun.Native        // receiver side
+	sendConn *encap.UDPConn     // sender side, ephemeral port
+	recvConn *encap.UDPConn     // receiver side, on cfg.Port
+	sender   *datapath.Sender   // nil without [source]
+	receiver *datapath.Receiver // nil without [member]
+	closers  []io.Closer        // what start opened, in order
+
+	routines int        // packet-path goroutines started
+	failed   chan error // a packet path that stopped on its own
+	shutdown chan struct{}
+}
+
+// runDaemon is mctun run: the daemon in the foreground until SIGINT, SIGTERM or mctun down.
+// When notify is not nil (mctun up started us), it learns once whether we are forwarding.
+func runDaemon(path string, notify *os.File) int {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	fail := func(err error) int {
+		log.Error("mctun did not start", "err", err)
+		notifyUp(notify, err)
+		return 1
+	}
+	cfg, warnings, err := config.Load(path)
+	for _, w := range warnings {
+		log.Warn("config: " + w.String())
+	}
+	if err != nil {
+		notifyUp(notify, err)
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	state, err := currentStateDir()
+	if err != nil {
+		return fail(err)
+	}
+	lk, err := state.acquire()
+	if errors.Is(err, errLocked) {
+		pid, _ := state.holder()
+		return fail(fmt.Errorf("mctun is already running in this network namespace (pid %d)", pid))
+	}
+	if err != nil {
+		return fail(err)
+	}
+	defer lk.release()
+
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fail(fmt.Errorf("netlink: %w", err))
+	}
+	defer nl.Close()
+	journal, err := route.OpenJournal(state.journalPath())
+	if err != nil {
+		return fail(err)
+	}
+	host := route.NewHost(nl, journal)
+	if !journal.Empty() {
+		log.Warn("undoing the changes of an instance that did not stop cleanly", "changes", len(journal.Changes))
+		if err := host.Undo(); err != nil {
+			return fail(fmt.Errorf("cleaning up after the previous instance: %w", err))
+		}
+	}
+
+	d := &daemon{cfg: cfg, log: log, state: state, host: host, started: time.Now(),
+		failed: make(chan error, 2), shutdown: make(chan struct{}, 1)}
+	if err := d.start(); err != nil {
+		d.stop()
+		return fail(err)
+	}
+	d.logStarted()
+	notifyUp(notify, nil)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	status := 0
+	select {
+	case sig := <-sigs:
+		log.Info("stopping", "signal", sig.String())
+	case <-d.shutdown:
+		log.Info("stopping", "reason", "mctun down")
+	case err := <-d.failed:
+		log.Error("stopping: a packet path failed", "err", err)
+		status = 1
+	}
+	if err := d.stop(); err != nil {
+		log.Error("could not undo every change", "err", err, "journal", state.journalPath())
+		return 1
+	}
+	log.Info("stopped; host restored")
+	return status
+}
+
+// notifyUp tells mctun up how the start went: one JSON line on the pipe it gave us.
+func notifyUp(notify *os.File, err error) {
+	if notify == nil {
+		return
+	}
+	msg := map[string]string{"status": "ready"}
+	if err != nil {
+		msg = map[string]string{"status": "failed", "error": err.Error()}
+	}
+	json.NewEncoder(notify).Encode(msg)
+	notify.Close()
+}
+
+// start sets up the host and starts forwarding. On error the caller calls stop, which undoes
+// whatever start got done.
+func (d *daemon) start() error {
+	cfg := d.cfg
+	if cfg.Source != nil {
+		// Before the member's route exists: afterwards 224.0.0.0/4 points into the TUN.
+		if err := d.chooseInterface(); err != nil {
+			return err
+		}
+	}
+	if m := cfg.Member; m != nil {
+		if err := d.host.CreatingLink(m.TUN); err != nil {
+			return err
+		}
+		dev, err := tun.Create(m.TUN)
+		if err != nil {
+			return err
+		}
+		d.dev = dev
+		d.closers = append(d.closers, dev)
+		if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
+			return err
+		}
+		// On a host that is a source too, applications' multicast now leaves by the TUN, and
+		// would carry the TUN's link-local address as its source: give it the source
+		// interface's address instead, the address members know the host by.
+		var src netip.Addr
+		if cfg.Source != nil {
+			if src, err = d.host.PrimaryAddr(d.iface); err != nil {
+				return err
+			}
+		}
+		if err := d.host.ReplaceRoute(route.Multicast, m.TUN, src); err != nil {
+			return err
+		}
+		if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
+			return err
+		}
+		d.recvConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
+		if err != nil {
+			return err
+		}
+		d.closers = append(d.closers, d.recvConn)
+		d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, d.log)
+	} else if err := d.routeMulticast(); err != nil {
+		return err
+	}
+	if cfg.Source != nil {
+		groups, err := d.withoutSelf(cfg.Source.Groups)
+		if err != nil {
+			return err
+		}
+		d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{})
+		if err != nil {
+			return err
+		}
+		d.closers = append(d.closers, d.sendConn)
+		d.capture, err = capture.OpenAFPacket(d.iface, capture.Options{})
+		if err != nil {
+			return err
+		}
+		d.closers = append(d.closers, d.capture)
+		d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, d.log)
+	}
+
+	ctl, err := control.Listen(control.SocketName, d.log)
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, ctl)
+	go ctl.Serve(d.handle)
+
+	if d.sender != nil {
+		sources := []capture.Source{d.capture}
+		if d.dev != nil {
+			sources = append(sources, d.dev) // the host's own multicast, routed into the TUN
+		}
+		d.run("sender side", func() error { return d.sender.Run(sources...) })
+	}
+	if d.receiver != nil {
+		d.run("receiver side", func() error { return d.receiver.Run(d.sender == nil) })
+	}
+	return nil
+}
+
+// run starts a packet path; if it ever returns, the daemon stops.
+func (d *daemon) run(name string, f func() error) {
+	d.routines++
+	go func() {
+		err := f()
+		if err == nil {
+			err = errors.New("closed")
+		}
+		d.failed <- fmt.Errorf("%s: %w", name, err)
+	}()
+}
+
+// chooseInterface settles the source interface: the configured one, else the one that carries
+// 224.0.0.0/4 (or the default route).
+func (d *daemon) chooseInterface() error {
+	d.iface = d.cfg.Source.Interface
+	if d.iface == "" {
+		dev, err := d.host.MulticastRoute()
+		if err != nil {
+			return err
+		}
+		if dev == "" {
+			return errors.New("source.interface is not set and no route carries 224.0.0.0/4 (no default route either): set source.interface")
+		}
+		d.iface = dev
+	}
+	if _, err := net.InterfaceByName(d.iface); err != nil {
+		return fmt.Errorf("source.interface %s: %w", d.iface, err)
+	}
+	return nil
+}
+
+// routeMulticast makes the applications' multicast leave a source-only host by the source
+// interface, where the capture is: if no route sends it there, it adds 224.0.0.0/4 dev IFACE
+// (what the original tool told operators to type by hand).
+func (d *daemon) routeMulticast() error {
+	if d.cfg.Source == nil {
+		return nil
+	}
+	dev, err := d.host.MulticastRoute()
+	if err != nil || dev == d.iface {
+		return err
+	}
+	d.log.Info("routing multicast out of the source interface", "route", "224.0.0.0/4 dev "+d.iface, "was", dev)
+	return d.host.ReplaceRoute(route.Multicast, d.iface, netip.Addr{})
+}
+
+// withoutSelf drops the members that are this host's own addresses: a host that is a member
+// too gets its own multicast through the kernel's loopback, and a tunnelled copy would be a
+// duplicate. A config shared by all hosts of a many-to-many setup lists every host.
+func (d *daemon) withoutSelf(groups []config.Group) ([]config.Group, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list this host's addresses: %w", err)
+	}
+	local := make(map[netip.Addr]bool)
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			local[p.Addr()] = true
+		}
+	}
+	out := make([]config.Group, len(groups))
+	for i, g := range groups {
+		out[i] = g
+		out[i].Members = nil
+		for _, m := range g.Members {
+			if local[m.Addr()] {
+				d.skipped = append(d.skipped, m)
+				d.log.Info("member is this host: not sending to it", "group", g.Address, "member", m)
+				continue
+			}
+			out[i].Members = append(out[i].Members, m)
+		}
+	}
+	return out, nil
+}
+
+// stop closes everything start opened, waits for the packet paths to end, and undoes the
+// host changes.
+func (d *daemon) stop() error {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i].Close()
+	}
+	for range d.routines {
+		select {
+		case <-d.failed:
+		case <-time.After(5 * time.Second):
+			d.log.Error("a packet path did not stop within 5s")
+		}
+	}
+	return d.host.Undo()
+}
+
+func (d *daemon) logStarted() {
+	attrs := []any{"pid", os.Getpid(), "config", d.cfg.Path, "netns", d.state.ns, "port", d.cfg.Port}
+	if s := d.cfg.Source; s != nil {
+		attrs = append(attrs, "source_interface", d.iface, "groups", len(s.Groups))
+	}
+	if m := d.cfg.Member; m != nil {
+		attrs = append(attrs, "tun", m.TUN, "sources", len(m.Sources))
+	}
+	d.log.Info("forwarding", attrs...)
+	d.log.Warn("the tunnel is not authenticated: a host that can forge a source's address can inject packets")
+}
+
+// handle answers the control socket.
+func (d *daemon) handle(peer control.Peer, req control.Request) (any, error) {
+	switch req.Op {
+	case "status":
+		return d.status(), nil
+	case "shutdown":
+		if !peer.Privileged {
+			return nil, control.ErrNotPermitted
+		}
+		select {
+		case d.shutdown <- struct{}{}:
+		default:
+		}
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unknown operation %q", req.Op)
+}

@@ -1,0 +1,366 @@
+// Command mctun carries IPv4 multicast across networks that drop it.
+//
+// On a source host it captures outgoing multicast and sends each packet, GRE-in-UDP, to every
+// member; on a member it turns what arrives back into native multicast through a TUN device.
+// See mctun --help.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"mctun/config"
+	"mctun/control"
+	"mctun/route"
+)
+
+// version is stamped at build time: -ldflags "-X main.version=$(git describe --always --dirty)".
+var version = "dev"
+
+// Exit statuses.
+const (
+	exitOK         = 0
+	exitFailed     = 1
+	exitUsage      = 2 // bad command line or config
+	exitNotRunning = 3 // status: no instance (as LSB init scripts say)
+)
+
+type command struct {
+	name, args, summary string
+	run                 func(fs *flag.FlagSet, args []string) int
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"up", "[-c FILE]", "check the config, set up the host and start forwarding in the background", cmdUp},
+		{"down", "", "stop forwarding and undo every change up made to the host", cmdDown},
+		{"run", "[-c FILE]", "forward in the foreground (for systemd); SIGINT/SIGTERM stop and undo", cmdRun},
+		{"status", "[--json]", "show whether mctun runs here, its groups, members, sources and counters", cmdStatus},
+		{"check", "[-c FILE]", "validate the config and print it with every default filled in", cmdCheck},
+		{"version", "", "print the version", cmdVersion},
+	}
+}
+
+func main() {
+	os.Exit(dispatch(os.Args[1:]))
+}
+
+func dispatch(args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(os.Stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			fs := flag.NewFlagSet("mctun "+c.name, flag.ContinueOnError)
+			fs.Usage = func() {
+				fmt.Fprintf(fs.Output(), "usage: mctun %s %s\n\n%s.\n", c.name, c.args, capitalize(c.summary))
+				printFlags(fs)
+			}
+			return c.run(fs, args[1:])
+		}
+	}
+	fmt.Fprintf(os.Stderr, "mctun: unknown command %q\n\n", args[0])
+	usage(os.Stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "mctun carries IPv4 multicast across networks that drop it, as GRE-in-UDP unicast.")
+	fmt.Fprintln(w, "\nusage: mctun COMMAND [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nThe config is %s unless -c names another. mctun COMMAND --help tells more.\n", config.DefaultPath)
+}
+
+// parse parses a command's flags; it returns false with the exit status when the command
+// should stop (--help, a bad flag, stray arguments).
+func parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, false
+		}
+		return exitUsage, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return exitUsage, false
+	}
+	return 0, true
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("c", config.DefaultPath, "config `FILE`")
+}
+
+func cmdVersion(fs *flag.FlagSet, args []string) int {
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	fmt.Printf("mctun %s %s %s/%s\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return exitOK
+}
+
+func cmdCheck(fs *flag.FlagSet, args []string) int {
+	path := configFlag(fs)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	cfg, ok := loadConfig("mctun check", *path)
+	if !ok {
+		return exitUsage
+	}
+	fmt.Printf("# %s: valid; with every default filled in:\n%s", cfg.Path, cfg.Format())
+	return exitOK
+}
+
+// loadConfig loads and validates the config, printing warnings and every problem.
+func loadConfig(cmd, path string) (*config.Config, bool) {
+	cfg, warnings, err := config.Load(path)
+	for _, w := range warnings {
+		fmt.Fprintf(os.Stderr, "%s: warning: %s\n", cmd, w)
+	}
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			fmt.Fprintf(os.Stderr, "%s: %s is not valid, nothing was changed:\n", cmd, path)
+			for _, p := range cerr.Problems {
+				fmt.Fprintf(os.Stderr, "  %s\n", p)
+			}
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", cmd, err)
+		}
+		return nil, false
+	}
+	return cfg, true
+}
+
+func cmdRun(fs *flag.FlagSet, args []string) int {
+	path := configFlag(fs)
+	notifyFD := fs.Int("notify-fd", -1, "(internal) report readiness to mctun up on this `fd`")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	var notify *os.File
+	if *notifyFD >= 0 {
+		notify = os.NewFile(uintptr(*notifyFD), "notify")
+	}
+	return runDaemon(*path, notify)
+}
+
+func cmdUp(fs *flag.FlagSet, args []string) int {
+	path := configFlag(fs)
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	if _, ok := loadConfig("mctun up", *path); !ok {
+		return exitUsage
+	}
+	state, err := currentStateDir()
+	if err != nil {
+		return failf("mctun up: %v", err)
+	}
+	if pid, held := state.holder(); held {
+		return failf("mctun up: mctun is already running in this network namespace (pid %d): mctun down first", pid)
+	}
+	abs, err := filepath.Abs(*path)
+	if err != nil {
+		return failf("mctun up: %v", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return failf("mctun up: %v", err)
+	}
+	if err := os.MkdirAll(state.path, 0o755); err != nil {
+		return failf("mctun up: %v", err)
+	}
+	logf, err := os.OpenFile(state.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return failf("mctun up: %v", err)
+	}
+	defer logf.Close()
+	ready, notify, err := os.Pipe()
+	if err != nil {
+		return failf("mctun up: %v", err)
+	}
+	defer ready.Close()
+
+	cmd := exec.Command(self, "run", "-c", abs, "-notify-fd", "3")
+	cmd.ExtraFiles = []*os.File{notify}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this shell
+	if err := cmd.Start(); err != nil {
+		return failf("mctun up: start the daemon: %v", err)
+	}
+	notify.Close()
+
+	// The daemon answers once it forwards, or says why it cannot.
+	ready.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var msg struct{ Status, Error string }
+	line, rerr := bufio.NewReader(ready).ReadBytes('\n')
+	if rerr == nil {
+		rerr = json.Unmarshal(line, &msg)
+	}
+	switch {
+	case rerr == nil && msg.Status == "ready":
+		fmt.Printf("mctun: up, forwarding (pid %d, log %s)\n", cmd.Process.Pid, state.logPath())
+		cmd.Process.Release()
+		return exitOK
+	case rerr == nil:
+		cmd.Wait()
+		return failf("mctun up: %s\n(the host is unchanged; log: %s)", msg.Error, state.logPath())
+	case errors.Is(rerr, os.ErrDeadlineExceeded):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return failf("mctun up: the daemon was not ready within 30s and was stopped; log: %s", state.logPath())
+	default:
+		err := cmd.Wait()
+		return failf("mctun up: the daemon ended before it was ready (%v); log: %s", err, state.logPath())
+	}
+}
+
+func cmdDown(fs *flag.FlagSet, args []string) int {
+	configFlag(fs) // accepted for symmetry with up; down undoes what the running instance did
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	state, err := currentStateDir()
+	if err != nil {
+		return failf("mctun down: %v", err)
+	}
+	err = control.Call(control.SocketName, "shutdown", nil, nil)
+	switch {
+	case err == nil:
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if _, held := state.holder(); !held {
+				break
+			}
+			if time.Now().After(deadline) {
+				return failf("mctun down: mctun did not stop within 20s; see %s", state.logPath())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if leftover(state) {
+			return failf("mctun down: mctun stopped but could not undo every change; see %s and run mctun down again", state.logPath())
+		}
+		fmt.Println("mctun: down, host restored")
+		return exitOK
+	case !errors.Is(err, control.ErrNotRunning):
+		return failf("mctun down: %v", err)
+	}
+	// Nothing answers. A crashed instance may have left changes behind: undo them, holding
+	// the lock so no new instance starts meanwhile.
+	lk, err := state.acquire()
+	if errors.Is(err, errLocked) {
+		pid, _ := state.holder()
+		return failf("mctun down: mctun (pid %d) holds this namespace but does not answer", pid)
+	}
+	if err != nil {
+		return failf("mctun down: %v", err)
+	}
+	defer lk.release()
+	journal, err := route.OpenJournal(state.journalPath())
+	if err != nil {
+		return failf("mctun down: %v", err)
+	}
+	if journal.Empty() {
+		fmt.Println("mctun: not running, nothing to undo")
+		return exitOK
+	}
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return failf("mctun down: netlink: %v", err)
+	}
+	defer nl.Close()
+	if err := route.NewHost(nl, journal).Undo(); err != nil {
+		return failf("mctun down: %v", err)
+	}
+	fmt.Println("mctun: not running; undid the changes an instance that did not stop cleanly left behind")
+	return exitOK
+}
+
+// leftover reports whether the journal still lists changes.
+func leftover(state stateDir) bool {
+	j, err := route.OpenJournal(state.journalPath())
+	return err != nil || !j.Empty()
+}
+
+func cmdStatus(fs *flag.FlagSet, args []string) int {
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	var st Status
+	err := control.Call(control.SocketName, "status", nil, &st)
+	if errors.Is(err, control.ErrNotRunning) {
+		fmt.Println("mctun: not running in this network namespace")
+		if state, err := currentStateDir(); err == nil && leftover(state) {
+			fmt.Println("a previous instance did not stop cleanly; mctun down (or up) undoes what it left")
+		}
+		return exitNotRunning
+	}
+	if err != nil {
+		return failf("mctun status: %v", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(st)
+		return exitOK
+	}
+	printStatus(os.Stdout, st)
+	return exitOK
+}
+
+func failf(format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	return exitFailed
+}
+
+// printFlags lists a command's flags, leaving out the internal ones (marked "(internal)").
+func printFlags(fs *flag.FlagSet) {
+	header := "\nflags:"
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.HasPrefix(f.Usage, "(internal)") {
+			return
+		}
+		if header != "" {
+			fmt.Fprintln(fs.Output(), header)
+			header = ""
+		}
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(fs.Output(), "  -%s %s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "false" {
+			fmt.Fprintf(fs.Output(), " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(fs.Output())
+	})
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

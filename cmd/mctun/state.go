@@ -1,0 +1,107 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// stateRoot holds one directory per network namespace an instance runs in. It is on tmpfs, so
+// a reboot, which also resets every change mctun made, empties it.
+const stateRoot = "/run/mctun"
+
+// stateDir is one namespace's directory:
+//
+//	lock          held (flock) by the running instance for its whole life; holds its pid
+//	journal.json  the kernel changes to undo (route.Journal)
+//	mctun.log     the log of an instance started by mctun up
+type stateDir struct {
+	path string
+	ns   string // the namespace, as net:[inode]
+}
+
+// soNetnsCookie is SO_NETNS_COOKIE (Linux 5.14), which golang.org/x/sys does not name yet.
+const soNetnsCookie = 71
+
+// currentStateDir is the directory of the network namespace this process is in, so that
+// instances started with ip netns exec in different namespaces never share one. It is named
+// by the namespace's cookie, which unlike its inode number is never reused until reboot: a
+// journal left by a crash in a namespace since deleted can never be replayed in a new one.
+func currentStateDir() (stateDir, error) {
+	link, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		return stateDir{}, fmt.Errorf("state: which network namespace: %w", err)
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return stateDir{}, fmt.Errorf("state: which network namespace: %w", err)
+	}
+	defer unix.Close(fd)
+	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie)
+	if err != nil {
+		return stateDir{}, fmt.Errorf("state: network namespace cookie (needs Linux 5.14): %w", err)
+	}
+	return stateDir{path: filepath.Join(stateRoot, "netns-"+strconv.FormatUint(cookie, 10)), ns: link}, nil
+}
+
+func (d stateDir) lockPath() string    { return filepath.Join(d.path, "lock") }
+func (d stateDir) journalPath() string { return filepath.Join(d.path, "journal.json") }
+func (d stateDir) logPath() string     { return filepath.Join(d.path, "mctun.log") }
+
+// lock is the running instance's claim on its namespace.
+type lock struct{ f *os.File }
+
+// errLocked is returned by acquire when another instance holds the namespace.
+var errLocked = errors.New("locked")
+
+// acquire takes the namespace's lock and writes our pid into it. The kernel releases a flock
+// when its holder dies, however it dies, so a stale lock file never blocks a new instance.
+func (d stateDir) acquire() (*lock, error) {
+	if err := os.MkdirAll(d.path, 0o755); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	f, err := os.OpenFile(d.lockPath(), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, errLocked
+		}
+		return nil, fmt.Errorf("state: lock %s: %w", d.lockPath(), err)
+	}
+	if err := f.Truncate(0); err == nil {
+		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &lock{f: f}, nil
+}
+
+// release drops the claim. The file stays: removing it would race with a new instance that
+// opened it already.
+func (l *lock) release() {
+	l.f.Truncate(0)
+	l.f.Close()
+}
+
+// holder reports whether an instance holds the lock, and its pid if it has written it yet.
+func (d stateDir) holder() (pid int, held bool) {
+	f, err := os.Open(d.lockPath())
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+		unix.Flock(int(f.Fd()), unix.LOCK_UN)
+		return 0, false
+	}
+	b := make([]byte, 32)
+	n, _ := f.Read(b)
+	pid, _ = strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	return pid, true
+}
