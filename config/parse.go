@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 
 	"github.com/BurntSushi/toml"
 )
@@ -28,6 +29,10 @@ func Parse(name string, data []byte) (*Config, []Problem, error) {
 	var c checker
 	cfg := c.parse(data)
 	c.locate(name, data)
+	// In file order, as an operator reads them; problems of the file as a whole first.
+	byLine := func(a, b Problem) int { return a.Line - b.Line }
+	slices.SortStableFunc(c.errs, byLine)
+	slices.SortStableFunc(c.warns, byLine)
 	if len(c.errs) > 0 {
 		return nil, c.warns, &Error{Problems: c.errs}
 	}

@@ -42,8 +42,8 @@ func TestParseProblems(t *testing.T) {
 			name: "misspelled array of tables",
 			file: []string{"[source]", "[[source.grup]]", `address = "224.1.2.3"`},
 			errs: []string{
-				"mctun.toml:2: source.grup: unknown key",
 				"mctun.toml:1: source.group: no groups; [source] needs at least one [[source.group]]",
+				"mctun.toml:2: source.grup: unknown key",
 			},
 		},
 		{
@@ -496,7 +496,6 @@ func TestParseProblems(t *testing.T) {
 				"color = 1",
 			},
 			errs: []string{
-				"mctun.toml:11: member.color: unknown key",
 				"mctun.toml:1: port: 0 is out of range 1..65535",
 				`mctun.toml:3: source.interface: "a b" contains whitespace`,
 				"mctun.toml:5: source.group[0].address: 10.1.1.1 is not a multicast address",
@@ -504,6 +503,7 @@ func TestParseProblems(t *testing.T) {
 				"mctun.toml:8: member.mtu: 100 is out of range 576..65535",
 				"mctun.toml:9: member.sources: no sources; tunnel packets are accepted only from the sources listed here",
 				"mctun.toml:10: member.groups[0]: 1.1.1.1 is not a multicast address",
+				"mctun.toml:11: member.color: unknown key",
 			},
 		},
 	}
