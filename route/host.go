@@ -237,8 +237,23 @@ func (h *Host) RaiseSysctl(key string, min int) error {
 	if n, err := strconv.Atoi(cur); err == nil && n >= min {
 		return nil
 	}
-	val := strconv.Itoa(min)
-	if err := h.journal.record(Change{Op: "sysctl", Key: key, Old: cur, New: val}); err != nil {
+	return h.setSysctl(key, cur, strconv.Itoa(min))
+}
+
+// SetSysctl sets key to val (sysctl -w), journaling the old value.
+func (h *Host) SetSysctl(key, val string) error {
+	cur, err := h.ReadSysctl(key)
+	if err != nil {
+		return fmt.Errorf("host: %w", err)
+	}
+	if cur == val {
+		return nil
+	}
+	return h.setSysctl(key, cur, val)
+}
+
+func (h *Host) setSysctl(key, old, val string) error {
+	if err := h.journal.record(Change{Op: "sysctl", Key: key, Old: old, New: val}); err != nil {
 		return err
 	}
 	if err := h.writeSysctl(key, val); err != nil {

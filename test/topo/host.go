@@ -154,7 +154,8 @@ var snapshotCommands = [][]string{
 
 // Snapshot describes the host's network state in stable text: links with their details and
 // addresses, policy rules, the routes of every table, and the sysctls mctun may change
-// (net.ipv4.igmp_max_memberships, net.ipv4.ip_forward and net.ipv4.conf.*.rp_filter).
+// (net.ipv4.igmp_max_memberships, net.ipv4.ipfrag_max_dist, net.ipv4.ip_forward and
+// net.ipv4.conf.*.rp_filter).
 // It holds no counters and no times, so two snapshots are equal exactly when that state is
 // the same: a test compares one taken before `mctun up` with one taken after `mctun down`.
 func (h *Host) Snapshot(ctx context.Context) (string, error) {
@@ -179,7 +180,7 @@ func (h *Host) Snapshot(ctx context.Context) (string, error) {
 func (h *Host) snapshotSysctls() (string, error) {
 	var lines []string
 	err := h.Do(func() error {
-		keys := []string{"net/ipv4/igmp_max_memberships", "net/ipv4/ip_forward"}
+		keys := []string{"net/ipv4/igmp_max_memberships", "net/ipv4/ipfrag_max_dist", "net/ipv4/ip_forward"}
 		confs, err := os.ReadDir("/proc/sys/net/ipv4/conf")
 		if err != nil {
 			return err
