@@ -73,12 +73,13 @@ func main() {
 		os.Exit(1)
 	}
 	defer r.close()
+	// Catch signals before saying ready: whoever waits for the file may signal at once.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	if err := writeReady(cfg.ready); err != nil {
 		fmt.Fprintln(os.Stderr, "mcrecv:", err)
 		os.Exit(1)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	stopProfile := startProfile(cfg.profile)
 	rep, err := r.run(ctx)
 	stopProfile()
