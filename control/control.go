@@ -129,12 +129,12 @@ func peerOf(conn *net.UnixConn) (Peer, error) {
 		return Peer{}, err
 	}
 	p := Peer{PID: int(cred.Pid), UID: int(cred.Uid)}
-	p.Privileged = p.UID == 0 || hasNetAdmin(p.PID)
+	p.Privileged = p.UID == 0 || HasNetAdmin(p.PID)
 	return p, nil
 }
 
-// hasNetAdmin reports whether process pid has CAP_NET_ADMIN in its effective set.
-func hasNetAdmin(pid int) bool {
+// HasNetAdmin reports whether process pid has CAP_NET_ADMIN in its effective set.
+func HasNetAdmin(pid int) bool {
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return false

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,12 +23,16 @@ import (
 var group = netip.MustParseAddr("224.1.2.3")
 
 // checkStream asserts that a receiver got every one of n datagrams exactly once, byte for
-// byte, from the source host.
-func checkStream(t *testing.T, who string, rep stream.RecvReport, n int, from string) {
-	t.Helper()
+// byte, from the source host. On failure it logs every host's mctun status, which says where
+// packets went missing.
+func (w *world) checkStream(who string, rep stream.RecvReport, n int, from string) {
+	w.t.Helper()
 	if rep.Unique != uint64(n) || rep.Duplicates != 0 || rep.Bad != 0 || rep.Senders[from] != uint64(n) || len(rep.Senders) != 1 {
-		t.Errorf("%s received %d unique of %d, %d duplicates, %d bad, senders %v; want all %d from %s once, intact",
-			who, rep.Unique, n, rep.Duplicates, rep.Bad, rep.Senders, n, from)
+		w.t.Errorf("%s received %d unique of %d, %d duplicates, %d bad, senders %v, %d kernel drops; want all %d from %s once, intact",
+			who, rep.Unique, n, rep.Duplicates, rep.Bad, rep.Senders, rep.KernelDrops, n, from)
+		for _, h := range w.hosts {
+			w.t.Logf("%s: mctun status:\n%s", h, w.mctun(h, "status").stdout)
+		}
 	}
 }
 
@@ -53,7 +58,7 @@ func TestWorkedExample(t *testing.T) {
 	dump := startTcpdump(t, w, w.mbrs[0], "mctun0", 5)
 	w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 5000})
 	for i, rep := range w.reports(rs) {
-		checkStream(t, w.mbrs[i].Name, rep, n, "198.18.1.2")
+		w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
 	}
 	for _, m := range w.mbrs {
 		if f := w.status(m).flow("198.18.1.2", "224.1.2.3"); f.Packets != n || f.Lost != 0 || f.Duplicates != 0 {
@@ -125,7 +130,7 @@ func TestLargeDatagrams(t *testing.T) {
 			rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Size: size, Idle: 3 * time.Second, Timeout: time.Minute})
 			w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: size, Rate: 1000})
 			for i, rep := range w.reports(rs) {
-				checkStream(t, w.mbrs[i].Name, rep, n, "198.18.1.2")
+				w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
 			}
 		})
 	}
@@ -148,7 +153,7 @@ members = ["198.18.2.2", "198.18.3.2", "198.18.4.2"]
 	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: vrrp, Proto: 112, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
 	w.send(w.src, mcapp.SendOptions{Group: vrrp, Proto: 112, Count: n, Size: 40, Rate: 500, TTL: 255})
 	for i, rep := range w.reports(rs) {
-		checkStream(t, w.mbrs[i].Name, rep, n, "198.18.1.2")
+		w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
 	}
 }
 
@@ -263,7 +268,7 @@ func TestDownRestoresHost(t *testing.T) {
 		rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
 		w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Rate: 2000})
 		for i, rep := range w.reports(rs) {
-			checkStream(t, w.mbrs[i].Name, rep, n, "198.18.1.2")
+			w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
 		}
 	}
 	checkRestored := func(when string) {
@@ -405,9 +410,9 @@ sources = ["198.18.1.2"]
 	w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Rate: 2000})
 	<-done
 	for i, rep := range w.reports(recvA) {
-		checkStream(t, []string{"h0 (its own group)", "h1", "h2"}[i], rep, n, "198.18.1.2")
+		w.checkStream([]string{"h0 (its own group)", "h1", "h2"}[i], rep, n, "198.18.1.2")
 	}
-	checkStream(t, "h0 (group B)", w.reports(recvB)[0], n, "198.18.2.2")
+	w.checkStream("h0 (group B)", w.reports(recvB)[0], n, "198.18.2.2")
 
 	// No loop: each source sent each of its datagrams once, and captured nothing it had
 	// injected.
@@ -441,7 +446,41 @@ func TestReversePathFilter(t *testing.T) {
 	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
 	w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Rate: 2000})
 	for i, rep := range w.reports(rs) {
-		checkStream(t, fmt.Sprintf("%s (rp_filter=%d)", w.mbrs[i], []int{1, 2, 0}[i]), rep, n, "198.18.1.2")
+		w.checkStream(fmt.Sprintf("%s (rp_filter=%d)", w.mbrs[i], []int{1, 2, 0}[i]), rep, n, "198.18.1.2")
+	}
+}
+
+// mctun run is the daemon in the foreground, for systemd: SIGTERM stops it and undoes.
+func TestRunForegroundSIGTERM(t *testing.T) {
+	w := newWorld(t, 4)
+	h := w.mbrs[0]
+	before := w.snapshot(h)
+	run := h.Command(w.ctx, mctunBin, "run", "-c", w.writeConfig(h, memberConfig))
+	var logs strings.Builder
+	run.Stderr = &logs
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.mctun(h, "status").code != 0 {
+		if time.Now().After(deadline) {
+			run.Process.Kill()
+			t.Fatalf("mctun run not up after 10s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out, _ := h.Run(w.ctx, "ip", "route", "show", "224.0.0.0/4"); !strings.Contains(out, "dev mctun0") {
+		t.Errorf("mctun run: route 224.0.0.0/4 = %q, want dev mctun0", out)
+	}
+	run.Process.Signal(syscall.SIGTERM)
+	if err := run.Wait(); err != nil {
+		t.Errorf("mctun run after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "stopped; host restored") {
+		t.Errorf("mctun run's log does not say it restored the host:\n%s", logs.String())
+	}
+	if after := w.snapshot(h); after != before {
+		t.Errorf("host changed by run + SIGTERM:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }
 
@@ -457,6 +496,9 @@ func TestUnprivilegedCannotChange(t *testing.T) {
 	}
 	if r := asNobody("down"); r.code == 0 || !strings.Contains(r.stderr, "not permitted") {
 		t.Errorf("mctun down as nobody: %v; want refused", r)
+	}
+	if r := asNobody("up", "-c", w.writeConfig(w.mbrs[1], memberConfig)); r.code != 1 || !strings.Contains(r.stderr, "needs root") {
+		t.Errorf("mctun up as nobody: %v; want refused, saying why", r)
 	}
 	if r := w.mctun(w.mbrs[0], "status"); r.code != 0 {
 		t.Errorf("mctun no longer running after nobody's down: %v", r)

@@ -165,6 +165,10 @@ func cmdRun(fs *flag.FlagSet, args []string) int {
 	if *notifyFD >= 0 {
 		notify = os.NewFile(uintptr(*notifyFD), "notify")
 	}
+	if !privileged() {
+		notifyUp(notify, errNotPrivileged)
+		return failf("mctun run: %s", errNotPrivileged)
+	}
 	return runDaemon(*path, notify)
 }
 
@@ -172,6 +176,9 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 	path := configFlag(fs)
 	if code, ok := parse(fs, args); !ok {
 		return code
+	}
+	if !privileged() {
+		return failf("mctun up: %s", errNotPrivileged)
 	}
 	if _, ok := loadConfig("mctun up", *path); !ok {
 		return exitUsage
@@ -332,6 +339,11 @@ func cmdStatus(fs *flag.FlagSet, args []string) int {
 	printStatus(os.Stdout, st)
 	return exitOK
 }
+
+var errNotPrivileged = errors.New("needs root (or CAP_NET_ADMIN and CAP_NET_RAW): it creates a TUN device, routes and a packet capture")
+
+// privileged reports whether this process may set up the host.
+func privileged() bool { return os.Geteuid() == 0 || control.HasNetAdmin(os.Getpid()) }
 
 func failf(format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
