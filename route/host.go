@@ -67,9 +67,11 @@ func NewHost(nl *netlink.Handle, j *Journal) *Host {
 	return &Host{nl: nl, journal: j, SysctlRoot: "/proc/sys"}
 }
 
-// CreatingLink records that the caller is about to create link name, so that Undo deletes it
-// if it is still there.
-func (h *Host) CreatingLink(name string) error {
+// CreatedLink records that the caller created link name, so that Undo deletes it if it is
+// still there. Recorded after the fact, so that a failed create (the name was taken) never
+// makes Undo delete someone else's link; a non-persistent TUN created but not yet recorded
+// dies with its process anyway.
+func (h *Host) CreatedLink(name string) error {
 	return h.journal.record(Change{Op: "link", Dev: name})
 }
 

@@ -311,6 +311,10 @@ func TestDownRestoresHost(t *testing.T) {
 func TestBadConfigRefused(t *testing.T) {
 	w := newWorld(t, 4)
 	h := w.mbrs[0]
+	// A TUN that someone else made: mctun must refuse its name and leave it alone.
+	if _, err := h.Run(w.ctx, "ip", "tuntap", "add", "mode", "tun", "name", "theirs0"); err != nil {
+		t.Fatal(err)
+	}
 	before := w.snapshot(h)
 	tests := []struct {
 		name, config, want string
@@ -335,7 +339,7 @@ func TestBadConfigRefused(t *testing.T) {
 		// Valid files that the host cannot take: refused just as cleanly.
 		{"no such interface", "[source]\ninterface = \"eth9\"\n[[source.group]]\naddress = \"224.1.2.3\"\nmembers = [\"198.18.2.2\"]\n",
 			"eth9", 1},
-		{"tun name taken", "[member]\ntun = \"eth0\"\nsources = [\"198.18.1.2\"]\n", "eth0", 1},
+		{"tun name taken", "[member]\ntun = \"theirs0\"\nsources = [\"198.18.1.2\"]\n", "tun: create theirs0: an interface of that name already exists", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

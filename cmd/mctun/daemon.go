@@ -98,17 +98,20 @@ func runDaemon(path string, notify *os.File) int {
 		}
 	}
 
+	// Caught from here on, so that a signal during start still ends in stop.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	d := &daemon{cfg: cfg, log: log, state: state, host: host, started: time.Now(),
 		failed: make(chan error, 2), shutdown: make(chan struct{}, 1)}
 	if err := d.start(); err != nil {
-		d.stop()
+		if uerr := d.stop(); uerr != nil {
+			log.Error("could not undo every change", "err", uerr, "journal", state.journalPath())
+		}
 		return fail(err)
 	}
 	d.logStarted()
 	notifyUp(notify, nil)
 
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	status := 0
 	select {
 	case sig := <-sigs:
@@ -151,15 +154,15 @@ func (d *daemon) start() error {
 		}
 	}
 	if m := cfg.Member; m != nil {
-		if err := d.host.CreatingLink(m.TUN); err != nil {
-			return err
-		}
 		dev, err := tun.Create(m.TUN)
 		if err != nil {
 			return err
 		}
 		d.dev = dev
 		d.closers = append(d.closers, dev)
+		if err := d.host.CreatedLink(m.TUN); err != nil {
+			return err
+		}
 		if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
 			return err
 		}
