@@ -3,16 +3,29 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Format returns c as TOML with every default written out: the effective configuration, which
-// Parse reads back to an equal Config. A group member is written "ip:port" only when its port
-// is not c.Port.
+// Parse reads back to an equal Config, but for where the groups and sources come from. Each
+// group and source that comes from the managed file is marked "# from mctun.managed.toml". A
+// group member is written "ip:port" only when its port is not c.Port.
 func (c *Config) Format() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "key  = %d\n", c.Key)
 	fmt.Fprintf(&b, "port = %d\n", c.Port)
+
+	b.WriteString("\n[log]\n")
+	fmt.Fprintf(&b, "format = %s\n", quote(c.Log.Format))
+	if c.Log.File == "" {
+		b.WriteString("file   = \"\" # stderr\n")
+	} else {
+		fmt.Fprintf(&b, "file   = %s\n", quote(c.Log.File))
+	}
+	fmt.Fprintf(&b, "level  = %s\n", quote(c.Log.Level))
 
 	if s := c.Source; s != nil {
 		b.WriteString("\n[source]\n")
@@ -22,20 +35,7 @@ func (c *Config) Format() string {
 			fmt.Fprintf(&b, "interface = %s\n", quote(s.Interface))
 		}
 		for _, g := range s.Groups {
-			b.WriteString("\n[[source.group]]\n")
-			fmt.Fprintf(&b, "address = %s\n", quote(g.Address.String()))
-			if g.Port != 0 {
-				fmt.Fprintf(&b, "port    = %d\n", g.Port)
-			}
-			b.WriteString("members = [\n")
-			for _, m := range g.Members {
-				member := m.String()
-				if m.Port() == c.Port {
-					member = m.Addr().String()
-				}
-				fmt.Fprintf(&b, "  %s,\n", quote(member))
-			}
-			b.WriteString("]\n")
+			writeGroup(&b, g, c.Port, fromComment(g.Origin))
 		}
 	}
 
@@ -43,12 +43,69 @@ func (c *Config) Format() string {
 		b.WriteString("\n[member]\n")
 		fmt.Fprintf(&b, "tun     = %s\n", quote(m.TUN))
 		fmt.Fprintf(&b, "mtu     = %d\n", m.MTU)
-		fmt.Fprintf(&b, "sources = %s\n", addrList(m.Sources))
+		fmt.Fprintf(&b, "sources = %s\n", sourceList(m.Sources, m.SourceOrigins))
 		fmt.Fprintf(&b, "groups  = %s", addrList(m.Groups))
 		if len(m.Groups) == 0 {
 			b.WriteString(" # any multicast group")
 		}
 		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// fromComment is the comment that marks what comes from the managed file, or "".
+func fromComment(o Origin) string {
+	if !o.Managed {
+		return ""
+	}
+	return " # from " + commentText(filepath.Base(o.File))
+}
+
+// commentText returns s to write in a comment: as it is, or quoted if it holds a control
+// character, such as a newline that would end the comment.
+func commentText(s string) string {
+	if strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
+}
+
+// writeGroup writes g as a [[source.group]] table, comment after its header. A member on
+// tunnelPort is written without its port.
+func writeGroup(b *strings.Builder, g Group, tunnelPort uint16, comment string) {
+	fmt.Fprintf(b, "\n[[source.group]]%s\n", comment)
+	fmt.Fprintf(b, "address = %s\n", quote(g.Address.String()))
+	if g.Port != 0 {
+		fmt.Fprintf(b, "port    = %d\n", g.Port)
+	}
+	b.WriteString("members = [\n")
+	for _, m := range g.Members {
+		member := m.String()
+		if m.Port() == tunnelPort {
+			member = m.Addr().String()
+		}
+		fmt.Fprintf(b, "  %s,\n", quote(member))
+	}
+	b.WriteString("]\n")
+}
+
+// sourceList writes sources as a TOML array of strings: on one line, unless some come from the
+// managed file, which are then marked, one a line.
+func sourceList(sources []netip.Addr, origins []Origin) string {
+	var b strings.Builder
+	b.WriteString("[\n")
+	managed := false
+	for i, a := range sources {
+		comment := ""
+		if i < len(origins) {
+			comment = fromComment(origins[i])
+		}
+		managed = managed || comment != ""
+		fmt.Fprintf(&b, "  %s,%s\n", quote(a.String()), comment)
+	}
+	b.WriteString("]")
+	if !managed {
+		return addrList(sources)
 	}
 	return b.String()
 }

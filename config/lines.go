@@ -62,16 +62,27 @@ type scanner struct {
 	table  string         // key path of the current table, e.g. "source.group[1]"
 	arrays map[string]int // entries so far of each array of tables, by key path
 	ix     lineIndex
+	// skipElems, if set, says which arrays not to record the elements of.
+	skipElems func(path string) bool
 }
 
 // scanLines indexes the lines of data: TOML that the decoder has accepted, though any input
 // gives some index.
-func scanLines(data []byte) *lineIndex {
+func scanLines(data []byte) *lineIndex { return scan(data, nil) }
+
+// scanOrigins indexes the lines of data but the elements of members arrays, which may number
+// millions: what an Origin needs, the lines of groups and sources, faster.
+func scanOrigins(data []byte) *lineIndex {
+	return scan(data, func(path string) bool { return strings.HasSuffix(path, ".members") })
+}
+
+func scan(data []byte, skipElems func(path string) bool) *lineIndex {
 	s := &scanner{
-		data:   data,
-		line:   1,
-		arrays: map[string]int{},
-		ix:     lineIndex{keys: map[string]int{}, elems: map[string][]int{}},
+		data:      data,
+		line:      1,
+		arrays:    map[string]int{},
+		ix:        lineIndex{keys: map[string]int{}, elems: map[string][]int{}},
+		skipElems: skipElems,
 	}
 	for {
 		s.skipBlank(true)
@@ -211,6 +222,17 @@ func (s *scanner) value(path string) {
 // array reads "[a, b, ...]", across lines, recording the line of each element.
 func (s *scanner) array(path string) {
 	s.pos++ // [
+	// An array may have millions of elements: keep its lines here, not in the map, meanwhile.
+	record := s.skipElems == nil || !s.skipElems(path)
+	lines := s.ix.elems[path]
+	n := len(lines)
+	if record {
+		defer func() {
+			if lines != nil {
+				s.ix.elems[path] = lines
+			}
+		}()
+	}
 	for {
 		s.skipBlank(true)
 		switch s.peek() {
@@ -221,17 +243,22 @@ func (s *scanner) array(path string) {
 			s.pos++
 			continue
 		}
-		n := len(s.ix.elems[path])
-		s.ix.elems[path] = append(s.ix.elems[path], s.line)
-		var elem string // only arrays and inline tables need a path
-		if c := s.peek(); c == '[' || c == '{' {
-			elem = path + "[" + strconv.Itoa(n) + "]"
+		if record {
+			lines = append(lines, s.line)
 		}
 		start := s.pos
-		s.value(elem)
+		switch s.peek() {
+		case '"', '\'':
+			s.skipString()
+		case '[', '{': // only arrays and inline tables need a path
+			s.value(path + "[" + strconv.Itoa(n) + "]")
+		default:
+			s.value("")
+		}
 		if s.pos == start {
 			return // not understood
 		}
+		n++
 	}
 }
 
@@ -264,12 +291,10 @@ func (s *scanner) inlineTable(path string) {
 // does not end.
 func (s *scanner) skipString() bool {
 	q := s.peek()
-	multi := s.peekAt(1) == q && s.peekAt(2) == q
-	if multi {
-		s.pos += 3
-	} else {
-		s.pos++
+	if s.peekAt(1) != q || s.peekAt(2) != q {
+		return s.skipLineString(q)
 	}
+	s.pos += 3
 	for s.pos < len(s.data) {
 		c := s.data[s.pos]
 		switch {
@@ -278,9 +303,6 @@ func (s *scanner) skipString() bool {
 			if s.pos < len(s.data) {
 				s.advance()
 			}
-		case c == q && !multi:
-			s.pos++
-			return true
 		case c == q && s.peekAt(1) == q && s.peekAt(2) == q:
 			s.pos += 3
 			// Up to two more quotes belong to the string: """a""""" is `a""`.
@@ -288,12 +310,36 @@ func (s *scanner) skipString() bool {
 				s.pos++
 			}
 			return true
-		case c == '\n' && !multi:
-			return false
 		default:
 			s.advance()
 		}
 	}
+	return false
+}
+
+// skipLineString moves past a basic or literal string that opens with quote q and must end on
+// its line, the kind a config holds millions of. It returns false, at the newline, if the
+// string does not end there.
+func (s *scanner) skipLineString(q byte) bool {
+	data := s.data
+	for i := s.pos + 1; i < len(data); i++ {
+		switch data[i] {
+		case q:
+			s.pos = i + 1
+			return true
+		case '\n':
+			s.pos = i
+			return false
+		case '\\':
+			if q == '"' {
+				i++ // the escaped byte, which cannot end the string
+				if i < len(data) && data[i] == '\n' {
+					s.line++
+				}
+			}
+		}
+	}
+	s.pos = len(data)
 	return false
 }
 

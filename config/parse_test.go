@@ -47,22 +47,26 @@ func TestLoadExample(t *testing.T) {
 		t.Fatalf("Load(%s) = %v, %v", path, warns, err)
 	}
 	want := &Config{
-		Path: path,
-		Key:  0,
-		Port: 4754,
+		Path:        path,
+		ManagedPath: filepath.Join("testdata", "mctun.managed.toml"),
+		Key:         0,
+		Port:        4754,
+		Log:         Log{Format: "text", Level: "info"},
 		Source: &Source{
 			Interface: "eth0",
 			Groups: []Group{{
 				Address: netip.MustParseAddr("224.1.2.3"),
 				Port:    65535,
 				Members: addrPorts("192.168.1.1:4754", "192.168.1.2:5000", "192.168.1.3:4754"),
+				Origin:  Origin{File: path, Line: 10},
 			}},
 		},
 		Member: &Member{
-			TUN:     "mctun0",
-			MTU:     1500,
-			Sources: addrs("192.168.1.10"),
-			Groups:  addrs("224.1.2.3"),
+			TUN:           "mctun0",
+			MTU:           1500,
+			Sources:       addrs("192.168.1.10"),
+			SourceOrigins: []Origin{{File: path, Line: 18}},
+			Groups:        addrs("224.1.2.3"),
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
@@ -94,13 +98,17 @@ func TestParseDefaults(t *testing.T) {
 	cfg := mustParse(t, "[member]\nsources = [\"198.18.0.1\"]\n"+
 		"[source]\n[[source.group]]\naddress = \"239.1.1.1\"\nmembers = [\"198.18.1.1\"]\n")
 	want := &Config{
-		Path: "mctun.toml",
-		Port: DefaultPort,
+		Path:        "mctun.toml",
+		ManagedPath: "mctun.managed.toml",
+		Port:        DefaultPort,
+		Log:         Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
 		Source: &Source{Groups: []Group{{
 			Address: netip.MustParseAddr("239.1.1.1"),
 			Members: addrPorts("198.18.1.1:4754"),
+			Origin:  Origin{File: "mctun.toml", Line: 4},
 		}}},
-		Member: &Member{TUN: DefaultTUN, MTU: DefaultMTU, Sources: addrs("198.18.0.1")},
+		Member: &Member{TUN: DefaultTUN, MTU: DefaultMTU, Sources: addrs("198.18.0.1"),
+			SourceOrigins: []Origin{{File: "mctun.toml", Line: 2}}},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("got\n%#v\nwant\n%#v", cfg, want)

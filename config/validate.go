@@ -4,16 +4,24 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 	"unicode"
 )
 
-// checker validates a rawConfig in one pass, collecting every problem it finds.
+// checker validates one file, the config file or the managed file, collecting every problem
+// it finds. The checks across both files record each problem with the file it is in.
 type checker struct {
+	name    string // the file's name, for problems and origins
+	data    []byte
+	managed bool // the managed file
+
 	errs  []Problem
 	warns []Problem
+
+	origins *lineIndex // see origin
 }
 
 // errorf records an error about key; key "" means the file as a whole.
@@ -26,30 +34,130 @@ func (c *checker) warnf(key, format string, args ...any) {
 	c.warns = append(c.warns, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
 }
 
-// config validates r and returns it with the defaults filled in. The result is only meaningful
-// when no errors were found.
-func (c *checker) config(r *rawConfig) *Config {
-	cfg := &Config{Port: DefaultPort}
+// origin returns where key is in the file: the line of a [[source.group]] header or of an
+// element of member.sources.
+func (c *checker) origin(key string) Origin {
+	if c.origins == nil {
+		c.origins = scanOrigins(c.data)
+	}
+	return Origin{File: c.name, Line: c.origins.line(key), Managed: c.managed}
+}
+
+// merge validates the config file's r and the managed file's m, each on its own, and then
+// their union. r is nil when the config file did not decode, m when the managed file did not
+// or there is none. The result is only meaningful when no errors were found.
+func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
+	cfg := &Config{
+		Path:        conf.name,
+		ManagedPath: ManagedPath(conf.name),
+		Port:        DefaultPort,
+		Log:         Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
+	}
+	var groups []checkedGroup
+	var sources []checkedSource
+	if r != nil {
+		conf.settings(cfg, r)
+		if r.Source != nil {
+			groups = conf.groups(r.Source.Group, cfg.Port)
+		}
+		if r.Member != nil {
+			sources = conf.sources(r.Member.Sources.v)
+		}
+	}
+	if m != nil {
+		// The managed file cannot give the host a role: that needs a restart.
+		if m.Source != nil {
+			mg := mgd.groups(m.Source.Group, cfg.Port)
+			if len(mg) > 0 && r != nil && r.Source == nil {
+				mgd.errorf("source.group", "groups need a [source] table in %s; add it there (the managed file cannot make this host a source)", conf.name)
+			} else {
+				groups = append(groups, mg...)
+			}
+		}
+		if m.Member != nil {
+			ms := mgd.sources(m.Member.Sources.v)
+			if len(ms) > 0 && r != nil && r.Member == nil {
+				mgd.errorf("member.sources", "sources need a [member] table in %s; add it there (the managed file cannot make this host a member)", conf.name)
+			} else {
+				sources = append(sources, ms...)
+			}
+		}
+	}
+
+	all := checkGroups(groups) // even without a [source]: the managed file's own problems
+	if s := cfg.Source; s != nil {
+		s.Groups = all
+		if len(groups) == 0 {
+			conf.warnf("source.group", "no groups yet: nothing is forwarded until a group is added")
+		}
+	}
+	addrs, origins := checkSources(sources)
+	if mem := cfg.Member; mem != nil { // so r.Member is not nil either
+		mem.Sources, mem.SourceOrigins = addrs, origins
+		// A sources that is not a list is an error already.
+		v := r.Member.Sources.v
+		if _, isList := v.([]any); len(sources) == 0 && (v == nil || isList) {
+			conf.warnf("member.sources", "no sources yet: no tunnel packet is accepted until a source is added")
+		}
+	}
+	return cfg
+}
+
+// settings validates everything in the config file but its groups and sources, and gives cfg
+// a Source and a Member when the file has those tables.
+func (c *checker) settings(cfg *Config, r *rawConfig) {
 	if n, ok := c.integer("key", r.Key.v, 0, math.MaxUint32); ok {
 		cfg.Key = uint32(n)
 	}
 	if n, ok := c.integer("port", r.Port.v, 1, math.MaxUint16); ok {
 		cfg.Port = uint16(n)
 	}
+	if r.Log != nil {
+		cfg.Log = c.log(r.Log)
+	}
 	if r.Source == nil && r.Member == nil {
 		c.errorf("", "no [source] or [member] table; a host needs at least one")
 	}
 	if r.Source != nil {
-		cfg.Source = c.source(r.Source, cfg.Port)
+		cfg.Source = c.source(r.Source)
 	}
 	if r.Member != nil {
 		cfg.Member = c.member(r.Member)
 	}
-	return cfg
 }
 
-// source validates [source]. A member without a port gets tunnelPort.
-func (c *checker) source(r *rawSource, tunnelPort uint16) *Source {
+// log validates [log].
+func (c *checker) log(r *rawLog) Log {
+	l := Log{Format: DefaultLogFormat, Level: DefaultLogLevel}
+	if s, ok := c.text("log.format", r.Format.v); ok {
+		if s != "text" && s != "json" {
+			c.errorf("log.format", `%q is not "text" or "json"`, s)
+		}
+		l.Format = s
+	}
+	if s, ok := c.text("log.file", r.File.v); ok {
+		switch {
+		case s == "":
+		case strings.IndexByte(s, 0) >= 0:
+			c.errorf("log.file", "%q contains a NUL byte", s)
+		case !filepath.IsAbs(s):
+			c.errorf("log.file", "%q is not an absolute path", s)
+		}
+		l.File = s
+	}
+	if s, ok := c.text("log.level", r.Level.v); ok {
+		switch s {
+		case "debug", "info", "warn", "error":
+		default:
+			c.errorf("log.level", `%q is not "debug", "info", "warn" or "error"`, s)
+		}
+		l.Level = s
+	}
+	return l
+}
+
+// source validates [source] but its groups.
+func (c *checker) source(r *rawSource) *Source {
 	s := &Source{}
 	if name, ok := c.text("source.interface", r.Interface.v); ok {
 		if msg := ifNameProblem(name); msg != "" {
@@ -57,46 +165,24 @@ func (c *checker) source(r *rawSource, tunnelPort uint16) *Source {
 		}
 		s.Interface = name
 	}
-	if len(r.Group) == 0 {
-		c.errorf("source.group", "no groups; [source] needs at least one [[source.group]]")
-	}
-
-	type entry struct {
-		addr netip.Addr
-		port uint16 // 0: no port
-	}
-	entries := make(map[entry]int, len(r.Group)) // entry -> index of its first [[source.group]]
-	perAddress := make(map[netip.Addr]int, len(r.Group))
-	groups := make([]checkedGroup, len(r.Group))
-	seen := map[netip.AddrPort]bool{} // reused by each group
-	for i := range r.Group {
-		g := c.group(i, &r.Group[i], tunnelPort, seen)
-		s.Groups = append(s.Groups, g.Group)
-		if g.ok {
-			e := entry{g.Address, g.Port}
-			if first, dup := entries[e]; dup {
-				port := "with no port"
-				if g.Port != 0 {
-					port = fmt.Sprintf("port %d", g.Port)
-				}
-				c.errorf(groupKey(i), "%s %s is already source.group[%d]", g.Address, port, first)
-				g.ok = false // one problem is enough for this entry
-			} else {
-				entries[e] = i
-				perAddress[g.Address]++
-			}
-		}
-		groups[i] = g
-	}
-	c.oneEntryPerAddress(groups, perAddress)
 	return s
 }
 
 // checkedGroup is a validated [[source.group]] with what the checks across groups need.
 type checkedGroup struct {
 	Group
-	ok      bool  // address and port are valid, and no earlier entry has both
-	indices []int // index in the file of each of Group.Members
+	c       *checker // the file that defines it
+	i       int      // its index there: source.group[i]
+	ok      bool     // address and port are valid, and no earlier entry has both
+	indices []int    // index in the file of each of Group.Members; nil when it is its own
+}
+
+// memberKey is the key path of g.Members[j].
+func (g *checkedGroup) memberKey(j int) string {
+	if g.indices != nil {
+		j = g.indices[j]
+	}
+	return elemKey(groupKey(g.i)+".members", j)
 }
 
 // groupKey is the key path of [[source.group]] number i: "source.group[2]".
@@ -105,10 +191,21 @@ func groupKey(i int) string { return elemKey("source.group", i) }
 // elemKey is the key path of element i of the array at key: "member.sources[1]".
 func elemKey(key string, i int) string { return key + "[" + strconv.Itoa(i) + "]" }
 
+// groups validates each [[source.group]] of the file on its own.
+func (c *checker) groups(rs []rawGroup, tunnelPort uint16) []checkedGroup {
+	out := make([]checkedGroup, len(rs))
+	seen := map[netip.AddrPort]bool{} // reused by each group
+	for i := range rs {
+		out[i] = c.group(i, &rs[i], tunnelPort, seen)
+	}
+	return out
+}
+
 // group validates one [[source.group]]. seen is scratch space for finding members listed twice.
 func (c *checker) group(i int, r *rawGroup, tunnelPort uint16, seen map[netip.AddrPort]bool) checkedGroup {
 	key := groupKey(i)
-	g := checkedGroup{ok: true}
+	g := checkedGroup{c: c, i: i, ok: true}
+	g.Origin = c.origin(key)
 	if r.Address.v == nil {
 		c.errorf(key+".address", "missing; each group needs a multicast address")
 		g.ok = false
@@ -132,67 +229,118 @@ func (c *checker) group(i int, r *rawGroup, tunnelPort uint16, seen map[netip.Ad
 	}
 	clear(seen)
 	g.Members = make([]netip.AddrPort, 0, len(list))
-	g.indices = make([]int, 0, len(list))
 	for j, x := range list {
 		// There may be millions of members: build an element's key only for a problem.
-		s, ok := x.(string)
-		if !ok {
-			c.errorf(elemKey(key, j), "want a string, got %s", describe(x))
-			continue
-		}
-		a, port, msg := parseEndpoint(s)
-		if msg == "" {
-			msg = unicastProblem(s, a)
-		}
-		if msg != "" {
-			c.errorf(elemKey(key, j), "%s", msg)
-			continue
-		}
-		if port == 0 {
-			port = tunnelPort
-		}
-		m := netip.AddrPortFrom(a, port)
-		if seen[m] {
+		m, s, ok := c.member1(key, j, x, tunnelPort)
+		if ok && seen[m] {
 			c.warnf(elemKey(key, j), "%s is listed twice; using it once", s)
+			ok = false
+		}
+		if !ok {
+			if g.indices == nil { // from here on, the indices differ
+				g.indices = make([]int, len(g.Members), len(list))
+				for k := range g.indices {
+					g.indices[k] = k
+				}
+			}
 			continue
 		}
 		seen[m] = true
 		g.Members = append(g.Members, m)
-		g.indices = append(g.indices, j)
+		if g.indices != nil {
+			g.indices = append(g.indices, j)
+		}
 	}
 	return g
+}
+
+// member1 validates x, element j of the members array at key, and returns it as written too.
+func (c *checker) member1(key string, j int, x any, tunnelPort uint16) (m netip.AddrPort, s string, ok bool) {
+	s, ok = x.(string)
+	if !ok {
+		c.errorf(elemKey(key, j), "want a string, got %s", describe(x))
+		return netip.AddrPort{}, "", false
+	}
+	m, msg := parseMember(s, tunnelPort)
+	if msg != "" {
+		c.errorf(elemKey(key, j), "%s", msg)
+		return netip.AddrPort{}, s, false
+	}
+	return m, s, true
+}
+
+// checkGroups applies the rules across groups to groups, the config file's followed by the
+// managed file's, and returns them as Groups. A problem is recorded at the later of two
+// entries, in its file, and names the earlier one's place.
+func checkGroups(groups []checkedGroup) []Group {
+	if len(groups) == 0 {
+		return nil
+	}
+	type entry struct {
+		addr netip.Addr
+		port uint16 // 0: no port
+	}
+	entries := make(map[entry]*checkedGroup, len(groups)) // -> its first [[source.group]]
+	perAddress := make(map[netip.Addr]int, len(groups))
+	out := make([]Group, len(groups))
+	for i := range groups {
+		g := &groups[i]
+		out[i] = g.Group
+		if !g.ok {
+			continue
+		}
+		e := entry{g.Address, g.Port}
+		if first, dup := entries[e]; dup {
+			g.c.errorf(groupKey(g.i), "%s is already defined at %s", groupName(g.Address, g.Port), first.Origin)
+			g.ok = false // one problem is enough for this entry
+			continue
+		}
+		entries[e] = g
+		perAddress[g.Address]++
+	}
+	oneEntryPerAddress(groups, perAddress)
+	return out
+}
+
+// groupName names a group by address and port: "224.1.2.3 port 5000", "224.1.2.3 with no
+// port".
+func groupName(a netip.Addr, port uint16) string {
+	if port == 0 {
+		return a.String() + " with no port"
+	}
+	return a.String() + " port " + strconv.Itoa(int(port))
 }
 
 // oneEntryPerAddress reports a member that is in two groups with the same address. A member
 // keeps one sequence space per source and group address, so two entries for one address, each
 // numbering its own packets, would look to it like loss and reordering.
-func (c *checker) oneEntryPerAddress(groups []checkedGroup, perAddress map[netip.Addr]int) {
+func oneEntryPerAddress(groups []checkedGroup, perAddress map[netip.Addr]int) {
 	type membership struct {
 		group  netip.Addr
 		member netip.AddrPort
 	}
-	var first map[membership]int // -> index of the group that has it first
-	for i, g := range groups {
+	var first map[membership]*checkedGroup // -> the group that has it first
+	for i := range groups {
+		g := &groups[i]
 		if !g.ok || perAddress[g.Address] < 2 {
 			continue
 		}
 		if first == nil {
-			first = map[membership]int{}
+			first = map[membership]*checkedGroup{}
 		}
 		for j, m := range g.Members {
 			k := membership{g.Address, m}
 			if f, ok := first[k]; ok {
-				c.errorf(elemKey(groupKey(i)+".members", g.indices[j]),
-					"%s is also a member of source.group[%d], which has the same address %s; a member may be in one group per address",
-					m, f, g.Address)
+				g.c.errorf(g.memberKey(j), "%s is also a member of %s, defined at %s; a member may be in one group per address",
+					m, groupName(f.Address, f.Port), f.Origin)
 				continue
 			}
-			first[k] = i
+			first[k] = g
 		}
 	}
 }
 
-// member validates [member].
+// member validates [member] but its sources.
 func (c *checker) member(r *rawMember) *Member {
 	m := &Member{TUN: DefaultTUN, MTU: DefaultMTU}
 	if name, ok := c.text("member.tun", r.TUN.v); ok {
@@ -207,42 +355,8 @@ func (c *checker) member(r *rawMember) *Member {
 		m.MTU = int(n)
 	}
 
-	list, ok := c.array("member.sources", r.Sources.v)
-	switch {
-	case r.Sources.v == nil:
-		c.errorf("member.sources", "missing; tunnel packets are accepted only from the sources listed here")
-	case ok && len(list) == 0:
-		c.errorf("member.sources", "no sources; tunnel packets are accepted only from the sources listed here")
-	}
+	list, _ := c.array("member.groups", r.Groups.v)
 	seen := map[netip.Addr]bool{}
-	for j, x := range list {
-		key := elemKey("member.sources", j)
-		s, ok := c.text(key, x)
-		if !ok {
-			continue
-		}
-		a, port, msg := parseEndpoint(s)
-		switch {
-		case msg != "":
-		case port != 0:
-			msg = s + " has a port; a source is an address only"
-		default:
-			msg = unicastProblem(s, a)
-		}
-		if msg != "" {
-			c.errorf(key, "%s", msg)
-			continue
-		}
-		if seen[a] {
-			c.warnf(key, "%s is listed twice; using it once", s)
-			continue
-		}
-		seen[a] = true
-		m.Sources = append(m.Sources, a)
-	}
-
-	list, _ = c.array("member.groups", r.Groups.v)
-	clear(seen)
 	for j, x := range list {
 		key := elemKey("member.groups", j)
 		a, ok := c.multicast(key, x)
@@ -259,6 +373,64 @@ func (c *checker) member(r *rawMember) *Member {
 	return m
 }
 
+// checkedSource is a validated element of member.sources.
+type checkedSource struct {
+	addr   netip.Addr
+	s      string   // as written
+	c      *checker // the file that lists it
+	j      int      // its index there: member.sources[j]
+	ok     bool
+	origin Origin
+}
+
+// sources validates each element of member.sources, v, on its own.
+func (c *checker) sources(v any) []checkedSource {
+	list, _ := c.array("member.sources", v)
+	out := make([]checkedSource, len(list))
+	for j, x := range list {
+		key := elemKey("member.sources", j)
+		out[j] = checkedSource{c: c, j: j, origin: c.origin(key)}
+		s, ok := c.text(key, x)
+		if !ok {
+			continue
+		}
+		a, msg := parseSource(s)
+		if msg != "" {
+			c.errorf(key, "%s", msg)
+			continue
+		}
+		out[j].addr, out[j].s, out[j].ok = a, s, true
+	}
+	return out
+}
+
+// checkSources returns the valid sources, the config file's followed by the managed file's,
+// each once, with where each is listed. A source listed again is a warning at the later place.
+func checkSources(sources []checkedSource) ([]netip.Addr, []Origin) {
+	var addrs []netip.Addr
+	var origins []Origin
+	first := map[netip.Addr]*checkedSource{}
+	for i := range sources {
+		s := &sources[i]
+		if !s.ok {
+			continue
+		}
+		if f, dup := first[s.addr]; dup {
+			key := elemKey("member.sources", s.j)
+			if f.c == s.c {
+				s.c.warnf(key, "%s is listed twice; using it once", s.s)
+			} else {
+				s.c.warnf(key, "%s is already listed at %s; using it once", s.s, f.origin)
+			}
+			continue
+		}
+		first[s.addr] = s
+		addrs = append(addrs, s.addr)
+		origins = append(origins, s.origin)
+	}
+	return addrs, origins
+}
+
 // integer checks that v, when present, is an integer in lo..hi. ok is false when v is absent or
 // wrong.
 func (c *checker) integer(key string, v any, lo, hi int64) (n int64, ok bool) {
@@ -270,8 +442,8 @@ func (c *checker) integer(key string, v any, lo, hi int64) (n int64, ok bool) {
 		c.errorf(key, "want an integer, got %s", describe(v))
 		return 0, false
 	}
-	if n < lo || n > hi {
-		c.errorf(key, "%d is out of range %d..%d", n, lo, hi)
+	if msg := rangeProblem(n, lo, hi); msg != "" {
+		c.errorf(key, "%s", msg)
 		return 0, false
 	}
 	return n, true
@@ -307,66 +479,12 @@ func (c *checker) multicast(key string, v any) (netip.Addr, bool) {
 	if !ok {
 		return netip.Addr{}, false
 	}
-	a, err := netip.ParseAddr(s)
-	switch {
-	case err != nil:
-		c.errorf(key, "%q is not an IP address", s)
-	case !a.Is4():
-		c.errorf(key, "%s is an IPv6 address; IPv6 is not supported", s)
-	case !a.IsMulticast():
-		c.errorf(key, "%s is not a multicast address", s)
-	default:
-		return a, true
+	a, msg := parseMulticast(s)
+	if msg != "" {
+		c.errorf(key, "%s", msg)
+		return netip.Addr{}, false
 	}
-	return netip.Addr{}, false
-}
-
-// parseEndpoint parses "ip" or "ip:port". port is 0 when s has none; msg says what is wrong
-// with s, or is empty.
-func parseEndpoint(s string) (a netip.Addr, port uint16, msg string) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a, 0, ""
-	}
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 || !isDigits(s[i+1:]) {
-		return netip.Addr{}, 0, fmt.Sprintf("%q is not \"ip\" or \"ip:port\"", s)
-	}
-	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]"))
-	if err != nil {
-		return netip.Addr{}, 0, fmt.Sprintf("%q is not \"ip\" or \"ip:port\"", s)
-	}
-	n, err := strconv.ParseUint(s[i+1:], 10, 16)
-	if err != nil || n == 0 {
-		return netip.Addr{}, 0, fmt.Sprintf("%s has port %s, out of range 1..65535", s, s[i+1:])
-	}
-	return a, uint16(n), ""
-}
-
-func isDigits(s string) bool {
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return s != ""
-}
-
-// unicastProblem says what makes a, written s, unusable as the address of a member or source,
-// or returns "": it must be the IPv4 address of one host.
-func unicastProblem(s string, a netip.Addr) string {
-	switch {
-	case !a.Is4():
-		return s + " is an IPv6 address; IPv6 is not supported"
-	case a.IsUnspecified():
-		return s + " is the unspecified address, not a host"
-	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return s + " is the broadcast address, not a host"
-	case a.IsLoopback():
-		return s + " is a loopback address, not a remote host"
-	case a.IsMulticast():
-		return s + " is a multicast address, not a host"
-	}
-	return ""
+	return a, true
 }
 
 // ifNameProblem says what makes name unusable as a Linux interface name, or returns "". These

@@ -39,12 +39,10 @@ func TestParseProblems(t *testing.T) {
 			errs: []string{"mctun.toml:3: sorce: unknown key"},
 		},
 		{
-			name: "misspelled array of tables",
-			file: []string{"[source]", "[[source.grup]]", `address = "224.1.2.3"`},
-			errs: []string{
-				"mctun.toml:1: source.group: no groups; [source] needs at least one [[source.group]]",
-				"mctun.toml:2: source.grup: unknown key",
-			},
+			name:  "misspelled array of tables",
+			file:  []string{"[source]", "[[source.grup]]", `address = "224.1.2.3"`},
+			errs:  []string{"mctun.toml:2: source.grup: unknown key"},
+			warns: []string{"mctun.toml:1: source.group: no groups yet: nothing is forwarded until a group is added"},
 		},
 		{
 			name: "unknown key in the second group",
@@ -158,9 +156,9 @@ func TestParseProblems(t *testing.T) {
 
 		// [source] and its groups.
 		{
-			name: "source without groups",
-			file: []string{member, "[source]", `interface = "eth0"`},
-			errs: []string{"mctun.toml:3: source.group: no groups; [source] needs at least one [[source.group]]"},
+			name:  "source without groups",
+			file:  []string{member, "[source]", `interface = "eth0"`},
+			warns: []string{"mctun.toml:3: source.group: no groups yet: nothing is forwarded until a group is added"},
 		},
 		{
 			name: "group address missing",
@@ -275,7 +273,7 @@ func TestParseProblems(t *testing.T) {
 				"[[source.group]]", `address = "224.1.2.4"`, "port = 65535", `members = ["198.18.1.3"]`,
 				"[[source.group]]", `address = "224.1.2.3"`, "port = 65535", `members = ["198.18.1.4"]`,
 			},
-			errs: []string{"mctun.toml:15: source.group[3]: 224.1.2.3 port 65535 is already source.group[0]"},
+			errs: []string{"mctun.toml:15: source.group[3]: 224.1.2.3 port 65535 is already defined at mctun.toml:4"},
 		},
 		{
 			name: "same group without port twice",
@@ -284,7 +282,7 @@ func TestParseProblems(t *testing.T) {
 				"[[source.group]]", `address = "224.1.2.3"`, `members = ["198.18.1.1"]`,
 				"[[source.group]]", `address = "224.1.2.3"`, `members = ["198.18.1.2"]`,
 			},
-			errs: []string{"mctun.toml:5: source.group[1]: 224.1.2.3 with no port is already source.group[0]"},
+			errs: []string{"mctun.toml:5: source.group[1]: 224.1.2.3 with no port is already defined at mctun.toml:2"},
 		},
 		{
 			name: "a repeated group is one problem",
@@ -294,7 +292,7 @@ func TestParseProblems(t *testing.T) {
 				"[[source.group]]", `address = "224.1.2.3"`, `members = ["198.18.1.1"]`,
 				"[[source.group]]", `address = "224.1.2.3"`, "port = 5000", `members = ["198.18.1.2"]`,
 			},
-			errs: []string{"mctun.toml:5: source.group[1]: 224.1.2.3 with no port is already source.group[0]"},
+			errs: []string{"mctun.toml:5: source.group[1]: 224.1.2.3 with no port is already defined at mctun.toml:2"},
 		},
 		{
 			name: "member in two groups with one address, different ports",
@@ -303,7 +301,7 @@ func TestParseProblems(t *testing.T) {
 				"[[source.group]]", `address = "224.1.2.3"`, "port = 5000", `members = ["198.18.1.1", "198.18.1.2"]`,
 				"[[source.group]]", `address = "224.1.2.3"`, "port = 5001", `members = ["198.18.1.3", "198.18.1.2:4754"]`,
 			},
-			errs: []string{"mctun.toml:9: source.group[1].members[1]: 198.18.1.2:4754 is also a member of source.group[0], which has the same address 224.1.2.3; a member may be in one group per address"},
+			errs: []string{"mctun.toml:9: source.group[1].members[1]: 198.18.1.2:4754 is also a member of 224.1.2.3 port 5000, defined at mctun.toml:2; a member may be in one group per address"},
 		},
 		{
 			name: "member in two groups with one address, with and without port",
@@ -316,7 +314,7 @@ func TestParseProblems(t *testing.T) {
 				`  "198.18.1.1",`,
 				"]",
 			},
-			errs: []string{"mctun.toml:13: source.group[2].members[1]: 198.18.1.1:4754 is also a member of source.group[0], which has the same address 224.1.2.3; a member may be in one group per address"},
+			errs: []string{"mctun.toml:13: source.group[2].members[1]: 198.18.1.1:4754 is also a member of 224.1.2.3 with no port, defined at mctun.toml:2; a member may be in one group per address"},
 		},
 
 		// Interface and TUN names.
@@ -393,14 +391,14 @@ func TestParseProblems(t *testing.T) {
 			errs: []string{"mctun.toml:3: member.mtu: 65536 is out of range 576..65535"},
 		},
 		{
-			name: "sources missing",
-			file: []string{"[member]", `tun = "mctun1"`},
-			errs: []string{"mctun.toml:1: member.sources: missing; tunnel packets are accepted only from the sources listed here"},
+			name:  "sources missing",
+			file:  []string{"[member]", `tun = "mctun1"`},
+			warns: []string{"mctun.toml:1: member.sources: no sources yet: no tunnel packet is accepted until a source is added"},
 		},
 		{
-			name: "sources empty",
-			file: []string{"[member]", "sources = []"},
-			errs: []string{"mctun.toml:2: member.sources: no sources; tunnel packets are accepted only from the sources listed here"},
+			name:  "sources empty",
+			file:  []string{"[member]", "sources = []"},
+			warns: []string{"mctun.toml:2: member.sources: no sources yet: no tunnel packet is accepted until a source is added"},
 		},
 		{
 			name: "bad sources",
@@ -432,6 +430,57 @@ func TestParseProblems(t *testing.T) {
 			name: "member groups not an array",
 			file: []string{member, `groups = "224.1.2.3"`},
 			errs: []string{`mctun.toml:3: member.groups: want an array of strings, got a string ("224.1.2.3")`},
+		},
+
+		// [log].
+		{
+			name: "log set",
+			file: []string{member, "[log]", `format = "json"`, `file = "/var/log/mctun.log"`, `level = "debug"`},
+		},
+		{
+			name: "log format unknown",
+			file: []string{member, "[log]", `format = "xml"`},
+			errs: []string{`mctun.toml:4: log.format: "xml" is not "text" or "json"`},
+		},
+		{
+			name: "log format is case-sensitive",
+			file: []string{member, "[log]", `format = "JSON"`},
+			errs: []string{`mctun.toml:4: log.format: "JSON" is not "text" or "json"`},
+		},
+		{
+			name: "log level unknown",
+			file: []string{member, "[log]", `level = "verbose"`},
+			errs: []string{`mctun.toml:4: log.level: "verbose" is not "debug", "info", "warn" or "error"`},
+		},
+		{
+			name: "log level of the wrong type",
+			file: []string{member, "[log]", `level = 1`},
+			errs: []string{`mctun.toml:4: log.level: want a string, got an integer (1)`},
+		},
+		{
+			name: "log file relative",
+			file: []string{member, "[log]", `file = "mctun.log"`},
+			errs: []string{`mctun.toml:4: log.file: "mctun.log" is not an absolute path`},
+		},
+		{
+			name: "log file with NUL",
+			file: []string{member, "[log]", `file = "/var/log/mctun\u0000.log"`},
+			errs: []string{`mctun.toml:4: log.file: "/var/log/mctun\x00.log" contains a NUL byte`},
+		},
+		{
+			name: "unknown key in log",
+			file: []string{member, "[log]", `colour = true`},
+			errs: []string{`mctun.toml:4: log.colour: unknown key`},
+		},
+		{
+			name: "log is not a table",
+			file: []string{`log = "debug"`, member},
+			errs: []string{`mctun.toml:1: log: want a table, got a string; write it as [log]`},
+		},
+		{
+			name: "log alone is not a role",
+			file: []string{"[log]", `level = "debug"`},
+			errs: []string{"mctun.toml: no [source] or [member] table; a host needs at least one"},
 		},
 
 		// Warnings.
@@ -501,43 +550,50 @@ func TestParseProblems(t *testing.T) {
 				"mctun.toml:5: source.group[0].address: 10.1.1.1 is not a multicast address",
 				"mctun.toml:6: source.group[0].members[0]: 127.0.0.1 is a loopback address, not a remote host",
 				"mctun.toml:8: member.mtu: 100 is out of range 576..65535",
-				"mctun.toml:9: member.sources: no sources; tunnel packets are accepted only from the sources listed here",
 				"mctun.toml:10: member.groups[0]: 1.1.1.1 is not a multicast address",
 				"mctun.toml:11: member.color: unknown key",
 			},
+			warns: []string{"mctun.toml:9: member.sources: no sources yet: no tunnel packet is accepted until a source is added"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, warns, err := Parse("mctun.toml", []byte(strings.Join(tt.file, "\n")))
-			var errs []string
-			if err != nil {
-				var e *Error
-				if !errors.As(err, &e) {
-					t.Fatalf("error is %T, want *Error: %v", err, err)
-				}
-				if cfg != nil {
-					t.Errorf("got a Config with an error")
-				}
-				for _, p := range e.Problems {
-					errs = append(errs, p.String())
-				}
-				if err.Error() != strings.Join(errs, "\n") {
-					t.Errorf("Error() = %q, want the problems one per line", err.Error())
-				}
-			} else if cfg == nil {
-				t.Fatalf("no Config and no error")
-			}
-			if !slices.Equal(errs, tt.errs) {
-				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(errs, "\n"), strings.Join(tt.errs, "\n"))
-			}
-			var ws []string
-			for _, p := range warns {
-				ws = append(ws, p.String())
-			}
-			if !slices.Equal(ws, tt.warns) {
-				t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(ws, "\n"), strings.Join(tt.warns, "\n"))
-			}
+			checkProblems(t, cfg, warns, err, tt.errs, tt.warns)
 		})
+	}
+}
+
+// checkProblems checks what Parse or Merge returned against the errors and warnings wanted,
+// each as Problem.String gives it, in order.
+func checkProblems(t *testing.T, cfg *Config, warns []Problem, err error, wantErrs, wantWarns []string) {
+	t.Helper()
+	var errs []string
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("error is %T, want *Error: %v", err, err)
+		}
+		if cfg != nil {
+			t.Errorf("got a Config with an error")
+		}
+		for _, p := range e.Problems {
+			errs = append(errs, p.String())
+		}
+		if err.Error() != strings.Join(errs, "\n") {
+			t.Errorf("Error() = %q, want the problems one per line", err.Error())
+		}
+	} else if cfg == nil {
+		t.Fatalf("no Config and no error")
+	}
+	if !slices.Equal(errs, wantErrs) {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(errs, "\n"), strings.Join(wantErrs, "\n"))
+	}
+	var ws []string
+	for _, p := range warns {
+		ws = append(ws, p.String())
+	}
+	if !slices.Equal(ws, wantWarns) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(ws, "\n"), strings.Join(wantWarns, "\n"))
 	}
 }
