@@ -121,6 +121,19 @@ func (h *Host) ConfigureTUN(name string, mtu int) error {
 	return nil
 }
 
+// SetMTU changes the MTU of a link mctun created (ip link set DEV mtu MTU); the link takes
+// the setting with it, so it is not journaled.
+func (h *Host) SetMTU(dev string, mtu int) error {
+	link, err := h.nl.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", dev, err)
+	}
+	if err := h.nl.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("host: set %s mtu %d: %w", dev, mtu, err)
+	}
+	return nil
+}
+
 // ReplaceRoute installs dst dev DEV (ip route replace DST dev DEV proto 147 [src SRC]). A
 // valid src is the source address the host gives what it sends by this route. A route of the
 // same destination and metric that it replaces is journaled and put back by Undo.

@@ -14,7 +14,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
+
+	"mctun/internal/atomicfile"
 )
 
 // Change is one change to the kernel, with what is needed to undo it. Op says which:
@@ -84,7 +85,7 @@ func (j *Journal) save() error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	if err := WriteFileAtomic(j.path, append(data, '\n'), 0o600); err != nil {
+	if err := atomicfile.WriteFile(j.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
@@ -96,30 +97,4 @@ func (j *Journal) Remove() error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return nil
-}
-
-// WriteFileAtomic writes data to a temporary file next to path, syncs it, and renames it
-// over path, so readers see the old content or the new, never a mix.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename this finds nothing
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
