@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"testing"
 	"time"
@@ -279,7 +280,7 @@ func TestSetGroupsKeepsSequence(t *testing.T) {
 	}
 	w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, nil)
 	read()
-	w.sender.SetGroups(append(groupsOf("198.18.2.2:4754"), config.Group{Address: netip.MustParseAddr("224.5.5.5"),
+	w.sender.Configure(7, append(groupsOf("198.18.2.2:4754"), config.Group{Address: netip.MustParseAddr("224.5.5.5"),
 		Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.3.2:4754")}}))
 	w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, nil)
 	if h := read(); h.Seq != 1 {
@@ -320,22 +321,81 @@ func TestReceiverDrops(t *testing.T) {
 		{"too_big", from, tunnel(7, encaptest.UDPPacket(sourceAddr, group, make([]byte, 1500)))},
 		{"igmp", from, tunnel(7, encaptest.IPv4Packet(sourceAddr, group.Addr(), encap.ProtoIGMP, make([]byte, 8)))},
 	}
+	// One at a time, each followed by a good packet that shows the bad one was handled: its
+	// counter, and only its counter, moves by one.
 	want := h.receiver.Stats().Drops
 	for _, tt := range tests {
 		if err := w.net.Inject(tt.from, member, tt.pkt); err != nil {
 			t.Fatal(err)
 		}
+		w.net.Inject(from, member, tunnel(7, good))
+		if got := h.expect(t); !bytes.Equal(got, good) {
+			t.Fatalf("%s: injected % x, want the good packet", tt.reason, got)
+		}
 		want[tt.reason]++
-	}
-	w.net.Inject(from, member, tunnel(7, good))
-	if got := h.expect(t); !bytes.Equal(got, good) {
-		t.Fatalf("injected % x, want the good packet", got)
+		if got := h.receiver.Stats().Drops; !maps.Equal(got, want) {
+			t.Errorf("after one %s packet, drops = %v, want %v", tt.reason, got, want)
+		}
 	}
 	h.expectNothing(t)
-	got := h.receiver.Stats().Drops
-	for reason, n := range want {
-		if got[reason] != n {
-			t.Errorf("drops[%s] = %d, want %d", reason, got[reason], n)
+}
+
+// TestFlowCounters: lost, reordered and duplicated come from the sequence numbers, and each
+// moves on its event only.
+func TestFlowCounters(t *testing.T) {
+	w := newWorld(t, nil)
+	member := netip.MustParseAddrPort("198.18.2.2:4754")
+	h := w.addMember(member, config.Member{MTU: 1500, Sources: []netip.Addr{sourceAddr}})
+	from := netip.AddrPortFrom(sourceAddr, 40000)
+	type counts struct{ packets, lost, reordered, duplicates uint64 }
+	for i, step := range []struct {
+		seq  uint32
+		want counts
+	}{
+		{0, counts{1, 0, 0, 0}},
+		{1, counts{2, 0, 0, 0}},
+		{4, counts{3, 2, 0, 0}}, // 2 and 3 missing
+		{2, counts{4, 1, 1, 0}}, // 2 was late, not lost
+		{2, counts{5, 1, 1, 1}},
+		{5, counts{6, 1, 1, 1}},
+	} {
+		var hdr [encap.HeaderLen]byte
+		encap.PutHeader(hdr[:], encap.Header{Key: 7, Seq: step.seq})
+		w.net.Inject(from, member, append(hdr[:], encaptest.UDPPacket(sourceAddr, group, payload(i))...))
+		h.expect(t)
+		f := h.receiver.Stats().Flows[0]
+		if got := (counts{f.Packets, uint64(f.Lost), f.Reordered, f.Duplicates}); got != step.want {
+			t.Errorf("after seq %d: %+v, want %+v", step.seq, got, step.want)
+		}
+	}
+}
+
+// TestSenderDrops: a packet too big to tunnel, and one that is not a valid inner packet, are
+// counted as such; only their counters move.
+func TestSenderDrops(t *testing.T) {
+	w := newWorld(t, groupsOf("198.18.2.2:4754"), "198.18.2.2:4754")
+	h := w.members[netip.MustParseAddrPort("198.18.2.2:4754")]
+	good := encaptest.UDPPacket(sourceAddr, group, []byte("good"))
+	want := w.sender.Stats().Drops
+	for _, tt := range []struct {
+		reason string
+		pkt    []byte
+	}{
+		{"too_big", encaptest.UDPPacket(sourceAddr, group, make([]byte, 65500))},
+		{"malformed", good[:len(good)-1]},
+		{"ip_options", func() []byte {
+			b := encaptest.IPv4Packet(sourceAddr, group.Addr(), 17, make([]byte, 12))
+			b[0] = 0x46
+			encaptest.SetHeaderChecksum(b)
+			return b
+		}()},
+	} {
+		w.capture.Packets <- tt.pkt
+		w.capture.Packets <- good
+		h.expect(t)
+		want[tt.reason]++
+		if got := w.sender.Stats().Drops; !maps.Equal(got, want) {
+			t.Errorf("after one %s packet, sender drops = %v, want %v", tt.reason, got, want)
 		}
 	}
 }
@@ -352,5 +412,53 @@ func TestHostMulticastIntoTUN(t *testing.T) {
 			t.Fatal("host packet not drained from the TUN")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestTaps checks that a tap sees the inner packets each side handles, filtered by group, and
+// that the path does not wait for a tap that is not read.
+func TestTaps(t *testing.T) {
+	w := newWorld(t, groupsOf("198.18.2.2:4754"), "198.18.2.2:4754")
+	h := w.members[netip.MustParseAddrPort("198.18.2.2:4754")]
+	sent, delivered := NewTap(netip.Addr{}, 16), NewTap(group.Addr(), 16)
+	other := NewTap(netip.MustParseAddr("224.9.9.9"), 16)
+	full := NewTap(netip.Addr{}, 1)
+	w.sender.AddTap(sent)
+	w.sender.AddTap(full)
+	h.receiver.AddTap(delivered)
+	h.receiver.AddTap(other)
+	pkts := [][]byte{
+		encaptest.UDPPacket(sourceAddr, group, []byte("one")),
+		encaptest.UDPPacket(sourceAddr, netip.MustParseAddrPort("224.1.2.4:65535"), nil), // no group: not sent
+		encaptest.UDPPacket(sourceAddr, group, []byte("two")),
+	}
+	for _, p := range pkts {
+		w.capture.Packets <- p
+	}
+	h.expect(t)
+	h.expect(t)
+	for _, tap := range []*Tap{sent, delivered} {
+		for _, want := range [][]byte{pkts[0], pkts[2]} {
+			select {
+			case got := <-tap.Packets:
+				if !bytes.Equal(got.Data, want) || got.Time.IsZero() {
+					t.Fatalf("tap got % x at %v, want % x", got.Data, got.Time, want)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("tap missed a packet")
+			}
+		}
+	}
+	if len(other.Packets) != 0 {
+		t.Errorf("a tap for another group got %d packets", len(other.Packets))
+	}
+	if full.Dropped() != 1 || len(full.Packets) != 1 {
+		t.Errorf("a tap of one slot kept %d and dropped %d of 2, want 1 and 1", len(full.Packets), full.Dropped())
+	}
+	w.sender.RemoveTap(sent)
+	w.capture.Packets <- pkts[0]
+	h.expect(t)
+	if len(sent.Packets) != 0 {
+		t.Error("a removed tap still gets packets")
 	}
 }

@@ -11,7 +11,8 @@ package datapath
    (encap.CheckInner), to an allowed group, and fit the TUN's MTU. Its sequence number is
    accounted for its flow (source and group): lost, reordered, duplicated.
 4. write to TUN: the batch's valid inner packets, unchanged, in one tun.Device.Write. The host
-   then delivers each to the sockets that joined its group on the TUN.
+   then delivers each to the sockets that joined its group on the TUN. A tap (mctun dump)
+   gets a copy of each.
 
 Every packet that fails a step is dropped and counted by reason; none is an error.
 
@@ -37,13 +38,14 @@ import (
 // together in one overflow flow.
 const maxFlows = 65536
 
-// Receiver is the receiver side. Its policy can be replaced while it runs (SetPolicy).
+// Receiver is the receiver side. Its policy can be replaced while it runs (Configure).
 type Receiver struct {
 	conn   encap.Conn
 	dev    tun.Device
 	log    *slog.Logger
 	policy atomic.Pointer[policy]
 	drops  Drops
+	taps   taps
 
 	flows    map[flowKey]*flow // routineReceive's own
 	overflow *flow
@@ -51,6 +53,7 @@ type Receiver struct {
 	flowList []*flow
 
 	drained atomic.Uint64 // host packets read from the TUN and not forwarded
+	tunLogs logLimiter    // of TUN write failures
 }
 
 // policy is what the receiver side accepts, from config.
@@ -84,13 +87,13 @@ func NewReceiver(conn encap.Conn, dev tun.Device, key uint32, m config.Member, l
 		flows:    make(map[flowKey]*flow),
 		overflow: &flow{},
 	}
-	r.SetPolicy(key, m)
+	r.Configure(key, m)
 	return r
 }
 
-// SetPolicy replaces what the receiver side accepts; routineReceive applies it from its next
+// Configure replaces what the receiver side accepts; routineReceive applies it from its next
 // batch on.
-func (r *Receiver) SetPolicy(key uint32, m config.Member) {
+func (r *Receiver) Configure(key uint32, m config.Member) {
 	p := &policy{key: key, sources: make(map[[4]byte]bool), mtu: m.MTU}
 	for _, s := range m.Sources {
 		p.sources[s.As4()] = true
@@ -176,6 +179,7 @@ func (r *Receiver) write(out [][]byte, flows []*flow) error {
 		for i := range n {
 			flows[i].packets.Add(1)
 			flows[i].bytes.Add(uint64(len(out[i])))
+			r.taps.offer(out[i], flows[i].group)
 		}
 		if err == nil {
 			return nil
@@ -184,6 +188,9 @@ func (r *Receiver) write(out [][]byte, flows []*flow) error {
 			return nil
 		}
 		r.drops.Add(TUNWriteFailed)
+		if ok, suppressed := r.tunLogs.allow(); ok {
+			r.log.Warn("the kernel refused a packet written to the TUN", "err", err, "not_logged", suppressed)
+		}
 		out, flows = out[n+1:], flows[n+1:]
 	}
 	return nil

@@ -14,6 +14,8 @@ package datapath
 4. fan out: queue that one tunnel packet once per member of the group, and send the queue with
    one encap.Conn.WriteBatch (sendmmsg) per batch. A member whose send fails is counted and
    skipped; the others are not held up.
+
+A tap (mctun dump) gets a copy of each inner packet that has a group, at step 2.
 */
 
 import (
@@ -35,19 +37,20 @@ const maxInner = encap.MaxPacket - encap.HeaderLen
 // fanoutQueue is how many tunnel-packet copies the fan-out queues before it sends.
 const fanoutQueue = 1024
 
-// Sender is the sender side. Its groups can be replaced while it runs (SetGroups).
+// Sender is the sender side. Its key and groups can be replaced while it runs (Configure).
 type Sender struct {
 	conn  encap.Conn
-	key   uint32
 	log   *slog.Logger
 	table atomic.Pointer[groupTable]
 	drops Drops
+	taps  taps
 
-	setMu sync.Mutex // serializes SetGroups
+	setMu sync.Mutex // serializes Configure
 }
 
-// groupTable is an immutable snapshot of the configured groups, swapped whole on SetGroups.
+// groupTable is an immutable snapshot of the key and the groups, swapped whole by Configure.
 type groupTable struct {
+	key    uint32
 	byAddr map[[4]byte]*addrGroups
 	groups []*groupRoute // in config order
 }
@@ -81,7 +84,8 @@ type memberState struct {
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	errors  atomic.Uint64
-	lastErr atomic.Pointer[string]
+	lastErr atomic.Pointer[string] // set while failing
+	logs    logLimiter             // of its failing/recovered transitions
 }
 
 type groupKey struct {
@@ -96,15 +100,15 @@ type memberKey struct {
 
 // NewSender returns a sender side that sends through conn with the given GRE key.
 func NewSender(conn encap.Conn, key uint32, groups []config.Group, log *slog.Logger) *Sender {
-	s := &Sender{conn: conn, key: key, log: log}
-	s.SetGroups(groups)
+	s := &Sender{conn: conn, log: log}
+	s.Configure(key, groups)
 	return s
 }
 
-// SetGroups replaces the configured groups. Groups and members that stay keep their sequence
+// Configure replaces the key and the groups. Groups and members that stay keep their sequence
 // numbers and counters, and packets in flight are not disturbed: the capture loops pick up
 // the new table at their next batch.
-func (s *Sender) SetGroups(groups []config.Group) {
+func (s *Sender) Configure(key uint32, groups []config.Group) {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	oldGroups := make(map[groupKey]*groupState)
@@ -118,7 +122,7 @@ func (s *Sender) SetGroups(groups []config.Group) {
 			}
 		}
 	}
-	t := &groupTable{byAddr: make(map[[4]byte]*addrGroups)}
+	t := &groupTable{key: key, byAddr: make(map[[4]byte]*addrGroups)}
 	for _, g := range groups {
 		gk := groupKey{g.Address, g.Port}
 		state := oldGroups[gk]
@@ -198,6 +202,7 @@ func (s *Sender) routineCapture(src capture.Source) error {
 				s.drops.Add(NoGroup)
 				continue
 			}
+			s.taps.offer(inner, in.Dst)
 			buf := bufs[i]
 			for _, g := range [2]*groupRoute{byPort, all} {
 				if g == nil {
@@ -211,7 +216,7 @@ func (s *Sender) routineCapture(src capture.Source) error {
 					spares++
 					copy(buf[encap.Headroom:], inner)
 				}
-				pkt := encap.Encapsulate(buf, len(inner), encap.Header{Key: s.key, Seq: g.seq.Add(1) - 1})
+				pkt := encap.Encapsulate(buf, len(inner), encap.Header{Key: t.key, Seq: g.seq.Add(1) - 1})
 				buf = nil
 				g.packets.Add(1)
 				g.bytes.Add(uint64(len(inner)))
@@ -299,20 +304,25 @@ func (s *Sender) flush(f *fanout) error {
 		m.bytes.Add(uint64(len(f.bufs[i])))
 		if m.lastErr.Load() != nil {
 			m.lastErr.Store(nil)
-			s.log.Info("member reachable again", "member", m.addr)
+			if ok, suppressed := m.logs.allow(); ok {
+				s.log.Info("member reachable again", "member", m.addr, "transitions_not_logged", suppressed)
+			}
 		}
 	}
 	f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0], f.members[:0]
 	return nil
 }
 
-// fail counts a failed send and logs when the member starts failing, not at every packet.
+// fail counts a failed send and logs when the member starts failing, not at every packet,
+// and for a member that flaps not more than its logLimiter allows.
 func (m *memberState) fail(err error, log *slog.Logger) {
 	m.errors.Add(1)
 	if m.lastErr.Load() == nil {
 		msg := err.Error()
 		m.lastErr.Store(&msg)
-		log.Warn("member failing", "member", m.addr, "err", msg)
+		if ok, suppressed := m.logs.allow(); ok {
+			log.Warn("member failing", "member", m.addr, "err", msg, "transitions_not_logged", suppressed)
+		}
 	}
 }
 

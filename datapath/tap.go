@@ -1,0 +1,98 @@
+package datapath
+
+import (
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// A Tap receives copies of inner packets for mctun dump: on the sender side each inner
+// packet as it is sent to its group's members, on the receiver side each one as it is
+// delivered into the TUN. Forwarding never waits for a tap: when its queue is full the copy
+// is dropped and counted.
+type Tap struct {
+	Packets chan TapPacket
+	group   netip.Addr // only this group; the zero Addr takes every group
+	dropped atomic.Uint64
+}
+
+// TapPacket is one copied inner packet.
+type TapPacket struct {
+	Time time.Time
+	Data []byte
+}
+
+// NewTap returns a tap for group (the zero Addr: every group) that queues up to queue
+// packets.
+func NewTap(group netip.Addr, queue int) *Tap {
+	return &Tap{Packets: make(chan TapPacket, queue), group: group}
+}
+
+// Dropped is how many packets the tap missed because its reader fell behind.
+func (t *Tap) Dropped() uint64 { return t.dropped.Load() }
+
+// taps is the set of taps on one side, copy-on-write: the packet path loads it with one
+// atomic read, which finds nil while nobody dumps.
+type taps struct {
+	mu   sync.Mutex
+	list atomic.Pointer[[]*Tap]
+}
+
+func (ts *taps) add(t *Tap) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	var list []*Tap
+	if cur := ts.list.Load(); cur != nil {
+		list = slices.Clone(*cur)
+	}
+	list = append(list, t)
+	ts.list.Store(&list)
+}
+
+func (ts *taps) remove(t *Tap) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	cur := ts.list.Load()
+	if cur == nil {
+		return
+	}
+	list := slices.DeleteFunc(slices.Clone(*cur), func(x *Tap) bool { return x == t })
+	if len(list) == 0 {
+		ts.list.Store(nil)
+		return
+	}
+	ts.list.Store(&list)
+}
+
+// offer hands a copy of pkt, an inner packet to group, to every interested tap.
+func (ts *taps) offer(pkt []byte, group netip.Addr) {
+	list := ts.list.Load()
+	if list == nil {
+		return
+	}
+	now := time.Now()
+	for _, t := range *list {
+		if t.group.IsValid() && t.group != group {
+			continue
+		}
+		select {
+		case t.Packets <- TapPacket{Time: now, Data: slices.Clone(pkt)}:
+		default:
+			t.dropped.Add(1)
+		}
+	}
+}
+
+// AddTap starts copying the inner packets the sender side sends to t.
+func (s *Sender) AddTap(t *Tap) { s.taps.add(t) }
+
+// RemoveTap stops copying to t.
+func (s *Sender) RemoveTap(t *Tap) { s.taps.remove(t) }
+
+// AddTap starts copying the inner packets the receiver side delivers to t.
+func (r *Receiver) AddTap(t *Tap) { r.taps.add(t) }
+
+// RemoveTap stops copying to t.
+func (r *Receiver) RemoveTap(t *Tap) { r.taps.remove(t) }
