@@ -8,6 +8,8 @@
 package control
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,8 +53,15 @@ type Peer struct {
 	Privileged bool
 }
 
-// Handler answers one request.
+// Handler answers one request. If what it returns is a Streamer, the answer is followed by
+// the stream.
 type Handler func(peer Peer, req Request) (any, error)
+
+// Streamer is an answer that goes on after the JSON response: Stream writes to the caller
+// until it is done or ctx ends, which happens when the caller hangs up.
+type Streamer interface {
+	Stream(ctx context.Context, w io.Writer) error
+}
 
 // Server accepts requests for a Handler.
 type Server struct {
@@ -98,17 +107,34 @@ func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
 	}
 	var req Request
 	var resp Response
+	var stream Streamer
 	if err := json.NewDecoder(io.LimitReader(conn, 1<<20)).Decode(&req); err != nil {
 		resp.Error = "bad request: " + err.Error()
 	} else if data, err := h(peer, req); err != nil {
 		resp.Error = err.Error()
+	} else if st, ok := data.(Streamer); ok {
+		stream = st
 	} else if data != nil {
 		resp.Data, err = json.Marshal(data)
 		if err != nil {
 			resp.Error = err.Error()
 		}
 	}
-	json.NewEncoder(conn).Encode(resp)
+	if err := json.NewEncoder(conn).Encode(resp); err != nil || stream == nil {
+		return
+	}
+	// A stream lasts as long as the caller wants it; it ends when the caller hangs up, which
+	// a read then sees.
+	conn.SetDeadline(time.Time{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		io.Copy(io.Discard, conn)
+		cancel()
+	}()
+	if err := stream.Stream(ctx, conn); err != nil && ctx.Err() == nil {
+		s.log.Warn("control: stream ended", "op", req.Op, "err", err)
+	}
 }
 
 // peerOf asks the kernel who is on the other end.
@@ -151,33 +177,66 @@ func HasNetAdmin(pid int) bool {
 // Call sends one request to the instance listening on the control socket name and decodes the
 // answer's data into out (unless out is nil).
 func Call(name, op string, args, out any) error {
-	conn, err := net.DialTimeout("unix", name, 5*time.Second)
+	conn, _, resp, err := call(name, op, args)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return ErrNotRunning
-		}
-		return fmt.Errorf("control: %w", err)
+		return err
 	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	req := Request{Op: op}
-	if args != nil {
-		if req.Args, err = json.Marshal(args); err != nil {
-			return err
-		}
-	}
-	if err := json.NewEncoder(conn).Encode(req); err != nil {
-		return fmt.Errorf("control: send %s: %w", op, err)
-	}
-	var resp Response
-	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
-		return fmt.Errorf("control: %s: no answer from mctun: %w", op, err)
-	}
-	if resp.Error != "" {
-		return errors.New(resp.Error)
-	}
+	conn.Close()
 	if out != nil && resp.Data != nil {
 		return json.Unmarshal(resp.Data, out)
 	}
 	return nil
+}
+
+// CallStream sends a request whose answer is a stream and returns the stream; closing it
+// hangs up, which ends the stream at the other end too.
+func CallStream(name, op string, args any) (io.ReadCloser, error) {
+	conn, r, _, err := call(name, op, args)
+	if err != nil {
+		return nil, err
+	}
+	conn.SetDeadline(time.Time{})
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, conn}, nil
+}
+
+// call sends a request and reads the JSON answer line. It returns the connection and a reader
+// positioned after that line, where a stream follows.
+func call(name, op string, args any) (net.Conn, *bufio.Reader, Response, error) {
+	var resp Response
+	conn, err := net.DialTimeout("unix", name, 5*time.Second)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
+			return nil, nil, resp, ErrNotRunning
+		}
+		return nil, nil, resp, fmt.Errorf("control: %w", err)
+	}
+	fail := func(err error) (net.Conn, *bufio.Reader, Response, error) {
+		conn.Close()
+		return nil, nil, resp, err
+	}
+	conn.SetDeadline(time.Now().Add(30 * time.Second))
+	req := Request{Op: op}
+	if args != nil {
+		if req.Args, err = json.Marshal(args); err != nil {
+			return fail(err)
+		}
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return fail(fmt.Errorf("control: send %s: %w", op, err))
+	}
+	r := bufio.NewReader(conn)
+	line, err := r.ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &resp)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("control: %s: no answer from mctun: %w", op, err))
+	}
+	if resp.Error != "" {
+		return fail(errors.New(resp.Error))
+	}
+	return conn, r, resp, nil
 }

@@ -1,6 +1,8 @@
 package control
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -8,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"testing"
+	"time"
 )
 
 func TestCallAndPeer(t *testing.T) {
@@ -42,5 +45,49 @@ func TestCallAndPeer(t *testing.T) {
 	}
 	if _, err := Listen(name, nil); err == nil {
 		t.Fatal("a second Listen on the same name succeeded")
+	}
+}
+
+type countdown int
+
+// Stream writes its number, then one line a millisecond until the caller hangs up.
+func (c countdown) Stream(ctx context.Context, w io.Writer) error {
+	fmt.Fprintf(w, "%d\n", int(c))
+	for {
+		select {
+		case <-ctx.Done():
+			close(hungUp)
+			return nil
+		case <-time.After(time.Millisecond):
+			if _, err := io.WriteString(w, "tick\n"); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+var hungUp = make(chan struct{})
+
+func TestCallStream(t *testing.T) {
+	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
+	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	go srv.Serve(func(peer Peer, req Request) (any, error) { return countdown(42), nil })
+	r, err := CallStream(name, "stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(r)
+	if !sc.Scan() || sc.Text() != "42" || !sc.Scan() || sc.Text() != "tick" {
+		t.Fatalf("stream began %q, want 42 then tick", sc.Text())
+	}
+	r.Close()
+	select {
+	case <-hungUp:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the stream did not end when the caller hung up")
 	}
 }
