@@ -10,6 +10,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,11 +30,15 @@ import (
 // and the two packet paths between them. It is the one place where real devices are wired
 // together.
 type daemon struct {
-	cfg     *config.Config
-	log     *slog.Logger
-	state   stateDir
-	host    *route.Host
-	started time.Time
+	mu       sync.Mutex     // serializes reload and management commands; guards cfg, mainData, skipped
+	cfg      *config.Config // running
+	mainData []byte         // the config file as cfg was loaded from it
+	log      *slog.Logger
+	logs     *logOutput
+	byUp     bool // started by mctun up, whose log file is our stderr
+	state    stateDir
+	host     *route.Host
+	started  time.Time
 
 	iface    string             // the source interface
 	skipped  []netip.AddrPort   // members that are addresses of this host
@@ -47,18 +53,23 @@ type daemon struct {
 	routines int        // packet-path goroutines started
 	failed   chan error // a packet path that stopped on its own
 	shutdown chan struct{}
+	stopping chan struct{} // closed when stop begins: streams (mctun dump) end
 }
 
 // runDaemon is mctun run: the daemon in the foreground until SIGINT, SIGTERM or mctun down.
 // When notify is not nil (mctun up started us), it learns once whether we are forwarding.
 func runDaemon(path string, notify *os.File) int {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	logs := newLogOutput(os.Stderr)
+	log := slog.New(logs)
 	fail := func(err error) int {
 		log.Error("mctun did not start", "err", err)
 		notifyUp(notify, err)
 		return 1
 	}
-	cfg, warnings, err := config.Load(path)
+	cfg, mainData, warnings, err := loadFiles(path)
+	if err == nil {
+		err = logs.configure(cfg.Log)
+	}
 	for _, w := range warnings {
 		log.Warn("config: " + w.String())
 	}
@@ -67,6 +78,7 @@ func runDaemon(path string, notify *os.File) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	defer logs.Close()
 	state, err := currentStateDir()
 	if err != nil {
 		return fail(err)
@@ -101,8 +113,11 @@ func runDaemon(path string, notify *os.File) int {
 	// Caught from here on, so that a signal during start still ends in stop.
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	d := &daemon{cfg: cfg, log: log, state: state, host: host, started: time.Now(),
-		failed: make(chan error, 2), shutdown: make(chan struct{}, 1)}
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	d := &daemon{cfg: cfg, mainData: mainData, log: log, logs: logs, byUp: notify != nil, state: state, host: host,
+		started: time.Now(), failed: make(chan error, 2), shutdown: make(chan struct{}, 1),
+		stopping: make(chan struct{})}
 	if err := d.start(); err != nil {
 		if uerr := d.stop(); uerr != nil {
 			log.Error("could not undo every change", "err", uerr, "journal", state.journalPath())
@@ -112,15 +127,21 @@ func runDaemon(path string, notify *os.File) int {
 	d.logStarted()
 	notifyUp(notify, nil)
 
-	status := 0
-	select {
-	case sig := <-sigs:
-		log.Info("stopping", "signal", sig.String())
-	case <-d.shutdown:
-		log.Info("stopping", "reason", "mctun down")
-	case err := <-d.failed:
-		log.Error("stopping: a packet path failed", "err", err)
-		status = 1
+	status := -1
+	for status < 0 {
+		select {
+		case <-hups:
+			d.reload() // it logs what it did
+		case sig := <-sigs:
+			log.Info("stopping", "signal", sig.String())
+			status = 0
+		case <-d.shutdown:
+			log.Info("stopping", "reason", "mctun down")
+			status = 0
+		case err := <-d.failed:
+			log.Error("stopping: a packet path failed", "err", err)
+			status = 1
+		}
 	}
 	if err := d.stop(); err != nil {
 		log.Error("could not undo every change", "err", err, "journal", state.journalPath())
@@ -200,10 +221,14 @@ func (d *daemon) start() error {
 		return err
 	}
 	if cfg.Source != nil {
-		groups, err := d.withoutSelf(cfg.Source.Groups)
+		groups, skipped, err := withoutSelf(cfg.Source.Groups)
 		if err != nil {
 			return err
 		}
+		for _, m := range skipped {
+			d.log.Info("member is this host: not sending to it", "member", m)
+		}
+		d.skipped = skipped
 		d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{})
 		if err != nil {
 			return err
@@ -284,13 +309,14 @@ func (d *daemon) routeMulticast() error {
 	return d.host.ReplaceRoute(route.Multicast, d.iface, netip.Addr{})
 }
 
-// withoutSelf drops the members that are this host's own addresses: a host that is a member
-// too gets its own multicast through the kernel's loopback, and a tunnelled copy would be a
-// duplicate. A config shared by all hosts of a many-to-many setup lists every host.
-func (d *daemon) withoutSelf(groups []config.Group) ([]config.Group, error) {
+// withoutSelf drops the members that are this host's own addresses, and returns them apart:
+// a host that is a member too gets its own multicast through the kernel's loopback, and a
+// tunnelled copy would be a duplicate. A config shared by all hosts of a many-to-many setup
+// lists every host.
+func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.AddrPort, err error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return nil, fmt.Errorf("list this host's addresses: %w", err)
+		return nil, nil, fmt.Errorf("list this host's addresses: %w", err)
 	}
 	local := make(map[netip.Addr]bool)
 	for _, a := range addrs {
@@ -298,25 +324,27 @@ func (d *daemon) withoutSelf(groups []config.Group) ([]config.Group, error) {
 			local[p.Addr()] = true
 		}
 	}
-	out := make([]config.Group, len(groups))
+	out = make([]config.Group, len(groups))
 	for i, g := range groups {
 		out[i] = g
 		out[i].Members = nil
 		for _, m := range g.Members {
 			if local[m.Addr()] {
-				d.skipped = append(d.skipped, m)
-				d.log.Info("member is this host: not sending to it", "group", g.Address, "member", m)
+				if !slices.Contains(skipped, m) {
+					skipped = append(skipped, m)
+				}
 				continue
 			}
 			out[i].Members = append(out[i].Members, m)
 		}
 	}
-	return out, nil
+	return out, skipped, nil
 }
 
 // stop closes everything start opened, waits for the packet paths to end, and undoes the
 // host changes.
 func (d *daemon) stop() error {
+	close(d.stopping)
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}
@@ -342,20 +370,39 @@ func (d *daemon) logStarted() {
 	d.log.Warn("the tunnel is not authenticated: a host that can forge a source's address can inject packets")
 }
 
-// handle answers the control socket.
+// handle answers the control socket. Anyone may look (status, listing); only root or
+// CAP_NET_ADMIN may change anything or see the traffic (dump).
 func (d *daemon) handle(peer control.Peer, req control.Request) (any, error) {
 	switch req.Op {
 	case "status":
 		return d.status(), nil
+	case "listing":
+		return d.listing(), nil
+	}
+	if !peer.Privileged {
+		return nil, control.ErrNotPermitted
+	}
+	switch req.Op {
 	case "shutdown":
-		if !peer.Privileged {
-			return nil, control.ErrNotPermitted
-		}
 		select {
 		case d.shutdown <- struct{}{}:
 		default:
 		}
 		return nil, nil
+	case "reload":
+		return d.reload()
+	case "edit":
+		var a editArgs
+		if err := json.Unmarshal(req.Args, &a); err != nil {
+			return nil, fmt.Errorf("bad request: %w", err)
+		}
+		return d.edit(a)
+	case "dump":
+		var a dumpArgs
+		if err := json.Unmarshal(req.Args, &a); err != nil {
+			return nil, fmt.Errorf("bad request: %w", err)
+		}
+		return d.dumpRequest(a)
 	}
 	return nil, fmt.Errorf("unknown operation %q", req.Op)
 }

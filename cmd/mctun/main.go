@@ -49,11 +49,42 @@ func init() {
 	commands = []command{
 		{"up", "[-c FILE]", "check the config, set up the host and start forwarding in the background", cmdUp},
 		{"down", "", "stop forwarding and undo every change up made to the host", cmdDown},
-		{"run", "[-c FILE]", "forward in the foreground (for systemd); SIGINT/SIGTERM stop and undo", cmdRun},
+		{"run", "[-c FILE]", "forward in the foreground (for systemd); SIGINT/SIGTERM stop and undo, SIGHUP reloads", cmdRun},
+		{"reload", "", "load the config again and apply what changed, without losing a packet", cmdReload},
 		{"status", "[--json]", "show whether mctun runs here, its groups, members, sources and counters", cmdStatus},
+		{"stats", "[--json]", "show every counter: per group and member, per source and group, drops by reason", cmdStats},
+		{"group", "add|del|clear|list|show ...", "manage the groups this source sends (mctun group --help)", cmdGroup},
+		{"member", "join|quit GROUP IP[,IP...]", "add members to a group or remove them", cmdMember},
+		{"source", "add|del|clear|list ...", "manage the sources this member accepts (mctun source --help)", cmdSource},
+		{"dump", "[-w FILE|-] [-c COUNT] [--group G] [--duration D]", "write the tunnelled traffic as pcap, while forwarding goes on", cmdDump},
 		{"check", "[-c FILE]", "validate the config and print it with every default filled in", cmdCheck},
 		{"version", "", "print the version", cmdVersion},
 	}
+}
+
+// subcommands are the verbs of group, member and source, as usage lists them.
+var subcommands = []struct{ name, args, summary string }{
+	{"group add", "GROUP [--port P] [--member IP[,IP...]]", "create a group, or add members to it"},
+	{"group del", "GROUP", "delete a group"},
+	{"group clear", "", "delete every group the commands added"},
+	{"group list", "[--json]", "list the groups with their member counts and where each is defined"},
+	{"group show", "GROUP [--json]", "list a group's members"},
+	{"member join", "GROUP IP[,IP...]", "add members to a group"},
+	{"member quit", "GROUP IP[,IP...]", "remove members from a group"},
+	{"source add", "IP", "accept tunnel packets from IP"},
+	{"source del", "IP", "stop accepting tunnel packets from IP"},
+	{"source clear", "", "delete every source the commands added"},
+	{"source list", "[--json]", "list the sources and where each is defined"},
+}
+
+// usageOf is the usage line of a subcommand.
+func usageOf(name string) string {
+	for _, c := range subcommands {
+		if c.name == name {
+			return fmt.Sprintf("mctun %s %s\n\n%s.", c.name, c.args, capitalize(c.summary))
+		}
+	}
+	return "mctun " + name
 }
 
 func main() {
@@ -73,6 +104,11 @@ func dispatch(args []string) int {
 			fs := flag.NewFlagSet("mctun "+c.name, flag.ContinueOnError)
 			fs.Usage = func() {
 				fmt.Fprintf(fs.Output(), "usage: mctun %s %s\n\n%s.\n", c.name, c.args, capitalize(c.summary))
+				for _, sub := range subcommands {
+					if strings.HasPrefix(sub.name, c.name+" ") {
+						fmt.Fprintf(fs.Output(), "  mctun %-12s %-40s %s\n", sub.name, sub.args, sub.summary)
+					}
+				}
 				printFlags(fs)
 			}
 			return c.run(fs, args[1:])
@@ -89,7 +125,9 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nThe config is %s unless -c names another. mctun COMMAND --help tells more.\n", config.DefaultPath)
+	fmt.Fprintf(w, "\nThe config is %s unless -c names another. The group, member and source commands\n", config.DefaultPath)
+	fmt.Fprintln(w, "write their changes to the managed file next to it, never to the config itself.")
+	fmt.Fprintln(w, "mctun COMMAND --help tells more.")
 }
 
 // parse parses a command's flags; it returns false with the exit status when the command
@@ -313,7 +351,36 @@ func leftover(state stateDir) bool {
 	return err != nil || !j.Empty()
 }
 
+func cmdReload(fs *flag.FlagSet, args []string) int {
+	configFlag(fs) // the running instance reloads the files it was started with
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	var changes []string
+	if err := control.Call(control.SocketName, "reload", nil, &changes); err != nil {
+		return failf("mctun reload: %v", err)
+	}
+	if len(changes) == 0 {
+		fmt.Println("mctun: reloaded, nothing changed")
+		return exitOK
+	}
+	fmt.Printf("mctun: reloaded, %d changes:\n", len(changes))
+	for _, c := range changes {
+		fmt.Printf("  %s\n", c)
+	}
+	return exitOK
+}
+
+func cmdStats(fs *flag.FlagSet, args []string) int {
+	return showStatus(fs, args, printStats)
+}
+
 func cmdStatus(fs *flag.FlagSet, args []string) int {
+	return showStatus(fs, args, printStatus)
+}
+
+// showStatus fetches the running instance's Status and prints it as JSON or with print.
+func showStatus(fs *flag.FlagSet, args []string, print func(io.Writer, Status)) int {
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -328,15 +395,12 @@ func cmdStatus(fs *flag.FlagSet, args []string) int {
 		return exitNotRunning
 	}
 	if err != nil {
-		return failf("mctun status: %v", err)
+		return failf("%s: %v", fs.Name(), err)
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(st)
-		return exitOK
+		return printJSON(st)
 	}
-	printStatus(os.Stdout, st)
+	print(os.Stdout, st)
 	return exitOK
 }
 

@@ -20,6 +20,8 @@ type Status struct {
 	Version string        `json:"version"`
 	Started time.Time     `json:"started"`
 	Config  string        `json:"config"`
+	Managed string        `json:"managed"` // the managed file, written by the group/member/source commands
+	Log     string        `json:"log"`     // where the daemon logs: a file, or "stderr"
 	Netns   string        `json:"netns"`
 	Port    uint16        `json:"port"`
 	Key     uint32        `json:"key"`
@@ -53,8 +55,10 @@ type MemberStatus struct {
 }
 
 func (d *daemon) status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	st := Status{PID: os.Getpid(), Version: version, Started: d.started, Config: d.cfg.Path,
-		Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key}
+		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key}
 	if d.sender != nil {
 		cs := d.capture.Stats()
 		st.Source = &SourceStatus{
@@ -72,63 +76,105 @@ func (d *daemon) status() Status {
 	return st
 }
 
-// printStatus writes Status for a person.
+// logTo says where the daemon logs. The caller holds d.mu.
+func (d *daemon) logTo() string {
+	switch {
+	case d.cfg.Log.File != "":
+		return d.cfg.Log.File
+	case d.byUp:
+		return d.state.logPath()
+	}
+	return "stderr"
+}
+
+// printStatus writes a summary of Status for a person: what runs, and a line per group and per
+// flow. mctun stats has every counter.
 func printStatus(w io.Writer, st Status) {
-	fmt.Fprintf(w, "mctun %s: running, pid %d, up %s\n", st.Version, st.PID, time.Since(st.Started).Round(time.Second))
-	fmt.Fprintf(w, "config:  %s\n", st.Config)
-	fmt.Fprintf(w, "tunnel:  udp port %d, key %d, not authenticated\n", st.Port, st.Key)
+	printHeader(w, st)
 	if s := st.Source; s != nil {
-		fmt.Fprintf(w, "\nsource: capturing on %s", s.Interface)
-		for _, c := range s.Captures {
-			fmt.Fprintf(w, " (%d packets, %d dropped by the kernel)", c.Packets, c.KernelDrop)
-		}
-		fmt.Fprintf(w, ", %s\n", plural(len(s.Stats.Groups), "group"))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  GROUP\tPORT\tMEMBER\tPACKETS\tBYTES\tERRORS")
+		members := 0
 		for _, g := range s.Stats.Groups {
-			port := "any"
-			if g.Port != 0 {
-				port = fmt.Sprint(g.Port)
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t(captured)\t%d\t%d\t\n", g.Address, port, g.Packets, g.Bytes)
+			members += len(g.Members)
+		}
+		fmt.Fprintf(w, "\nsource: capturing on %s, %s, %s\n", s.Interface, plural(len(s.Stats.Groups), "group"), plural(members, "member"))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		for _, g := range s.Stats.Groups {
+			var errs uint64
 			for _, m := range g.Members {
-				errs := fmt.Sprint(m.Errors)
-				if m.LastError != "" {
-					errs += " (failing: " + m.LastError + ")"
-				}
-				fmt.Fprintf(tw, "  \t\t%s\t%d\t%d\t%s\n", m.Address, m.Packets, m.Bytes, errs)
+				errs += m.Errors
 			}
+			fmt.Fprintf(tw, "  %s\t%s\t%d packets\t%d send errors\t\n", groupName(g.Address, g.Port), plural(len(g.Members), "member"), g.Packets, errs)
 		}
 		tw.Flush()
 		for _, m := range s.Skipped {
 			fmt.Fprintf(w, "  member %s is this host: not sent to\n", m)
 		}
-		fmt.Fprintf(w, "  drops: %s\n", formatCounts(s.Stats.Drops))
+		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops, false))
 	}
 	if m := st.Member; m != nil {
-		groups := "any group"
-		if len(m.Groups) > 0 {
-			groups = joinAddrs(m.Groups)
-		}
-		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), accepting from %s, for %s\n", m.TUN, m.MTU, joinAddrs(m.Sources), groups)
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  SOURCE\tGROUP\tPACKETS\tBYTES\tLOST\tREORDERED\tDUPLICATES")
+		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), from %s, for %s\n", m.TUN, m.MTU, joinAddrs(m.Sources), groupsOrAny(m.Groups))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		for _, f := range m.Stats.Flows {
-			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\n", f.Source, f.Group, f.Packets, f.Bytes, f.Lost, f.Reordered, f.Duplicates)
+			fmt.Fprintf(tw, "  %s -> %s\t%d packets\t%d lost\t%d reordered\t%d duplicates\t\n", f.Source, f.Group, f.Packets, f.Lost, f.Reordered, f.Duplicates)
 		}
 		tw.Flush()
 		if len(m.Stats.Flows) == 0 {
-			fmt.Fprintln(w, "  (nothing received yet)")
+			fmt.Fprintln(w, "  nothing received yet")
 		}
-		fmt.Fprintf(w, "  drops: %s, socket buffer full %d\n", formatCounts(m.Stats.Drops), m.SocketDrops)
+		fmt.Fprintf(w, "  dropped: %s\n", formatCounts(m.Stats.Drops, false))
 	}
 }
 
-// formatCounts prints non-zero counters as "name N, ...", or "none".
-func formatCounts(counts map[string]uint64) string {
+func printHeader(w io.Writer, st Status) {
+	fmt.Fprintf(w, "mctun %s: running, pid %d, up %s\n", st.Version, st.PID, time.Since(st.Started).Round(time.Second))
+	fmt.Fprintf(w, "config:  %s, managed groups and sources in %s\n", st.Config, st.Managed)
+	fmt.Fprintf(w, "log:     %s\n", st.Log)
+	fmt.Fprintf(w, "tunnel:  udp port %d, key %d, not authenticated\n", st.Port, st.Key)
+}
+
+// printStats writes every counter of Status for a person, zeros included.
+func printStats(w io.Writer, st Status) {
+	printHeader(w, st)
+	if s := st.Source; s != nil {
+		fmt.Fprintf(w, "\nsource: capturing on %s\n", s.Interface)
+		for _, c := range s.Captures {
+			fmt.Fprintf(w, "  capture %s: %d packets, %d dropped by the kernel (ring full)\n", c.Name, c.Packets, c.KernelDrop)
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  GROUP\tMEMBER\tPACKETS\tBYTES\tSEND ERRORS")
+		for _, g := range s.Stats.Groups {
+			fmt.Fprintf(tw, "  %s\t(captured)\t%d\t%d\t\n", groupName(g.Address, g.Port), g.Packets, g.Bytes)
+			for _, m := range g.Members {
+				errs := fmt.Sprint(m.Errors)
+				if m.LastError != "" {
+					errs += " (failing: " + m.LastError + ")"
+				}
+				fmt.Fprintf(tw, "  \t%s\t%d\t%d\t%s\n", m.Address, m.Packets, m.Bytes, errs)
+			}
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops, true))
+	}
+	if m := st.Member; m != nil {
+		fmt.Fprintf(w, "\nmember: delivering into %s\n", m.TUN)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  SOURCE\tGROUP\tPACKETS\tBYTES\tLOST\tREORDERED\tDUPLICATES\tSENDER RESTARTS")
+		for _, f := range m.Stats.Flows {
+			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", f.Source, f.Group, f.Packets, f.Bytes, f.Lost, f.Reordered, f.Duplicates, f.Restarts)
+		}
+		tw.Flush()
+		fmt.Fprintf(w, "  dropped: %s\n", formatCounts(m.Stats.Drops, true))
+		fmt.Fprintf(w, "  dropped by the kernel: %d (socket receive buffer full)\n", m.SocketDrops)
+		fmt.Fprintf(w, "  host multicast into %s, not forwarded (no [source]): %d\n", m.TUN, m.Stats.HostPackets)
+	}
+}
+
+// formatCounts prints counters as "name N, ..." in name order, only the non-zero ones unless
+// all is set; "none" if there is nothing to print.
+func formatCounts(counts map[string]uint64, all bool) string {
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(counts)) {
-		if counts[name] != 0 {
+		if all || counts[name] != 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", strings.ReplaceAll(name, "_", " "), counts[name]))
 		}
 	}

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"mctun/config"
+	"mctun/control"
+	"mctun/datapath"
+)
+
+// dumpArgs is what mctun dump asks the running instance for.
+type dumpArgs struct {
+	Group netip.Addr `json:"group,omitzero"` // zero: every group
+	Side  string     `json:"side"`           // "sender", "receiver" or "both"
+}
+
+// dumpStream is the running instance's side of mctun dump: a pcap stream (LINKTYPE_RAW, each
+// record an inner IPv4 packet) of what the packet paths hand a tap, until the caller hangs up
+// or the daemon stops.
+type dumpStream struct {
+	d    *daemon
+	args dumpArgs
+}
+
+// dumpQueue is how many packets a dump may fall behind before it misses some; forwarding
+// never waits for it.
+const dumpQueue = 4096
+
+func (s dumpStream) Stream(ctx context.Context, w io.Writer) error {
+	tap := datapath.NewTap(s.args.Group, dumpQueue)
+	sender := s.d.sender != nil && s.args.Side != "receiver"
+	receiver := s.d.receiver != nil && s.args.Side != "sender"
+	if sender {
+		s.d.sender.AddTap(tap)
+		defer s.d.sender.RemoveTap(tap)
+	}
+	if receiver {
+		s.d.receiver.AddTap(tap)
+		defer s.d.receiver.RemoveTap(tap)
+	}
+	s.d.log.Info("dump started", "group", s.args.Group, "side", s.args.Side)
+	written := 0
+	defer func() { s.d.log.Info("dump ended", "packets", written, "missed", tap.Dropped()) }()
+
+	bw := bufio.NewWriterSize(w, 64<<10)
+	pw := pcapgo.NewWriterNanos(bw)
+	if err := pw.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+		return err
+	}
+	for {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.d.stopping:
+			return nil
+		case p := <-tap.Packets:
+			for more := true; more; {
+				ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(p.Data), Length: len(p.Data)}
+				if err := pw.WritePacket(ci, p.Data); err != nil {
+					return err
+				}
+				written++
+				select { // drain what is queued before flushing
+				case p = <-tap.Packets:
+				default:
+					more = false
+				}
+			}
+		}
+	}
+}
+
+// dumpRequest checks mctun dump's arguments in the daemon.
+func (d *daemon) dumpRequest(args dumpArgs) (any, error) {
+	switch args.Side {
+	case "sender":
+		if d.sender == nil {
+			return nil, errors.New("this host has no [source]: there is no sender side to dump")
+		}
+	case "receiver":
+		if d.receiver == nil {
+			return nil, errors.New("this host has no [member]: there is no receiver side to dump")
+		}
+	case "both":
+	default:
+		return nil, fmt.Errorf("side %q: want sender, receiver or both", args.Side)
+	}
+	return dumpStream{d: d, args: args}, nil
+}
+
+func cmdDump(fs *flag.FlagSet, args []string) int {
+	out := fs.String("w", "", "write a pcap `FILE` (- for standard output); without -w, print one line per packet")
+	count := fs.Int("c", 0, "stop after `COUNT` packets (0: no limit)")
+	group := fs.String("group", "", "only this `GROUP`")
+	duration := fs.Duration("duration", 0, "stop after `D` (0: no limit)")
+	side := fs.String("side", "both", "sender (inner packets as sent), receiver (as delivered) or both")
+	if code, ok := parse(fs, args); !ok {
+		return code
+	}
+	var a dumpArgs
+	if *group != "" {
+		g, err := config.ParseGroup(*group)
+		if err != nil {
+			return usagef("mctun dump: --group %v", err)
+		}
+		a.Group = g
+	}
+	a.Side = *side
+	if *count < 0 || *duration < 0 {
+		return usagef("mctun dump: -c and --duration cannot be negative")
+	}
+
+	stream, err := control.CallStream(control.SocketName, "dump", a)
+	if err != nil {
+		return failf("mctun dump: %v", err)
+	}
+	defer stream.Close()
+	// Ending the dump is hanging up: on a signal, after the duration, or at the count.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGPIPE)
+	go func() { <-sigs; stream.Close() }()
+	if *duration > 0 {
+		time.AfterFunc(*duration, func() { stream.Close() })
+	}
+
+	r, err := pcapgo.NewReader(stream)
+	if err != nil {
+		return failf("mctun dump: %v", err)
+	}
+	var write func(gopacket.CaptureInfo, []byte) error
+	var flush func() error
+	switch *out {
+	case "":
+		write = func(ci gopacket.CaptureInfo, data []byte) error {
+			_, err := fmt.Println(describePacket(ci.Timestamp, data))
+			return err
+		}
+		flush = func() error { return nil }
+	default:
+		w := io.Writer(os.Stdout)
+		if *out != "-" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return failf("mctun dump: %v", err)
+			}
+			defer f.Close()
+			w = f
+		}
+		bw := bufio.NewWriter(w)
+		pw := pcapgo.NewWriterNanos(bw)
+		if err := pw.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+			return failf("mctun dump: %v", err)
+		}
+		write = pw.WritePacket
+		flush = bw.Flush
+	}
+	n := 0
+	for *count == 0 || n < *count {
+		data, ci, err := r.ReadPacketData()
+		if err != nil {
+			break // the stream ended: hung up, or the daemon stopped
+		}
+		if err := write(ci, data); err != nil {
+			return failf("mctun dump: %v", err)
+		}
+		n++
+		if *out == "-" { // a pipe reader (tcpdump -r -) sees each packet at once
+			if err := flush(); err != nil {
+				return failf("mctun dump: %v", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return failf("mctun dump: %v", err)
+	}
+	fmt.Fprintf(os.Stderr, "mctun dump: %d packets\n", n)
+	return exitOK
+}
+
+// describePacket is a one-line summary of an inner packet, in tcpdump's manner.
+func describePacket(t time.Time, b []byte) string {
+	ts := t.Format("15:04:05.000000")
+	if len(b) < 20 || b[0]>>4 != 4 {
+		return fmt.Sprintf("%s (not IPv4, %d bytes)", ts, len(b))
+	}
+	src := netip.AddrFrom4([4]byte(b[12:16]))
+	dst := netip.AddrFrom4([4]byte(b[16:20]))
+	ihl := int(b[0]&0x0f) * 4
+	frag := binary.BigEndian.Uint16(b[6:]) & 0x3fff
+	if b[9] == 17 && frag&0x1fff == 0 && len(b) >= ihl+8 {
+		return fmt.Sprintf("%s IP %s.%d > %s.%d: UDP, length %d", ts, src, binary.BigEndian.Uint16(b[ihl:]),
+			dst, binary.BigEndian.Uint16(b[ihl+2:]), int(binary.BigEndian.Uint16(b[ihl+4:]))-8)
+	}
+	desc := fmt.Sprintf("%s IP %s > %s: ip-proto-%d, length %d", ts, src, dst, b[9], len(b)-ihl)
+	if frag != 0 {
+		desc += fmt.Sprintf(" (fragment at %d)", int(frag&0x1fff)*8)
+	}
+	return desc
+}
+
+func usagef(format string, args ...any) int {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	return exitUsage
+}

@@ -1,0 +1,221 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"mctun/config"
+)
+
+// loadConfig reads the config file and its managed file and validates them together. The
+// daemon keeps the config file's bytes: a management command validates a new managed file
+// against the config file as it was last loaded, not as it may have been edited since.
+func loadFiles(path string) (*config.Config, []byte, []config.Problem, error) {
+	main, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("config: %w", err)
+	}
+	managed, err := os.ReadFile(config.ManagedPath(path))
+	if errors.Is(err, os.ErrNotExist) {
+		managed, err = nil, nil
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, warnings, err := config.Merge(path, main, managed)
+	return cfg, main, warnings, err
+}
+
+// reload is mctun reload and SIGHUP: load both files again, validate, and apply the
+// difference. An invalid file, or a change that needs a restart, changes nothing.
+func (d *daemon) reload() ([]string, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	next, main, warnings, err := loadFiles(d.cfg.Path)
+	for _, w := range warnings {
+		d.log.Warn("config: " + w.String())
+	}
+	if err != nil {
+		d.log.Error("reload refused: the config is not valid; nothing changed", "err", err)
+		return nil, err
+	}
+	changes, err := d.apply(next)
+	if err != nil {
+		d.log.Error("reload refused; nothing changed", "err", err)
+		return nil, err
+	}
+	d.mainData = main
+	d.log.Info("reloaded", "changes", len(changes), "diff", strings.Join(changes, "; "))
+	return changes, nil
+}
+
+// apply makes next the running config. What only a restart can change is refused first; then
+// the host changes, which can fail; then the packet paths' tables are swapped, which cannot.
+// Groups, members and sources that stay keep their state: none of their packets is lost.
+// The caller holds d.mu.
+func (d *daemon) apply(next *config.Config) ([]string, error) {
+	changes, restart := diffConfig(d.cfg, next, d.iface)
+	if len(restart) > 0 {
+		return nil, fmt.Errorf("%s: only a restart applies that (mctun down, then mctun up)", strings.Join(restart, "; "))
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	if m := next.Member; m != nil {
+		if m.MTU != d.cfg.Member.MTU {
+			if err := d.host.SetMTU(m.TUN, m.MTU); err != nil {
+				return nil, err
+			}
+		}
+		if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
+			return nil, err
+		}
+	}
+	if next.Log != d.cfg.Log {
+		if err := d.logs.configure(next.Log); err != nil {
+			return nil, err
+		}
+	}
+	if s := next.Source; s != nil {
+		groups, skipped, err := withoutSelf(s.Groups)
+		if err != nil {
+			return nil, err
+		}
+		d.sender.Configure(next.Key, groups)
+		d.skipped = skipped
+	}
+	if m := next.Member; m != nil {
+		d.receiver.Configure(next.Key, *m)
+	}
+	d.cfg = next
+	return changes, nil
+}
+
+// diffConfig lists what differs from old to new, in words for the log and the operator, and
+// separately what of that only a restart can apply. iface is the source interface in use.
+func diffConfig(old, new *config.Config, iface string) (changes, restart []string) {
+	if old.Port != new.Port {
+		restart = append(restart, fmt.Sprintf("port %d -> %d", old.Port, new.Port))
+	}
+	if (old.Source == nil) != (new.Source == nil) {
+		restart = append(restart, "[source] "+addedOrRemoved(new.Source != nil))
+	}
+	if (old.Member == nil) != (new.Member == nil) {
+		restart = append(restart, "[member] "+addedOrRemoved(new.Member != nil))
+	}
+	if old.Key != new.Key {
+		changes = append(changes, fmt.Sprintf("key %d -> %d", old.Key, new.Key))
+	}
+	if old.Log != new.Log {
+		changes = append(changes, fmt.Sprintf("log %+v -> %+v", old.Log, new.Log))
+	}
+	if old.Source != nil && new.Source != nil {
+		if i := new.Source.Interface; i != "" && i != iface {
+			restart = append(restart, fmt.Sprintf("source.interface %s -> %s", iface, i))
+		}
+		changes = append(changes, diffGroups(old.Source.Groups, new.Source.Groups)...)
+	}
+	if o, n := old.Member, new.Member; o != nil && n != nil {
+		if o.TUN != n.TUN {
+			restart = append(restart, fmt.Sprintf("member.tun %s -> %s", o.TUN, n.TUN))
+		}
+		if o.MTU != n.MTU {
+			changes = append(changes, fmt.Sprintf("member.mtu %d -> %d", o.MTU, n.MTU))
+		}
+		changes = append(changes, diffAddrs("source", o.Sources, n.Sources)...)
+		if !slices.Equal(o.Groups, n.Groups) {
+			changes = append(changes, fmt.Sprintf("member.groups %s -> %s", groupsOrAny(o.Groups), groupsOrAny(n.Groups)))
+		}
+	}
+	return changes, restart
+}
+
+// diffGroups lists groups added and removed, and members added to and removed from the
+// groups that stay.
+func diffGroups(old, new []config.Group) []string {
+	type key struct {
+		addr netip.Addr
+		port uint16
+	}
+	index := func(gs []config.Group) map[key]config.Group {
+		m := make(map[key]config.Group, len(gs))
+		for _, g := range gs {
+			m[key{g.Address, g.Port}] = g
+		}
+		return m
+	}
+	was, is := index(old), index(new)
+	var out []string
+	for _, g := range new {
+		o, ok := was[key{g.Address, g.Port}]
+		if !ok {
+			out = append(out, fmt.Sprintf("+ group %s (%s)", groupName(g.Address, g.Port), plural(len(g.Members), "member")))
+			continue
+		}
+		for _, m := range added(o.Members, g.Members) {
+			out = append(out, fmt.Sprintf("group %s: + member %s", groupName(g.Address, g.Port), m))
+		}
+		for _, m := range added(g.Members, o.Members) {
+			out = append(out, fmt.Sprintf("group %s: - member %s", groupName(g.Address, g.Port), m))
+		}
+	}
+	for _, g := range old {
+		if _, ok := is[key{g.Address, g.Port}]; !ok {
+			out = append(out, "- group "+groupName(g.Address, g.Port))
+		}
+	}
+	return out
+}
+
+func diffAddrs(what string, old, new []netip.Addr) []string {
+	var out []string
+	for _, a := range added(old, new) {
+		out = append(out, fmt.Sprintf("+ %s %s", what, a))
+	}
+	for _, a := range added(new, old) {
+		out = append(out, fmt.Sprintf("- %s %s", what, a))
+	}
+	return out
+}
+
+// added returns what is in new and not in old, in new's order.
+func added[T comparable](old, new []T) []T {
+	had := make(map[T]bool, len(old))
+	for _, x := range old {
+		had[x] = true
+	}
+	var out []T
+	for _, x := range new {
+		if !had[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// groupName is how commands and messages write a group: 224.1.2.3:65535, or the bare address
+// for a group that takes every packet to it.
+func groupName(addr netip.Addr, port uint16) string {
+	if port == 0 {
+		return addr.String()
+	}
+	return netip.AddrPortFrom(addr, port).String()
+}
+
+func groupsOrAny(gs []netip.Addr) string {
+	if len(gs) == 0 {
+		return "any"
+	}
+	return joinAddrs(gs)
+}
+
+func addedOrRemoved(added bool) string {
+	if added {
+		return "added"
+	}
+	return "removed"
+}
