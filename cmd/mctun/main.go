@@ -364,7 +364,7 @@ func cmdReload(fs *flag.FlagSet, args []string) int {
 		fmt.Println("mctun: reloaded, nothing changed")
 		return exitOK
 	}
-	fmt.Printf("mctun: reloaded, %d changes:\n", len(changes))
+	fmt.Printf("mctun: reloaded, %s:\n", plural(len(changes), "change"))
 	for _, c := range changes {
 		fmt.Printf("  %s\n", c)
 	}

@@ -97,31 +97,31 @@ func printStatus(w io.Writer, st Status) {
 			members += len(g.Members)
 		}
 		fmt.Fprintf(w, "\nsource: capturing on %s, %s, %s\n", s.Interface, plural(len(s.Stats.Groups), "group"), plural(members, "member"))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, g := range s.Stats.Groups {
 			var errs uint64
 			for _, m := range g.Members {
 				errs += m.Errors
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d packets\t%d send errors\t\n", groupName(g.Address, g.Port), plural(len(g.Members), "member"), g.Packets, errs)
+			fmt.Fprintf(tw, "  %s\t%s\t%d packets\t%d send errors\n", groupName(g.Address, g.Port), plural(len(g.Members), "member"), g.Packets, errs)
 		}
 		tw.Flush()
 		for _, m := range s.Skipped {
 			fmt.Fprintf(w, "  member %s is this host: not sent to\n", m)
 		}
-		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops, false))
+		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops))
 	}
 	if m := st.Member; m != nil {
-		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), from %s, for %s\n", m.TUN, m.MTU, joinAddrs(m.Sources), groupsOrAny(m.Groups))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), from %s, for %s\n", m.TUN, m.MTU, joinAddrs(m.Sources), groupsOrAnyGroup(m.Groups))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, f := range m.Stats.Flows {
-			fmt.Fprintf(tw, "  %s -> %s\t%d packets\t%d lost\t%d reordered\t%d duplicates\t\n", f.Source, f.Group, f.Packets, f.Lost, f.Reordered, f.Duplicates)
+			fmt.Fprintf(tw, "  %s -> %s\t%d packets\t%d lost\t%d reordered\t%d duplicates\n", f.Source, f.Group, f.Packets, f.Lost, f.Reordered, f.Duplicates)
 		}
 		tw.Flush()
 		if len(m.Stats.Flows) == 0 {
 			fmt.Fprintln(w, "  nothing received yet")
 		}
-		fmt.Fprintf(w, "  dropped: %s\n", formatCounts(m.Stats.Drops, false))
+		fmt.Fprintf(w, "  dropped: %s\n", formatCounts(m.Stats.Drops))
 	}
 }
 
@@ -153,7 +153,7 @@ func printStats(w io.Writer, st Status) {
 			}
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops, true))
+		printCounts(w, "not forwarded", s.Stats.Drops)
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s\n", m.TUN)
@@ -163,18 +163,32 @@ func printStats(w io.Writer, st Status) {
 			fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\n", f.Source, f.Group, f.Packets, f.Bytes, f.Lost, f.Reordered, f.Duplicates, f.Restarts)
 		}
 		tw.Flush()
-		fmt.Fprintf(w, "  dropped: %s\n", formatCounts(m.Stats.Drops, true))
+		printCounts(w, "dropped", m.Stats.Drops)
 		fmt.Fprintf(w, "  dropped by the kernel: %d (socket receive buffer full)\n", m.SocketDrops)
 		fmt.Fprintf(w, "  host multicast into %s, not forwarded (no [source]): %d\n", m.TUN, m.Stats.HostPackets)
 	}
 }
 
-// formatCounts prints counters as "name N, ..." in name order, only the non-zero ones unless
-// all is set; "none" if there is nothing to print.
-func formatCounts(counts map[string]uint64, all bool) string {
+// printCounts prints every counter of a set, three to a line, in name order.
+func printCounts(w io.Writer, title string, counts map[string]uint64) {
+	fmt.Fprintf(w, "  %s:\n", title)
+	tw := tabwriter.NewWriter(w, 0, 0, 1, ' ', 0)
+	for i, name := range slices.Sorted(maps.Keys(counts)) {
+		sep := "\t"
+		if i%3 == 2 {
+			sep = "\n"
+		}
+		fmt.Fprintf(tw, "    %s %d%s", strings.ReplaceAll(name, "_", " "), counts[name], sep)
+	}
+	fmt.Fprintln(tw)
+	tw.Flush()
+}
+
+// formatCounts prints the non-zero counters as "name N, ..." in name order, or "none".
+func formatCounts(counts map[string]uint64) string {
 	var parts []string
 	for _, name := range slices.Sorted(maps.Keys(counts)) {
-		if all || counts[name] != 0 {
+		if counts[name] != 0 {
 			parts = append(parts, fmt.Sprintf("%s %d", strings.ReplaceAll(name, "_", " "), counts[name]))
 		}
 	}
@@ -189,6 +203,13 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+func groupsOrAnyGroup(gs []netip.Addr) string {
+	if len(gs) == 0 {
+		return "any group"
+	}
+	return joinAddrs(gs)
 }
 
 func joinAddrs(addrs []netip.Addr) string {
