@@ -28,8 +28,9 @@ import (
 const HeaderLen = 12
 
 // Headroom is how many bytes a caller reserves in front of an inner packet so that
-// Encapsulate writes the tunnel header in place and the inner packet is never copied.
-const Headroom = HeaderLen
+// Encapsulate, or Seal in the authenticated form, writes the headers in place and the inner
+// packet is never copied.
+const Headroom = HeaderLen + AuthHeaderLen
 
 // greFlagsKS is the first GRE word's flag half with K (key present) and S (sequence number
 // present) set; C, R, s, recursion, flags and version are all zero.

@@ -24,7 +24,7 @@ func TestEncapsulateInPlace(t *testing.T) {
 	buf := make([]byte, Headroom+4)
 	copy(buf[Headroom:], "abcd")
 	pkt := Encapsulate(buf, 4, Header{Key: 7, Seq: 1})
-	if &pkt[0] != &buf[0] || len(pkt) != HeaderLen+4 || string(pkt[HeaderLen:]) != "abcd" {
+	if &pkt[0] != &buf[Headroom-HeaderLen] || len(pkt) != HeaderLen+4 || string(pkt[HeaderLen:]) != "abcd" {
 		t.Fatalf("Encapsulate = % x, want the header written into the headroom", pkt)
 	}
 	h, inner, err := ParseHeader(pkt)
