@@ -34,7 +34,13 @@ type Config struct {
 
 	Key  uint32 // GRE key: the mctun network id; both sides must agree
 	Port uint16 // UDP port of the tunnel
-	Log  Log
+
+	// SecretFile, when set, turns on the authenticated tunnel: the pre-shared secret every
+	// tunnel packet is authenticated with (read with ReadSecret). Encrypt encrypts the inner
+	// packets too, and refuses ones that are not.
+	SecretFile string
+	Encrypt    bool
+	Log        Log
 
 	Source *Source // nil when the host has no [source] table
 	Member *Member // nil when the host has no [member] table

@@ -22,6 +22,8 @@ func ExampleLoad() {
 	// Output:
 	// key  = 0
 	// port = 4754
+	// secret_file = "" # the tunnel is not authenticated
+	// encrypt     = false
 	//
 	// [log]
 	// format = "text"

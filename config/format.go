@@ -17,6 +17,12 @@ func (c *Config) Format() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "key  = %d\n", c.Key)
 	fmt.Fprintf(&b, "port = %d\n", c.Port)
+	if c.SecretFile == "" {
+		b.WriteString("secret_file = \"\" # the tunnel is not authenticated\n")
+	} else {
+		fmt.Fprintf(&b, "secret_file = %s\n", quote(c.SecretFile))
+	}
+	fmt.Fprintf(&b, "encrypt     = %t\n", c.Encrypt)
 
 	b.WriteString("\n[log]\n")
 	fmt.Fprintf(&b, "format = %s\n", quote(c.Log.Format))

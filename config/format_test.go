@@ -115,6 +115,8 @@ sources = ["198.18.0.1"]
 `)
 	want := `key  = 0
 port = 5000
+secret_file = "" # the tunnel is not authenticated
+encrypt     = false
 
 [log]
 format = "text"

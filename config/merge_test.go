@@ -647,6 +647,8 @@ func TestFormatMarksManaged(t *testing.T) {
 	cfg := mustMerge(t, mergeMain, mergeManaged)
 	want := `key  = 0
 port = 5000
+secret_file = "" # the tunnel is not authenticated
+encrypt     = false
 
 [log]
 format = "text"

@@ -97,11 +97,13 @@ func (c *checker) decode(schema map[string]bool, conf string) *rawConfig {
 // a value is a rawValue, so that a value of the wrong type is one more problem for validation to
 // report rather than the end of decoding.
 type rawConfig struct {
-	Key    rawValue   `toml:"key"`
-	Port   rawValue   `toml:"port"`
-	Log    *rawLog    `toml:"log"`
-	Source *rawSource `toml:"source"`
-	Member *rawMember `toml:"member"`
+	Key        rawValue   `toml:"key"`
+	Port       rawValue   `toml:"port"`
+	SecretFile rawValue   `toml:"secret_file"`
+	Encrypt    rawValue   `toml:"encrypt"`
+	Log        *rawLog    `toml:"log"`
+	Source     *rawSource `toml:"source"`
+	Member     *rawMember `toml:"member"`
 }
 
 type rawLog struct {
@@ -146,6 +148,8 @@ func (r *rawValue) UnmarshalTOML(v any) error {
 var schema = map[string]bool{
 	"key":                  true,
 	"port":                 true,
+	"secret_file":          true,
+	"encrypt":              true,
 	"log":                  false,
 	"log.format":           true,
 	"log.file":             true,

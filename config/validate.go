@@ -112,6 +112,26 @@ func (c *checker) settings(cfg *Config, r *rawConfig) {
 	if n, ok := c.integer("port", r.Port.v, 1, math.MaxUint16); ok {
 		cfg.Port = uint16(n)
 	}
+	if s, ok := c.text("secret_file", r.SecretFile.v); ok {
+		switch {
+		case s == "": // none: the tunnel is not authenticated
+		case strings.IndexByte(s, 0) >= 0:
+			c.errorf("secret_file", "%q contains a NUL byte", s)
+		case !filepath.IsAbs(s):
+			c.errorf("secret_file", "%q is not an absolute path", s)
+		}
+		cfg.SecretFile = s
+	}
+	if r.Encrypt.v != nil {
+		b, ok := r.Encrypt.v.(bool)
+		switch {
+		case !ok:
+			c.errorf("encrypt", "want true or false, got %s", describe(r.Encrypt.v))
+		case b && cfg.SecretFile == "":
+			c.errorf("encrypt", "encryption needs a secret: set secret_file")
+		}
+		cfg.Encrypt = b
+	}
 	if r.Log != nil {
 		cfg.Log = c.log(r.Log)
 	}

@@ -22,6 +22,22 @@ func TestParseProblems(t *testing.T) {
 		errs  []string
 		warns []string
 	}{
+		// The authenticated tunnel.
+		{
+			name: "encrypt without a secret",
+			file: []string{"encrypt = true", member},
+			errs: []string{"mctun.toml:1: encrypt: encryption needs a secret: set secret_file"},
+		},
+		{
+			name: "secret_file not absolute",
+			file: []string{`secret_file = "etc/secret"`, member},
+			errs: []string{`mctun.toml:1: secret_file: "etc/secret" is not an absolute path`},
+		},
+		{
+			name: "encrypt not a boolean",
+			file: []string{`secret_file = "/etc/mctun/secret"`, `encrypt = "yes"`, member},
+			errs: []string{`mctun.toml:2: encrypt: want true or false, got a string ("yes")`},
+		},
 		// Unknown keys.
 		{
 			name: "unknown top-level key",
