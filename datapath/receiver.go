@@ -5,8 +5,11 @@ package datapath
 	receive -> decapsulate -> validate -> write to TUN
 
 1. receive: read a batch of tunnel packets (encap.Conn.ReadBatch, recvmmsg).
-2. decapsulate: accept a tunnel packet only from a configured source, with a GRE header of the
-   form mctun sends and our key; the inner packet follows the header.
+2. decapsulate: accept a tunnel packet only from a configured source; with a secret, only
+   in the authenticated form, with a valid tag, a counter not seen before, from the newest
+   run of its sender (encap.Opener: the tag is checked before anything after the headers is
+   looked at, and an encrypted inner packet is decrypted in place); then a GRE header of the
+   form mctun sends and our key.
 3. validate: the inner packet must be a whole, well-formed IPv4 packet to a multicast group
    (encap.CheckInner), to an allowed group, and fit the TUN's MTU. Its sequence number is
    accounted for its flow (source and group): lost, reordered, duplicated.
@@ -42,6 +45,7 @@ const maxFlows = 65536
 type Receiver struct {
 	conn   encap.Conn
 	dev    tun.Device
+	open   *encap.Opener // nil: the plain form; routineReceive's own
 	log    *slog.Logger
 	policy atomic.Pointer[policy]
 	drops  Drops
@@ -54,6 +58,7 @@ type Receiver struct {
 
 	drained atomic.Uint64 // host packets read from the TUN and not forwarded
 	tunLogs logLimiter    // of TUN write failures
+	onEpoch func(src netip.Addr, epoch uint64)
 }
 
 // policy is what the receiver side accepts, from config.
@@ -78,11 +83,17 @@ type flow struct {
 	reordered, duplicates, restart atomic.Uint64
 }
 
-// NewReceiver returns a receiver side reading from conn and writing into dev.
-func NewReceiver(conn encap.Conn, dev tun.Device, key uint32, m config.Member, log *slog.Logger) *Receiver {
+// NewReceiver returns a receiver side reading from conn and writing into dev; with an
+// Opener, it accepts the authenticated form only. onEpoch, if not nil, learns each sending
+// instance it authenticates first (to keep the newest epochs across a restart: see
+// encap.Opener.SetEpoch).
+func NewReceiver(conn encap.Conn, dev tun.Device, key uint32, m config.Member, open *encap.Opener,
+	onEpoch func(src netip.Addr, epoch uint64), log *slog.Logger) *Receiver {
 	r := &Receiver{
 		conn:     conn,
 		dev:      dev,
+		open:     open,
+		onEpoch:  onEpoch,
 		log:      log,
 		flows:    make(map[flowKey]*flow),
 		overflow: &flow{},
@@ -139,10 +150,9 @@ func (r *Receiver) routineReceive() error {
 				r.drops.Add(UnknownSource)
 				continue
 			}
-			h, inner, err := encap.ParseHeader(bufs[i][:sizes[i]])
+			h, inner, err := r.decapsulate(src, bufs[i][:sizes[i]])
 			if err != nil {
-				r.drops.Add(BadTunnelHeader)
-				continue
+				continue // counted
 			}
 			if h.Key != p.key {
 				r.drops.Add(WrongKey)
@@ -168,6 +178,46 @@ func (r *Receiver) routineReceive() error {
 		}
 		if err := r.write(out, outFlows); err != nil {
 			return err
+		}
+	}
+}
+
+// decapsulate returns a tunnel packet's header and inner packet, checking the tag first
+// when there is a secret. A packet it refuses is counted, by reason.
+func (r *Receiver) decapsulate(src [4]byte, pkt []byte) (encap.Header, []byte, error) {
+	if r.open == nil {
+		h, inner, err := encap.ParseHeader(pkt)
+		if err != nil {
+			r.drops.Add(BadTunnelHeader)
+		}
+		return h, inner, err
+	}
+	res, inner, err := r.open.Open(src, pkt)
+	if res.New { // also when refused as not encrypted: the tag was good
+		r.newInstance(src, res)
+	}
+	if err != nil {
+		r.drops.Add(openReason(err))
+		return encap.Header{}, nil, err
+	}
+	return res.Header, inner, nil
+}
+
+// newInstance learns of a sending instance the Opener authenticated for the first time. If
+// the source restarted, its flows start their sequence accounting afresh: the new run counts
+// from 0, and that is no loss.
+func (r *Receiver) newInstance(src [4]byte, res encap.Opened) {
+	if r.onEpoch != nil {
+		r.onEpoch(netip.AddrFrom4(src), res.Epoch)
+	}
+	if !res.Restarted {
+		return
+	}
+	r.log.Info("sender restarted", "source", netip.AddrFrom4(src))
+	for k, f := range r.flows {
+		if k.source == src {
+			f.seq = seqTracker{}
+			f.restart.Add(1)
 		}
 	}
 }

@@ -10,7 +10,9 @@ package datapath
    address and, for UDP, destination port. A fragment after the first carries no port: it
    follows the group its first fragment matched.
 3. encapsulate: write the GRE header (key, and the group's next sequence number) into the
-   headroom. The inner packet is not copied again.
+   headroom; with a secret, seal the packet instead (auth header, tag, and encryption if
+   asked for: encap.Sealer). The inner packet is not copied again, and all members of the
+   group get the same bytes.
 4. fan out: queue that one tunnel packet once per member of the group, and send the queue with
    one encap.Conn.WriteBatch (sendmmsg) per batch. A member whose send fails is counted and
    skipped; the others are not held up.
@@ -31,8 +33,9 @@ import (
 	"mctun/encap"
 )
 
-// maxInner is the largest inner packet whose tunnel packet still fits in a UDP datagram.
-const maxInner = encap.MaxPacket - encap.HeaderLen
+// bufSize is a packet buffer: headroom for the headers, the largest IPv4 packet, and
+// tailroom for a tag.
+const bufSize = encap.Headroom + 65535 + encap.Tailroom
 
 // fanoutQueue is how many tunnel-packet copies the fan-out queues before it sends.
 const fanoutQueue = 1024
@@ -40,6 +43,7 @@ const fanoutQueue = 1024
 // Sender is the sender side. Its key and groups can be replaced while it runs (Configure).
 type Sender struct {
 	conn  encap.Conn
+	seal  *encap.Sealer // nil: the plain form
 	log   *slog.Logger
 	table atomic.Pointer[groupTable]
 	drops Drops
@@ -98,9 +102,10 @@ type memberKey struct {
 	member netip.AddrPort
 }
 
-// NewSender returns a sender side that sends through conn with the given GRE key.
-func NewSender(conn encap.Conn, key uint32, groups []config.Group, log *slog.Logger) *Sender {
-	s := &Sender{conn: conn, log: log}
+// NewSender returns a sender side that sends through conn with the given GRE key; with a
+// Sealer, in the authenticated form.
+func NewSender(conn encap.Conn, key uint32, groups []config.Group, seal *encap.Sealer, log *slog.Logger) *Sender {
+	s := &Sender{conn: conn, seal: seal, log: log}
 	s.Configure(key, groups)
 	return s
 }
@@ -171,8 +176,12 @@ func (s *Sender) Run(sources ...capture.Source) error {
 // routineCapture is the outbound flow described at the top of this file, for one source.
 func (s *Sender) routineCapture(src capture.Source) error {
 	batch := src.BatchSize()
-	bufs := makeBufs(batch, encap.Headroom+65535)
+	bufs := makeBufs(batch, bufSize)
 	sizes := make([]int, batch)
+	maxInner := encap.MaxPacket - encap.HeaderLen
+	if s.seal != nil {
+		maxInner -= encap.AuthHeaderLen + encap.TagLen
+	}
 	var spare [][]byte // second copies, for a packet that two groups of one address take
 	var frags fragmentTracker
 	out := newFanout(fanoutQueue)
@@ -210,13 +219,19 @@ func (s *Sender) routineCapture(src capture.Source) error {
 				}
 				if buf == nil { // the first group used bufs[i]; this one needs its own header
 					if spares == len(spare) {
-						spare = append(spare, make([]byte, encap.Headroom+65535))
+						spare = append(spare, make([]byte, bufSize))
 					}
 					buf = spare[spares]
 					spares++
 					copy(buf[encap.Headroom:], inner)
 				}
-				pkt := encap.Encapsulate(buf, len(inner), encap.Header{Key: t.key, Seq: g.seq.Add(1) - 1})
+				h := encap.Header{Key: t.key, Seq: g.seq.Add(1) - 1}
+				var pkt []byte
+				if s.seal != nil {
+					pkt = s.seal.Seal(buf, len(inner), h)
+				} else {
+					pkt = encap.Encapsulate(buf, len(inner), h)
+				}
 				buf = nil
 				g.packets.Add(1)
 				g.bytes.Add(uint64(len(inner)))

@@ -72,7 +72,8 @@ func (s *Sender) Stats() SenderStats {
 func (r *Receiver) Stats() ReceiverStats {
 	st := ReceiverStats{
 		Drops: r.drops.Snapshot(UnknownSource, BadTunnelHeader, WrongKey, NotIPv4, Malformed,
-			IPOptions, BadFragment, NotMulticast, BadSource, IGMP, GroupNotAllowed, TooBig, TUNWriteFailed),
+			IPOptions, BadFragment, NotMulticast, BadSource, IGMP, GroupNotAllowed, TooBig, TUNWriteFailed,
+			NotAuthenticated, AuthFailed, Replayed, NotEncrypted),
 		HostPackets: r.drained.Load(),
 	}
 	r.flowsMu.Lock()
