@@ -168,6 +168,16 @@ func notifyUp(notify *os.File, err error) {
 // whatever start got done.
 func (d *daemon) start() error {
 	cfg := d.cfg
+	var auth *encap.Auth
+	if cfg.SecretFile != "" { // before anything changes on the host
+		secret, err := config.ReadSecret(cfg.SecretFile)
+		if err != nil {
+			return err
+		}
+		if auth, err = encap.NewAuth(secret, cfg.Key); err != nil {
+			return fmt.Errorf("secret_file %s: %w", cfg.SecretFile, err)
+		}
+	}
 	if cfg.Source != nil {
 		// Before the member's route exists: afterwards 224.0.0.0/4 points into the TUN.
 		if err := d.chooseInterface(); err != nil {
@@ -216,7 +226,24 @@ func (d *daemon) start() error {
 			return err
 		}
 		d.closers = append(d.closers, d.recvConn)
-		d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, d.log)
+		var open *encap.Opener
+		var onEpoch func(netip.Addr, uint64)
+		if auth != nil {
+			open = auth.NewOpener(cfg.Encrypt)
+			epochs := d.state.loadSourceEpochs()
+			for src, epoch := range epochs {
+				if src.Is4() {
+					open.SetEpoch(src.As4(), epoch)
+				}
+			}
+			onEpoch = func(src netip.Addr, epoch uint64) { // rare: a sender starting
+				epochs[src] = epoch
+				if err := d.state.saveSourceEpochs(epochs); err != nil {
+					d.log.Warn("cannot keep the sources' epochs", "err", err)
+				}
+			}
+		}
+		d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
 	} else if err := d.routeMulticast(); err != nil {
 		return err
 	}
@@ -239,7 +266,17 @@ func (d *daemon) start() error {
 			return err
 		}
 		d.closers = append(d.closers, d.capture)
-		d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, d.log)
+		var seal *encap.Sealer
+		if auth != nil {
+			epoch, err := d.state.nextSenderEpoch()
+			if err != nil {
+				return err
+			}
+			if seal, err = auth.NewSealer(epoch, cfg.Encrypt); err != nil {
+				return err
+			}
+		}
+		d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
 	}
 
 	ctl, err := control.Listen(control.SocketName, d.log)
@@ -367,7 +404,22 @@ func (d *daemon) logStarted() {
 		attrs = append(attrs, "tun", m.TUN, "sources", len(m.Sources))
 	}
 	d.log.Info("forwarding", attrs...)
-	d.log.Warn("the tunnel is not authenticated: a host that can forge a source's address can inject packets")
+	if d.cfg.SecretFile == "" {
+		d.log.Warn("the tunnel is not authenticated: a host that can forge a source's address can inject packets; set secret_file")
+	} else {
+		d.log.Info("the tunnel is " + tunnelProtection(d.cfg))
+	}
+}
+
+// tunnelProtection says in words what protects the tunnel.
+func tunnelProtection(cfg *config.Config) string {
+	switch {
+	case cfg.Encrypt:
+		return "authenticated and encrypted (AES-256-GCM)"
+	case cfg.SecretFile != "":
+		return "authenticated (AES-256-GCM)"
+	}
+	return "not authenticated"
 }
 
 // handle answers the control socket. Anyone may look (status, listing); only root or

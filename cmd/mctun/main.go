@@ -24,6 +24,7 @@ import (
 
 	"mctun/config"
 	"mctun/control"
+	"mctun/encap"
 	"mctun/route"
 )
 
@@ -167,6 +168,15 @@ func cmdCheck(fs *flag.FlagSet, args []string) int {
 	cfg, ok := loadConfig("mctun check", *path)
 	if !ok {
 		return exitUsage
+	}
+	if cfg.SecretFile != "" {
+		secret, err := config.ReadSecret(cfg.SecretFile)
+		if err == nil {
+			_, err = encap.NewAuth(secret, cfg.Key)
+		}
+		if err != nil {
+			return usagef("mctun check: %v", err)
+		}
 	}
 	fmt.Printf("# %s: valid; with every default filled in:\n%s", cfg.Path, cfg.Format())
 	return exitOK

@@ -107,7 +107,14 @@ func diffConfig(old, new *config.Config, iface string) (changes, restart []strin
 	if (old.Member == nil) != (new.Member == nil) {
 		restart = append(restart, "[member] "+addedOrRemoved(new.Member != nil))
 	}
-	if old.Key != new.Key {
+	switch {
+	case old.SecretFile != new.SecretFile:
+		restart = append(restart, fmt.Sprintf("secret_file %q -> %q", old.SecretFile, new.SecretFile))
+	case old.Encrypt != new.Encrypt:
+		restart = append(restart, fmt.Sprintf("encrypt %t -> %t", old.Encrypt, new.Encrypt))
+	case old.Key != new.Key && new.SecretFile != "": // the key is in the tunnel's keys
+		restart = append(restart, fmt.Sprintf("key %d -> %d (with a secret)", old.Key, new.Key))
+	case old.Key != new.Key:
 		changes = append(changes, fmt.Sprintf("key %d -> %d", old.Key, new.Key))
 	}
 	if old.Log != new.Log {

@@ -47,6 +47,7 @@ func TestDiffConfig(t *testing.T) {
 			c.Member.TUN = "mctun1"
 		}, nil, []string{"port 4754 -> 4800", "source.interface eth0 -> eth1", "member.tun mctun0 -> mctun1"}},
 		{"a role added or removed", func(c *config.Config) { c.Member = nil }, nil, []string{"[member] removed"}},
+		{"a secret", func(c *config.Config) { c.SecretFile = "/etc/mctun/secret" }, nil, []string{`secret_file "" -> "/etc/mctun/secret"`}},
 		{"the interface chosen at start, still unset", func(c *config.Config) { c.Source.Interface = "" }, nil, nil},
 		{"the interface in use, now named", func(c *config.Config) { c.Source.Interface = "eth0" }, nil, nil},
 	}

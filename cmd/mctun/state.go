@@ -1,14 +1,20 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mctun/encap"
+	"mctun/internal/atomicfile"
 )
 
 // stateRoot holds one directory per network namespace an instance runs in. It is on tmpfs, so
@@ -52,6 +58,43 @@ func currentStateDir() (stateDir, error) {
 func (d stateDir) lockPath() string    { return filepath.Join(d.path, "lock") }
 func (d stateDir) journalPath() string { return filepath.Join(d.path, "journal.json") }
 func (d stateDir) logPath() string     { return filepath.Join(d.path, "mctun.log") }
+
+// With a secret, the sending instance's epoch and the newest epoch of every source this host
+// received from outlive the daemon here (see encap.NextEpoch and encap.Opener.SetEpoch).
+func (d stateDir) senderEpochPath() string  { return filepath.Join(d.path, "sender-epoch") }
+func (d stateDir) sourceEpochsPath() string { return filepath.Join(d.path, "source-epochs.json") }
+
+// nextSenderEpoch is the epoch of the sending instance starting now, recorded for the next.
+func (d stateDir) nextSenderEpoch() (uint64, error) {
+	var prev uint64
+	if b, err := os.ReadFile(d.senderEpochPath()); err == nil {
+		prev, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	}
+	epoch := encap.NextEpoch(time.Now().UnixNano(), prev)
+	if err := atomicfile.WriteFile(d.senderEpochPath(), []byte(strconv.FormatUint(epoch, 10)+"\n"), 0o600); err != nil {
+		return 0, fmt.Errorf("state: %w", err)
+	}
+	return epoch, nil
+}
+
+// sourceEpochs are the newest epochs seen per source, as kept in the state directory.
+type sourceEpochs map[netip.Addr]uint64
+
+func (d stateDir) loadSourceEpochs() sourceEpochs {
+	e := sourceEpochs{}
+	if b, err := os.ReadFile(d.sourceEpochsPath()); err == nil {
+		json.Unmarshal(b, &e) // a damaged file only costs the protection it gave
+	}
+	return e
+}
+
+func (d stateDir) saveSourceEpochs(e sourceEpochs) error {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(d.sourceEpochsPath(), b, 0o600)
+}
 
 // lock is the running instance's claim on its namespace.
 type lock struct{ f *os.File }

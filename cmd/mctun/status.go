@@ -25,6 +25,7 @@ type Status struct {
 	Netns   string        `json:"netns"`
 	Port    uint16        `json:"port"`
 	Key     uint32        `json:"key"`
+	Tunnel  string        `json:"tunnel"` // what protects it: "not authenticated", "authenticated (...)", ...
 	Source  *SourceStatus `json:"source,omitempty"`
 	Member  *MemberStatus `json:"member,omitempty"`
 }
@@ -58,7 +59,8 @@ func (d *daemon) status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := Status{PID: os.Getpid(), Version: version, Started: d.started, Config: d.cfg.Path,
-		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key}
+		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key,
+		Tunnel: tunnelProtection(d.cfg)}
 	if d.sender != nil {
 		cs := d.capture.Stats()
 		st.Source = &SourceStatus{
@@ -129,7 +131,7 @@ func printHeader(w io.Writer, st Status) {
 	fmt.Fprintf(w, "mctun %s: running, pid %d, up %s\n", st.Version, st.PID, time.Since(st.Started).Round(time.Second))
 	fmt.Fprintf(w, "config:  %s, managed groups and sources in %s\n", st.Config, st.Managed)
 	fmt.Fprintf(w, "log:     %s\n", st.Log)
-	fmt.Fprintf(w, "tunnel:  udp port %d, key %d, not authenticated\n", st.Port, st.Key)
+	fmt.Fprintf(w, "tunnel:  udp port %d, key %d, %s\n", st.Port, st.Key, st.Tunnel)
 }
 
 // printStats writes every counter of Status for a person, zeros included.
