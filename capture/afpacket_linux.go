@@ -31,11 +31,12 @@ import (
 // return before it unmaps the ring; packets are copied out of the ring, so no slice into it
 // outlives a Read.
 type AFPacket struct {
-	name  string
-	batch int
-	file  *os.File        // the socket, registered with Go's netpoller
-	conn  syscall.RawConn // file's, kept so that Read does not allocate
-	wait  func(fd uintptr) bool
+	name      string
+	batch     int
+	maxPacket int
+	file      *os.File        // the socket, registered with Go's netpoller
+	conn      syscall.RawConn // file's, kept so that Read does not allocate
+	wait      func(fd uintptr) bool
 
 	readMu sync.Mutex // held by Read throughout; Close holds it to unmap the ring
 	ring   ring       // guarded by readMu
@@ -113,11 +114,12 @@ func OpenAFPacket(ifname string, opts Options) (*AFPacket, error) {
 		return nil, opError("open", ifname, err)
 	}
 	a := &AFPacket{
-		name:  ifname,
-		batch: opts.BatchSize,
-		file:  file,
-		conn:  conn,
-		ring:  ring{mem: mem, frameSize: layout.frameSize, frameNr: layout.frameNr},
+		name:      ifname,
+		batch:     opts.BatchSize,
+		maxPacket: layout.frameSize - frameNetOffset,
+		file:      file,
+		conn:      conn,
+		ring:      ring{mem: mem, frameSize: layout.frameSize, frameNr: layout.frameNr},
 	}
 	a.wait = a.frameReady
 	return a, nil
@@ -172,6 +174,10 @@ func (a *AFPacket) errClosed() error {
 
 // BatchSize is the most packets one Read returns.
 func (a *AFPacket) BatchSize() int { return a.batch }
+
+// MaxPacketSize is the longest packet a ring frame holds; longer ones are counted as
+// Truncated, never returned.
+func (a *AFPacket) MaxPacketSize() int { return a.maxPacket }
 
 // Close closes the socket, which wakes a Read blocked in it, waits for that Read to return,
 // and then unmaps the ring. Read then returns an error wrapping net.ErrClosed. Closing again

@@ -17,5 +17,6 @@ func OpenAFPacket(ifname string, opts Options) (*AFPacket, error) {
 
 func (*AFPacket) Read([][]byte, []int, int) (int, error) { return 0, errors.ErrUnsupported }
 func (*AFPacket) BatchSize() int                         { return 1 }
+func (*AFPacket) MaxPacketSize() int                     { return 0 }
 func (*AFPacket) Close() error                           { return nil }
 func (*AFPacket) Stats() Stats                           { return Stats{} }

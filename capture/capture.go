@@ -19,6 +19,10 @@ type Source interface {
 	// BatchSize is the most packets one Read returns; callers size bufs to it.
 	BatchSize() int
 
+	// MaxPacketSize is the longest packet Read returns; callers size each buffer to it,
+	// plus their headroom.
+	MaxPacketSize() int
+
 	// Close releases the source and unblocks a pending Read.
 	Close() error
 }

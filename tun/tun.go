@@ -24,6 +24,9 @@ type Device interface {
 	// BatchSize is the most packets one Read returns and the batch Write takes best.
 	BatchSize() int
 
+	// MaxPacketSize is the longest packet Read returns.
+	MaxPacketSize() int
+
 	// Close removes the device (it is not persistent) and unblocks pending calls.
 	Close() error
 }

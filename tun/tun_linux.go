@@ -5,14 +5,23 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // Native is a Linux TUN device opened through /dev/net/tun, one packet per system call.
+//
+// Reads and writes are RawSyscalls on the non-blocking descriptor, with Go's netpoller for
+// the waiting: they never block, so they skip the scheduler's system-call bookkeeping (see
+// encap.UDPConn).
 type Native struct {
-	name string
-	file *os.File
+	name   string
+	file   *os.File
+	raw    syscall.RawConn
+	closed atomic.Bool // what the poller says after Close ("use of closed file") matches no ErrClosed
 }
 
 // Create creates the TUN device name (ip tuntap add mode tun name NAME, without persistence:
@@ -38,7 +47,13 @@ func Create(name string) (*Native, error) {
 	}
 	// A non-blocking descriptor handed to os.NewFile joins Go's netpoller: a blocked Read
 	// parks its goroutine, not a thread, and Close wakes it.
-	return &Native{name: ifr.Name(), file: os.NewFile(uintptr(fd), "/dev/net/tun:"+name)}, nil
+	file := os.NewFile(uintptr(fd), "/dev/net/tun:"+name)
+	raw, err := file.SyscallConn()
+	if err != nil {
+		file.Close()
+		return nil, fmt.Errorf("tun: create %s: %w", name, err)
+	}
+	return &Native{name: ifr.Name(), file: file, raw: raw}, nil
 }
 
 // Name implements Device.
@@ -47,9 +62,26 @@ func (t *Native) Name() string { return t.name }
 // BatchSize implements Device.
 func (t *Native) BatchSize() int { return 1 }
 
+// MaxPacketSize implements Device: the largest IPv4 packet, whatever the MTU is set to now or
+// later. With one packet per Read, that is one 64 KiB buffer.
+func (t *Native) MaxPacketSize() int { return 65535 }
+
 // Read implements Device.
 func (t *Native) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	n, err := t.file.Read(bufs[0][offset:])
+	b := bufs[0][offset:]
+	var n int
+	var errno syscall.Errno
+	err := t.raw.Read(func(fd uintptr) bool {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false
+		}
+		n, errno = int(r), e
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
 	if err != nil {
 		return 0, t.wrap("read", err)
 	}
@@ -59,22 +91,40 @@ func (t *Native) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 
 // Write implements Device.
 func (t *Native) Write(bufs [][]byte, offset int) (int, error) {
-	for i, b := range bufs {
-		if _, err := t.file.Write(b[offset:]); err != nil {
-			return i, t.wrap("write", err)
+	i := 0
+	var errno syscall.Errno
+	err := t.raw.Write(func(fd uintptr) bool {
+		for ; i < len(bufs); i++ {
+			b := bufs[i][offset:]
+			_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+			if e == unix.EAGAIN || e == unix.EINTR {
+				return false
+			}
+			if e != 0 {
+				errno = e
+				return true
+			}
 		}
+		return true
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return i, t.wrap("write", err)
 	}
 	return len(bufs), nil
 }
 
 // Close implements Device.
-func (t *Native) Close() error { return t.file.Close() }
+func (t *Native) Close() error {
+	t.closed.Store(true)
+	return t.file.Close()
+}
 
 func (t *Native) wrap(op string, err error) error {
-	if errors.Is(err, os.ErrClosed) {
+	if t.closed.Load() || errors.Is(err, os.ErrClosed) {
 		err = net.ErrClosed
-	} else if pe, ok := err.(*os.PathError); ok {
-		err = pe.Err
 	}
 	return fmt.Errorf("tun: %s %s: %w", op, t.name, err)
 }

@@ -24,6 +24,9 @@ func New(queue int) *Source {
 // BatchSize implements capture.Source.
 func (s *Source) BatchSize() int { return 8 }
 
+// MaxPacketSize implements capture.Source.
+func (s *Source) MaxPacketSize() int { return 65535 }
+
 // Read implements capture.Source.
 func (s *Source) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	select {
