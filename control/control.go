@@ -40,10 +40,10 @@ type Request struct {
 	Args json.RawMessage `json:"args,omitempty"`
 }
 
-// Response is the running instance's answer.
+// Response is the first line of the running instance's answer. Unless it carries an error,
+// the answer's data follows as one JSON value, or its stream follows.
 type Response struct {
-	Error string          `json:"error,omitempty"`
-	Data  json.RawMessage `json:"data,omitempty"`
+	Error string `json:"error,omitempty"`
 }
 
 // Peer is who sent a request, as the kernel vouches.
@@ -107,20 +107,29 @@ func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
 	}
 	var req Request
 	var resp Response
-	var stream Streamer
+	var data any
 	if err := json.NewDecoder(io.LimitReader(conn, 1<<20)).Decode(&req); err != nil {
 		resp.Error = "bad request: " + err.Error()
-	} else if data, err := h(peer, req); err != nil {
+	} else if data, err = h(peer, req); err != nil {
 		resp.Error = err.Error()
-	} else if st, ok := data.(Streamer); ok {
-		stream = st
-	} else if data != nil {
-		resp.Data, err = json.Marshal(data)
-		if err != nil {
-			resp.Error = err.Error()
-		}
 	}
-	if err := json.NewEncoder(conn).Encode(resp); err != nil || stream == nil {
+	// The data is encoded once, straight onto the connection: a status of 65,536 members
+	// is megabytes, and copies of it would be the daemon's peak memory.
+	w := bufio.NewWriter(conn)
+	enc := json.NewEncoder(w)
+	if err := enc.Encode(resp); err != nil || resp.Error != "" {
+		w.Flush()
+		return
+	}
+	stream, ok := data.(Streamer)
+	if !ok {
+		if err := enc.Encode(data); err != nil {
+			s.log.Warn("control: answer", "op", req.Op, "err", err)
+		}
+		w.Flush()
+		return
+	}
+	if err := w.Flush(); err != nil {
 		return
 	}
 	// A stream lasts as long as the caller wants it; it ends when the caller hangs up, which
@@ -177,13 +186,16 @@ func HasNetAdmin(pid int) bool {
 // Call sends one request to the instance listening on the control socket name and decodes the
 // answer's data into out (unless out is nil).
 func Call(name, op string, args, out any) error {
-	conn, _, resp, err := call(name, op, args)
+	conn, r, err := call(name, op, args)
 	if err != nil {
 		return err
 	}
-	conn.Close()
-	if out != nil && resp.Data != nil {
-		return json.Unmarshal(resp.Data, out)
+	defer conn.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(r).Decode(out); err != nil {
+		return fmt.Errorf("control: %s: bad answer from mctun: %w", op, err)
 	}
 	return nil
 }
@@ -191,7 +203,7 @@ func Call(name, op string, args, out any) error {
 // CallStream sends a request whose answer is a stream and returns the stream; closing it
 // hangs up, which ends the stream at the other end too.
 func CallStream(name, op string, args any) (io.ReadCloser, error) {
-	conn, r, _, err := call(name, op, args)
+	conn, r, err := call(name, op, args)
 	if err != nil {
 		return nil, err
 	}
@@ -202,20 +214,20 @@ func CallStream(name, op string, args any) (io.ReadCloser, error) {
 	}{r, conn}, nil
 }
 
-// call sends a request and reads the JSON answer line. It returns the connection and a reader
-// positioned after that line, where a stream follows.
-func call(name, op string, args any) (net.Conn, *bufio.Reader, Response, error) {
+// call sends a request and reads the answer's first line. It returns the connection and a
+// reader positioned after that line, where the data or the stream follows.
+func call(name, op string, args any) (net.Conn, *bufio.Reader, error) {
 	var resp Response
 	conn, err := net.DialTimeout("unix", name, 5*time.Second)
 	if err != nil {
 		if errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT) {
-			return nil, nil, resp, ErrNotRunning
+			return nil, nil, ErrNotRunning
 		}
-		return nil, nil, resp, fmt.Errorf("control: %w", err)
+		return nil, nil, fmt.Errorf("control: %w", err)
 	}
-	fail := func(err error) (net.Conn, *bufio.Reader, Response, error) {
+	fail := func(err error) (net.Conn, *bufio.Reader, error) {
 		conn.Close()
-		return nil, nil, resp, err
+		return nil, nil, err
 	}
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	req := Request{Op: op}
@@ -238,5 +250,5 @@ func call(name, op string, args any) (net.Conn, *bufio.Reader, Response, error) 
 	if resp.Error != "" {
 		return fail(errors.New(resp.Error))
 	}
-	return conn, r, resp, nil
+	return conn, r, nil
 }
