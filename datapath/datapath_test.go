@@ -146,7 +146,7 @@ func TestStreamReachesEveryMember(t *testing.T) {
 			t.Errorf("%s flows = %+v, want one flow of %d packets from %v, none lost", m, st.Flows, n, sourceAddr)
 		}
 	}
-	st := w.sender.Stats()
+	st := senderStats(w.sender)
 	if g := st.Groups[0]; g.Packets != n || len(g.Members) != 3 || g.Members[2].Packets != n {
 		t.Errorf("sender stats = %+v", st)
 	}
@@ -188,7 +188,7 @@ func TestOnlyConfiguredGroupAndPortForwarded(t *testing.T) {
 		t.Fatalf("injected % x", got)
 	}
 	h.expectNothing(t)
-	if d := w.sender.Stats().Drops; d["no_group"] != 3 || d["igmp"] != 1 {
+	if d := senderStats(w.sender).Drops; d["no_group"] != 3 || d["igmp"] != 1 {
 		t.Errorf("sender drops = %v, want no_group 3, igmp 1", d)
 	}
 }
@@ -213,7 +213,7 @@ func TestFragmentsFollowTheirFirst(t *testing.T) {
 	encaptest.SetHeaderChecksum(stray)
 	w.capture.Packets <- stray
 	h.expectNothing(t)
-	if d := w.sender.Stats().Drops["no_group"]; d != 1 {
+	if d := senderStats(w.sender).Drops["no_group"]; d != 1 {
 		t.Errorf("no_group drops = %d, want 1", d)
 	}
 }
@@ -250,7 +250,7 @@ func TestFailingMemberCostsOthersNothing(t *testing.T) {
 			w.members[netip.MustParseAddrPort(m)].expect(t)
 		}
 	}
-	st := w.sender.Stats()
+	st := senderStats(w.sender)
 	bad := st.Groups[0].Members[1]
 	if bad.Errors != n || bad.Packets != 0 || bad.LastError == "" || st.Drops["send_failed"] != n {
 		t.Errorf("failing member stats = %+v, drops %v", bad, st.Drops)
@@ -305,7 +305,7 @@ func TestSetGroupsKeepsSequence(t *testing.T) {
 	if h := read(); h.Seq != 1 {
 		t.Fatalf("seq after SetGroups = %d, want 1: an unchanged group keeps its numbering", h.Seq)
 	}
-	if p := w.sender.Stats().Groups[0].Members[0].Packets; p != 2 {
+	if p := senderStats(w.sender).Groups[0].Members[0].Packets; p != 2 {
 		t.Fatalf("member packets after SetGroups = %d, want 2", p)
 	}
 }
@@ -395,7 +395,7 @@ func TestSenderDrops(t *testing.T) {
 	w := newWorld(t, groupsOf("198.18.2.2:4754"), "198.18.2.2:4754")
 	h := w.members[netip.MustParseAddrPort("198.18.2.2:4754")]
 	good := encaptest.UDPPacket(sourceAddr, group, []byte("good"))
-	want := w.sender.Stats().Drops
+	want := senderStats(w.sender).Drops
 	for _, tt := range []struct {
 		reason string
 		pkt    []byte
@@ -413,7 +413,7 @@ func TestSenderDrops(t *testing.T) {
 		w.capture.Packets <- good
 		h.expect(t)
 		want[tt.reason]++
-		if got := w.sender.Stats().Drops; !maps.Equal(got, want) {
+		if got := senderStats(w.sender).Drops; !maps.Equal(got, want) {
 			t.Errorf("after one %s packet, sender drops = %v, want %v", tt.reason, got, want)
 		}
 	}
@@ -613,4 +613,14 @@ func TestAuthenticatedSenderRestart(t *testing.T) {
 	if f := st.Flows[0]; f.Packets != 51 || f.Lost != 0 || f.Restarts != 1 || st.Drops["replayed"] != 1 {
 		t.Errorf("after a sender restart: flow %+v, replayed %d; want 51 packets, none lost, 1 restart, 1 replay", f, st.Drops["replayed"])
 	}
+}
+
+// senderStats is Sender.Stats with each group's members filled in.
+func senderStats(s *Sender) SenderStats {
+	st := s.Stats()
+	s.Members(func(i int, ms []MemberStats) error {
+		st.Groups[i].Members = append([]MemberStats(nil), ms...)
+		return nil
+	})
+	return st
 }

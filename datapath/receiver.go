@@ -129,12 +129,19 @@ func (r *Receiver) Run(drainTUN bool) error {
 // routineReceive is the inbound flow described at the top of this file.
 func (r *Receiver) routineReceive() error {
 	batch := r.conn.BatchSize()
-	bufs := makeBufs(batch, encap.MaxPacket)
+	var bufs [][]byte
+	mtu := 0
 	sizes := make([]int, batch)
 	from := make([]netip.AddrPort, batch)
 	out := make([][]byte, 0, batch)
 	outFlows := make([]*flow, 0, batch)
 	for {
+		if p := r.policy.Load(); p.mtu != mtu {
+			// Each buffer holds the largest tunnel packet whose inner packet fits the TUN,
+			// and one byte more: a datagram that fills it is too big, whatever its length.
+			mtu = p.mtu
+			bufs = makeBufs(batch, encap.HeaderLen+encap.AuthHeaderLen+mtu+encap.TagLen+1)
+		}
 		n, err := r.conn.ReadBatch(bufs, sizes, from)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -145,6 +152,10 @@ func (r *Receiver) routineReceive() error {
 		p := r.policy.Load()
 		out, outFlows = out[:0], outFlows[:0]
 		for i := range n {
+			if sizes[i] == len(bufs[i]) { // filled: longer than any packet the TUN takes
+				r.drops.Add(TooBig)
+				continue
+			}
 			src := from[i].Addr().As4()
 			if !p.sources[src] {
 				r.drops.Add(UnknownSource)

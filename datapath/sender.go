@@ -33,10 +33,6 @@ import (
 	"mctun/encap"
 )
 
-// bufSize is a packet buffer: headroom for the headers, the largest IPv4 packet, and
-// tailroom for a tag.
-const bufSize = encap.Headroom + 65535 + encap.Tailroom
-
 // fanoutQueue is how many tunnel-packet copies the fan-out queues before it sends.
 const fanoutQueue = 1024
 
@@ -176,6 +172,7 @@ func (s *Sender) Run(sources ...capture.Source) error {
 // routineCapture is the outbound flow described at the top of this file, for one source.
 func (s *Sender) routineCapture(src capture.Source) error {
 	batch := src.BatchSize()
+	bufSize := encap.Headroom + src.MaxPacketSize() + encap.Tailroom
 	bufs := makeBufs(batch, bufSize)
 	sizes := make([]int, batch)
 	maxInner := encap.MaxPacket - encap.HeaderLen

@@ -10,11 +10,14 @@ type SenderStats struct {
 
 // GroupStats counts one group's packets: captured and sent on, and per member.
 type GroupStats struct {
-	Address netip.Addr    `json:"address"`
-	Port    uint16        `json:"port,omitempty"`
-	Packets uint64        `json:"packets"`
-	Bytes   uint64        `json:"bytes"`
-	Members []MemberStats `json:"members"`
+	Address     netip.Addr    `json:"address"`
+	Port        uint16        `json:"port,omitempty"`
+	Packets     uint64        `json:"packets"`
+	Bytes       uint64        `json:"bytes"`
+	MemberCount int           `json:"member_count"`
+	SendErrors  uint64        `json:"send_errors"`     // all members'
+	Failing     int           `json:"failing_members"` // members whose last send failed
+	Members     []MemberStats `json:"members,omitempty"`
 }
 
 // MemberStats counts what was sent to one member of a group.
@@ -47,25 +50,47 @@ type FlowStats struct {
 	Restarts   uint64     `json:"sender_restarts"`
 }
 
-// Stats returns a snapshot of the sender side's counters, groups in config order.
+// Stats returns a snapshot of the sender side's counters, groups in config order, without
+// each member's own counters: a group may have thousands (see Members).
 func (s *Sender) Stats() SenderStats {
 	st := SenderStats{Drops: s.drops.Snapshot(NotIPv4, Malformed, IPOptions, BadFragment,
 		NotMulticast, BadSource, IGMP, NoGroup, TooBig)}
 	var failed uint64
 	for _, g := range s.table.Load().groups {
-		gs := GroupStats{Address: g.addr, Port: g.port, Packets: g.packets.Load(), Bytes: g.bytes.Load()}
+		gs := GroupStats{Address: g.addr, Port: g.port, Packets: g.packets.Load(), Bytes: g.bytes.Load(),
+			MemberCount: len(g.members)}
 		for _, m := range g.members {
-			ms := MemberStats{Address: m.addr, Packets: m.packets.Load(), Bytes: m.bytes.Load(), Errors: m.errors.Load()}
-			if e := m.lastErr.Load(); e != nil {
-				ms.LastError = *e
+			gs.SendErrors += m.errors.Load()
+			if m.lastErr.Load() != nil {
+				gs.Failing++
 			}
-			failed += ms.Errors
-			gs.Members = append(gs.Members, ms)
 		}
+		failed += gs.SendErrors
 		st.Groups = append(st.Groups, gs)
 	}
 	st.Drops["send_failed"] = failed
 	return st
+}
+
+// Members calls f with each group's members' counters in turn, groups in config order. The
+// slice is reused from one group to the next, so that a config of thousands of members never
+// has all their counters copied at once.
+func (s *Sender) Members(f func(group int, members []MemberStats) error) error {
+	var ms []MemberStats
+	for i, g := range s.table.Load().groups {
+		ms = ms[:0]
+		for _, m := range g.members {
+			st := MemberStats{Address: m.addr, Packets: m.packets.Load(), Bytes: m.bytes.Load(), Errors: m.errors.Load()}
+			if e := m.lastErr.Load(); e != nil {
+				st.LastError = *e
+			}
+			ms = append(ms, st)
+		}
+		if err := f(i, ms); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Stats returns a snapshot of the receiver side's counters, flows in order of first packet.
