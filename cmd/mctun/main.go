@@ -381,22 +381,36 @@ func cmdReload(fs *flag.FlagSet, args []string) int {
 	return exitOK
 }
 
+// fetchStatus asks the running instance for its status, or with op "stats" for every counter.
+func fetchStatus(op string) (Status, error) {
+	var st Status
+	if op == "status" {
+		return st, control.Call(control.SocketName, op, nil, &st)
+	}
+	r, err := control.CallStream(control.SocketName, op, nil)
+	if err != nil {
+		return st, err
+	}
+	defer r.Close()
+	return readStats(r)
+}
+
 func cmdStats(fs *flag.FlagSet, args []string) int {
-	return showStatus(fs, args, printStats)
+	return showStatus(fs, args, "stats", printStats)
 }
 
 func cmdStatus(fs *flag.FlagSet, args []string) int {
-	return showStatus(fs, args, printStatus)
+	return showStatus(fs, args, "status", printStatus)
 }
 
-// showStatus fetches the running instance's Status and prints it as JSON or with print.
-func showStatus(fs *flag.FlagSet, args []string, print func(io.Writer, Status)) int {
+// showStatus fetches the running instance's Status (op "status": the summary; "stats": every
+// counter) and prints it as JSON or with print.
+func showStatus(fs *flag.FlagSet, args []string, op string, print func(io.Writer, Status)) int {
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	var st Status
-	err := control.Call(control.SocketName, "status", nil, &st)
+	st, err := fetchStatus(op)
 	if errors.Is(err, control.ErrNotRunning) {
 		fmt.Println("mctun: not running in this network namespace")
 		if state, err := currentStateDir(); err == nil && leftover(state) {

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -55,6 +59,7 @@ type MemberStatus struct {
 	Stats       datapath.ReceiverStats `json:"stats"`
 }
 
+// status is what status shows, and what stats shows but for each member's counters.
 func (d *daemon) status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -78,6 +83,56 @@ func (d *daemon) status() Status {
 	return st
 }
 
+// statsStream is mctun stats as the daemon sends it: the Status, then one JSON line per group
+// with its members' counters, so that thousands of members are never copied at once.
+type statsStream struct{ d *daemon }
+
+// groupMembers is one line of a statsStream after the Status.
+type groupMembers struct {
+	Group   int                    `json:"group"`
+	Members []datapath.MemberStats `json:"members"`
+}
+
+func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(s.d.status()); err != nil {
+		return err
+	}
+	if s.d.sender != nil {
+		err := s.d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+			return enc.Encode(groupMembers{Group: i, Members: ms})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// readStats reads a statsStream back into one Status.
+func readStats(r io.Reader) (Status, error) {
+	dec := json.NewDecoder(r)
+	var st Status
+	if err := dec.Decode(&st); err != nil {
+		return st, err
+	}
+	for {
+		var gm groupMembers
+		err := dec.Decode(&gm)
+		if errors.Is(err, io.EOF) {
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		if st.Source == nil || gm.Group < 0 || gm.Group >= len(st.Source.Stats.Groups) {
+			return st, fmt.Errorf("stats: members of group %d, which is not there", gm.Group)
+		}
+		st.Source.Stats.Groups[gm.Group].Members = gm.Members
+	}
+}
+
 // logTo says where the daemon logs. The caller holds d.mu.
 func (d *daemon) logTo() string {
 	switch {
@@ -96,16 +151,16 @@ func printStatus(w io.Writer, st Status) {
 	if s := st.Source; s != nil {
 		members := 0
 		for _, g := range s.Stats.Groups {
-			members += len(g.Members)
+			members += g.MemberCount
 		}
 		fmt.Fprintf(w, "\nsource: capturing on %s, %s, %s\n", s.Interface, plural(len(s.Stats.Groups), "group"), plural(members, "member"))
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, g := range s.Stats.Groups {
-			var errs uint64
-			for _, m := range g.Members {
-				errs += m.Errors
+			failing := ""
+			if g.Failing > 0 {
+				failing = fmt.Sprintf(" (%s failing: mctun stats)", plural(g.Failing, "member"))
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%d packets\t%d send errors\n", groupName(g.Address, g.Port), plural(len(g.Members), "member"), g.Packets, errs)
+			fmt.Fprintf(tw, "  %s\t%s\t%d packets\t%d send errors%s\n", groupName(g.Address, g.Port), plural(g.MemberCount, "member"), g.Packets, g.SendErrors, failing)
 		}
 		tw.Flush()
 		for _, m := range s.Skipped {
