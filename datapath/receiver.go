@@ -156,41 +156,48 @@ func (r *Receiver) routineReceive() error {
 				r.drops.Add(TooBig)
 				continue
 			}
-			src := from[i].Addr().As4()
-			if !p.sources[src] {
-				r.drops.Add(UnknownSource)
-				continue
+			if inner, f := r.accept(p, from[i].Addr().As4(), bufs[i][:sizes[i]]); f != nil {
+				out = append(out, inner)
+				outFlows = append(outFlows, f)
 			}
-			h, inner, err := r.decapsulate(src, bufs[i][:sizes[i]])
-			if err != nil {
-				continue // counted
-			}
-			if h.Key != p.key {
-				r.drops.Add(WrongKey)
-				continue
-			}
-			in, err := encap.CheckInner(inner)
-			if err != nil {
-				r.drops.Add(innerReason(err))
-				continue
-			}
-			if p.groups != nil && !p.groups[in.Dst.As4()] {
-				r.drops.Add(GroupNotAllowed)
-				continue
-			}
-			if len(inner) > p.mtu {
-				r.drops.Add(TooBig)
-				continue
-			}
-			f := r.flow(src, in.Dst)
-			f.account(f.seq.observe(h.Seq))
-			out = append(out, inner)
-			outFlows = append(outFlows, f)
 		}
 		if err := r.write(out, outFlows); err != nil {
 			return err
 		}
 	}
+}
+
+// accept takes one tunnel packet from src through steps 2 and 3 of the flow: it returns the
+// inner packet to write and its flow, or a nil flow when the packet was dropped (and counted).
+func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, *flow) {
+	if !p.sources[src] {
+		r.drops.Add(UnknownSource)
+		return nil, nil
+	}
+	h, inner, err := r.decapsulate(src, pkt)
+	if err != nil {
+		return nil, nil // counted
+	}
+	if h.Key != p.key {
+		r.drops.Add(WrongKey)
+		return nil, nil
+	}
+	in, err := encap.CheckInner(inner)
+	if err != nil {
+		r.drops.Add(innerReason(err))
+		return nil, nil
+	}
+	if p.groups != nil && !p.groups[in.Dst.As4()] {
+		r.drops.Add(GroupNotAllowed)
+		return nil, nil
+	}
+	if len(inner) > p.mtu {
+		r.drops.Add(TooBig)
+		return nil, nil
+	}
+	f := r.flow(src, in.Dst)
+	f.account(f.seq.observe(h.Seq))
+	return inner, f
 }
 
 // decapsulate returns a tunnel packet's header and inner packet, checking the tag first

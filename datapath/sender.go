@@ -171,81 +171,102 @@ func (s *Sender) Run(sources ...capture.Source) error {
 
 // routineCapture is the outbound flow described at the top of this file, for one source.
 func (s *Sender) routineCapture(src capture.Source) error {
-	batch := src.BatchSize()
-	bufSize := encap.Headroom + src.MaxPacketSize() + encap.Tailroom
-	bufs := makeBufs(batch, bufSize)
-	sizes := make([]int, batch)
-	maxInner := encap.MaxPacket - encap.HeaderLen
-	if s.seal != nil {
-		maxInner -= encap.AuthHeaderLen + encap.TagLen
-	}
-	var spare [][]byte // second copies, for a packet that two groups of one address take
-	var frags fragmentTracker
-	out := newFanout(fanoutQueue)
+	b := s.newBatch(src.BatchSize(), src.MaxPacketSize())
 	for {
-		n, err := src.Read(bufs, sizes, encap.Headroom)
+		n, err := src.Read(b.bufs, b.sizes, encap.Headroom)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			return err
 		}
-		t := s.table.Load()
-		spares := 0
-		for i := range n {
-			inner := bufs[i][encap.Headroom : encap.Headroom+sizes[i]]
-			in, err := encap.CheckInner(inner)
-			if err != nil {
-				s.drops.Add(innerReason(err))
-				continue
-			}
-			if len(inner) > maxInner {
-				s.drops.Add(TooBig)
-				continue
-			}
-			all, byPort := t.lookup(in, &frags)
-			if all == nil && byPort == nil {
-				s.drops.Add(NoGroup)
-				continue
-			}
-			s.taps.offer(inner, in.Dst)
-			buf := bufs[i]
-			for _, g := range [2]*groupRoute{byPort, all} {
-				if g == nil {
-					continue
-				}
-				if buf == nil { // the first group used bufs[i]; this one needs its own header
-					if spares == len(spare) {
-						spare = append(spare, make([]byte, bufSize))
-					}
-					buf = spare[spares]
-					spares++
-					copy(buf[encap.Headroom:], inner)
-				}
-				h := encap.Header{Key: t.key, Seq: g.seq.Add(1) - 1}
-				var pkt []byte
-				if s.seal != nil {
-					pkt = s.seal.Seal(buf, len(inner), h)
-				} else {
-					pkt = encap.Encapsulate(buf, len(inner), h)
-				}
-				buf = nil
-				g.packets.Add(1)
-				g.bytes.Add(uint64(len(inner)))
-				for _, m := range g.members {
-					if out.full() {
-						if err := s.flush(out); err != nil {
-							return err
-						}
-					}
-					out.add(pkt, m)
-				}
-			}
-		}
-		if err := s.flush(out); err != nil {
+		if err := s.forward(b, n); err != nil {
 			return err
 		}
 	}
+}
+
+// batch is one capture loop's buffers and scratch, reused from batch to batch.
+type batch struct {
+	bufs     [][]byte
+	sizes    []int
+	bufSize  int
+	maxInner int      // the largest inner packet a tunnel packet carries
+	spare    [][]byte // second copies, for a packet that two groups of one address take
+	frags    fragmentTracker
+	out      *fanout
+}
+
+func (s *Sender) newBatch(n, maxPacket int) *batch {
+	b := &batch{
+		bufSize:  encap.Headroom + maxPacket + encap.Tailroom,
+		sizes:    make([]int, n),
+		maxInner: encap.MaxPacket - encap.HeaderLen,
+		out:      newFanout(fanoutQueue),
+	}
+	b.bufs = makeBufs(n, b.bufSize)
+	if s.seal != nil {
+		b.maxInner -= encap.AuthHeaderLen + encap.TagLen
+	}
+	return b
+}
+
+// forward takes the n captured packets in b from step 2 of the flow on: classify,
+// encapsulate, fan out.
+func (s *Sender) forward(b *batch, n int) error {
+	t := s.table.Load()
+	spares := 0
+	for i := range n {
+		inner := b.bufs[i][encap.Headroom : encap.Headroom+b.sizes[i]]
+		in, err := encap.CheckInner(inner)
+		if err != nil {
+			s.drops.Add(innerReason(err))
+			continue
+		}
+		if len(inner) > b.maxInner {
+			s.drops.Add(TooBig)
+			continue
+		}
+		all, byPort := t.lookup(in, &b.frags)
+		if all == nil && byPort == nil {
+			s.drops.Add(NoGroup)
+			continue
+		}
+		s.taps.offer(inner, in.Dst)
+		buf := b.bufs[i]
+		for _, g := range [2]*groupRoute{byPort, all} {
+			if g == nil {
+				continue
+			}
+			if buf == nil { // the first group used bufs[i]; this one needs its own header
+				if spares == len(b.spare) {
+					b.spare = append(b.spare, make([]byte, b.bufSize))
+				}
+				buf = b.spare[spares]
+				spares++
+				copy(buf[encap.Headroom:], inner)
+			}
+			h := encap.Header{Key: t.key, Seq: g.seq.Add(1) - 1}
+			var pkt []byte
+			if s.seal != nil {
+				pkt = s.seal.Seal(buf, len(inner), h)
+			} else {
+				pkt = encap.Encapsulate(buf, len(inner), h)
+			}
+			buf = nil
+			g.packets.Add(1)
+			g.bytes.Add(uint64(len(inner)))
+			for _, m := range g.members {
+				if b.out.full() {
+					if err := s.flush(b.out); err != nil {
+						return err
+					}
+				}
+				b.out.add(pkt, m)
+			}
+		}
+	}
+	return s.flush(b.out)
 }
 
 // lookup finds the groups an inner packet belongs to: the one without a port for its address,
