@@ -76,6 +76,7 @@ type groupState struct {
 	seq     atomic.Uint32 // next sequence number
 	packets atomic.Uint64 // captured and sent on
 	bytes   atomic.Uint64
+	logs    logLimiter // of its members' failing and recovering, all of them together
 }
 
 // memberState is one member of one group, also long-lived.
@@ -85,7 +86,7 @@ type memberState struct {
 	bytes   atomic.Uint64
 	errors  atomic.Uint64
 	lastErr atomic.Pointer[string] // set while failing
-	logs    logLimiter             // of its failing/recovered transitions
+	group   *groupState
 }
 
 type groupKey struct {
@@ -134,7 +135,7 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 		for i, addr := range g.Members {
 			m := oldMembers[memberKey{gk, addr}]
 			if m == nil {
-				m = &memberState{addr: addr}
+				m = &memberState{addr: addr, group: state}
 			}
 			r.members[i] = m
 		}
@@ -337,8 +338,8 @@ func (s *Sender) flush(f *fanout) error {
 		m.bytes.Add(uint64(len(f.bufs[i])))
 		if m.lastErr.Load() != nil {
 			m.lastErr.Store(nil)
-			if ok, suppressed := m.logs.allow(); ok {
-				s.log.Info("member reachable again", "member", m.addr, "transitions_not_logged", suppressed)
+			if ok, suppressed := m.group.logs.allow(); ok {
+				s.log.Info("member reachable again", "group", m.group.addr, "member", m.addr, "not_logged", suppressed)
 			}
 		}
 	}
@@ -346,15 +347,17 @@ func (s *Sender) flush(f *fanout) error {
 	return nil
 }
 
-// fail counts a failed send and logs when the member starts failing, not at every packet,
-// and for a member that flaps not more than its logLimiter allows.
+// fail counts a failed send and logs when the member starts failing, not at every packet.
+// Its group's logLimiter lets one such line through per 10 s, saying how many were held back:
+// a member that flaps, or thousands that fail at once, cannot flood the log (mctun stats has
+// every member's state).
 func (m *memberState) fail(err error, log *slog.Logger) {
 	m.errors.Add(1)
 	if m.lastErr.Load() == nil {
 		msg := err.Error()
 		m.lastErr.Store(&msg)
-		if ok, suppressed := m.logs.allow(); ok {
-			log.Warn("member failing", "member", m.addr, "err", msg, "transitions_not_logged", suppressed)
+		if ok, suppressed := m.group.logs.allow(); ok {
+			log.Warn("member failing", "group", m.group.addr, "member", m.addr, "err", msg, "not_logged", suppressed)
 		}
 	}
 }
