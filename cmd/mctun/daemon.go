@@ -192,99 +192,17 @@ func (d *daemon) start() error {
 			return err
 		}
 	}
-	if m := cfg.Member; m != nil {
-		dev, err := tun.Create(m.TUN)
-		if err != nil {
+	if cfg.Member != nil {
+		if err := d.startMember(auth); err != nil {
 			return err
 		}
-		d.dev = dev
-		d.closers = append(d.closers, dev)
-		if err := d.host.CreatedLink(m.TUN); err != nil {
-			return err
-		}
-		if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
-			return err
-		}
-		// On a host that is a source too, applications' multicast now leaves by the TUN, and
-		// would carry the TUN's link-local address as its source: give it the source
-		// interface's address instead, the address members know the host by.
-		var src netip.Addr
-		if cfg.Source != nil {
-			if src, err = d.host.PrimaryAddr(d.iface); err != nil {
-				return err
-			}
-		}
-		if err := d.host.ReplaceRoute(route.Multicast, m.TUN, src); err != nil {
-			return err
-		}
-		if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
-			return err
-		}
-		// The kernel drops a fragment queue once more than ipfrag_max_dist fragments from
-		// the same source address arrive between two of its fragments. The source's tunnel
-		// packets, fragmented on the way, and the inner fragments mctun injects share that
-		// address, so whenever mctun is a moment late the check throws away good datagrams
-		// (measured: dozens per thousand under CPU load). Queues still expire after
-		// ipfrag_time and within ipfrag_high_thresh.
-		if err := d.host.SetSysctl("net/ipv4/ipfrag_max_dist", "0"); err != nil {
-			return err
-		}
-		d.recvConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
-		if err != nil {
-			return err
-		}
-		d.closers = append(d.closers, d.recvConn)
-		var open *encap.Opener
-		var onEpoch func(netip.Addr, uint64)
-		if auth != nil {
-			open = auth.NewOpener(cfg.Encrypt)
-			epochs := d.state.loadSourceEpochs()
-			for src, epoch := range epochs {
-				if src.Is4() {
-					open.SetEpoch(src.As4(), epoch)
-				}
-			}
-			onEpoch = func(src netip.Addr, epoch uint64) { // rare: a sender starting
-				epochs[src] = epoch
-				if err := d.state.saveSourceEpochs(epochs); err != nil {
-					d.log.Warn("cannot keep the sources' epochs", "err", err)
-				}
-			}
-		}
-		d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
 	} else if err := d.routeMulticast(); err != nil {
 		return err
 	}
 	if cfg.Source != nil {
-		groups, skipped, err := withoutSelf(cfg.Source.Groups)
-		if err != nil {
+		if err := d.startSource(auth); err != nil {
 			return err
 		}
-		for _, m := range skipped {
-			d.log.Info("member is this host: not sending to it", "member", m)
-		}
-		d.skipped = skipped
-		d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{})
-		if err != nil {
-			return err
-		}
-		d.closers = append(d.closers, d.sendConn)
-		d.capture, err = capture.OpenAFPacket(d.iface, capture.Options{})
-		if err != nil {
-			return err
-		}
-		d.closers = append(d.closers, d.capture)
-		var seal *encap.Sealer
-		if auth != nil {
-			epoch, err := d.state.nextSenderEpoch()
-			if err != nil {
-				return err
-			}
-			if seal, err = auth.NewSealer(epoch, cfg.Encrypt); err != nil {
-				return err
-			}
-		}
-		d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
 	}
 
 	ctl, err := control.Listen(control.SocketName, d.log)
@@ -304,6 +222,106 @@ func (d *daemon) start() error {
 	if d.receiver != nil {
 		d.run("receiver side", func() error { return d.receiver.Run(d.sender == nil) })
 	}
+	return nil
+}
+
+// startMember readies the host to receive (TUN, route, sysctls) and opens the tunnel socket.
+func (d *daemon) startMember(auth *encap.Auth) error {
+	cfg, m := d.cfg, d.cfg.Member
+	dev, err := tun.Create(m.TUN)
+	if err != nil {
+		return err
+	}
+	d.dev = dev
+	d.closers = append(d.closers, dev)
+	if err := d.host.CreatedLink(m.TUN); err != nil {
+		return err
+	}
+	if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
+		return err
+	}
+	// On a host that is a source too, applications' multicast now leaves by the TUN, and
+	// would carry the TUN's link-local address as its source: give it the source interface's
+	// address instead, the address members know the host by.
+	var src netip.Addr
+	if cfg.Source != nil {
+		if src, err = d.host.PrimaryAddr(d.iface); err != nil {
+			return err
+		}
+	}
+	if err := d.host.ReplaceRoute(route.Multicast, m.TUN, src); err != nil {
+		return err
+	}
+	if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
+		return err
+	}
+	// The kernel drops a fragment queue once more than ipfrag_max_dist fragments from the
+	// same source address arrive between two of its fragments. The source's tunnel packets,
+	// fragmented on the way, and the inner fragments mctun injects share that address, so
+	// whenever mctun is a moment late the check throws away good datagrams (measured: dozens
+	// per thousand under CPU load). Queues still expire after ipfrag_time and within
+	// ipfrag_high_thresh.
+	if err := d.host.SetSysctl("net/ipv4/ipfrag_max_dist", "0"); err != nil {
+		return err
+	}
+	d.recvConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.recvConn)
+	var open *encap.Opener
+	var onEpoch func(netip.Addr, uint64)
+	if auth != nil {
+		open = auth.NewOpener(cfg.Encrypt)
+		epochs := d.state.loadSourceEpochs()
+		for src, epoch := range epochs {
+			if src.Is4() {
+				open.SetEpoch(src.As4(), epoch)
+			}
+		}
+		onEpoch = func(src netip.Addr, epoch uint64) { // rare: a sender starting
+			epochs[src] = epoch
+			if err := d.state.saveSourceEpochs(epochs); err != nil {
+				d.log.Warn("cannot keep the sources' epochs", "err", err)
+			}
+		}
+	}
+	d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
+	return nil
+}
+
+// startSource opens the capture and the sending socket.
+func (d *daemon) startSource(auth *encap.Auth) error {
+	cfg := d.cfg
+	groups, skipped, err := withoutSelf(cfg.Source.Groups)
+	if err != nil {
+		return err
+	}
+	for _, m := range skipped {
+		d.log.Info("member is this host: not sending to it", "member", m)
+	}
+	d.skipped = skipped
+	d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.sendConn)
+	d.capture, err = capture.OpenAFPacket(d.iface, capture.Options{})
+	if err != nil {
+		return err
+	}
+	d.closers = append(d.closers, d.capture)
+	var seal *encap.Sealer
+	if auth != nil {
+		epoch, err := d.state.nextSenderEpoch()
+		if err != nil {
+			return err
+		}
+		if seal, err = auth.NewSealer(epoch, cfg.Encrypt); err != nil {
+			return err
+		}
+	}
+	d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
 	return nil
 }
 
