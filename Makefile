@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit e2e demo fuzz lint clean
+.PHONY: all build test unit e2e demo bench fuzz lint clean
 
 all: build
 
@@ -34,6 +34,16 @@ e2e:
 # The worked example of the original tool: one source, three members, group 224.1.2.3:65535.
 demo: build
 	$(GO) run ./test/demo -mctun $(BIN)/mctun
+
+# The benchmark (root; 12 to 17 minutes on 2 cores): mctun against kernel VXLAN head-end
+# replication at 1, 4 and 16 members and 64 and 1200 byte payloads, in namespaces; writes
+# BENCHMARKS.md and BENCHMARKS-rate.png. Not part of test. BENCHFLAGS adds flags. To iterate
+# on a subset in a minute or two without rewriting the report:
+#   go run ./test/bench -members 1 -sizes 64 -trial 1s -big=false
+BENCHFLAGS ?=
+bench: build
+	@command -v gnuplot >/dev/null 2>&1 || echo "make bench: gnuplot is missing: BENCHMARKS-rate.png will not be drawn (apt-get install -y gnuplot-nox)"
+	$(GO) run ./test/bench -mctun $(BIN)/mctun -out BENCHMARKS.md -plot BENCHMARKS-rate.png $(BENCHFLAGS)
 
 # Each fuzz target for FUZZTIME (CI runs a short pass: make fuzz FUZZTIME=10s).
 fuzz:

@@ -1,0 +1,456 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"mctun/test/mcapp"
+)
+
+// benchPrefix starts the name of every namespace the benchmark makes, so the leftovers of
+// a crashed run can be found (topo.RemoveStale) without touching the tests' topologies.
+const benchPrefix = "mtbench"
+
+// bench is one run of the benchmark.
+type bench struct {
+	opt   options
+	dir   string // configs and the built applications
+	tools mcapp.Tools
+	log   io.Writer
+	start time.Time
+
+	mu   sync.Mutex
+	live map[*world]struct{} // worlds not yet closed, for closeAll
+
+	quietWaited  time.Duration // spent waiting for others' load to pass
+	busyAttempts int           // attempts made on a machine that did not get quiet
+}
+
+// track and untrack keep the set of live worlds.
+func (b *bench) track(w *world) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.live == nil {
+		b.live = map[*world]struct{}{}
+	}
+	b.live[w] = struct{}{}
+}
+
+func (b *bench) untrack(w *world) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	delete(b.live, w)
+}
+
+// closeAll closes every world still open. It is safe to call from a signal handler's
+// goroutine while the benchmark closes its own: closing twice is harmless.
+func (b *bench) closeAll() error {
+	b.mu.Lock()
+	ws := make([]*world, 0, len(b.live))
+	for w := range b.live {
+		ws = append(ws, w)
+	}
+	b.mu.Unlock()
+	var err error
+	for _, w := range ws {
+		err = errors.Join(err, w.close())
+	}
+	return err
+}
+
+// logf prints a progress line on the log, with the time since the start.
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "[%6s] %s\n", time.Since(b.start).Round(time.Second), fmt.Sprintf(format, args...))
+}
+
+// run measures everything the options ask for into rep, which holds what was measured
+// even when run fails halfway.
+func (b *bench) run(ctx context.Context, rep *report) error {
+	for _, size := range b.opt.sizes {
+		c, err := b.ceiling(ctx, size)
+		if err != nil {
+			return err
+		}
+		rep.Ceilings = append(rep.Ceilings, ceiling{Size: size, PPS: c})
+	}
+	k := 0
+	for _, n := range b.opt.members {
+		for _, size := range b.opt.sizes {
+			r := &row{Members: n, Size: size}
+			rep.Rows = append(rep.Rows, r)
+			// Alternate which system goes first, so that drift over the run (background
+			// load, temperature) does not always favour the same one.
+			order := slices.Clone(b.opt.systems)
+			if k%2 == 1 {
+				slices.Reverse(order)
+			}
+			k++
+			if err := b.measureRow(ctx, rep, r, order); err != nil {
+				return err
+			}
+		}
+	}
+	if b.opt.big && slices.Contains(b.opt.systems, sysMctun) {
+		for _, c := range []struct {
+			name          string
+			groups, group int
+		}{{"1024 groups x 64 members", 1024, 64}, {"16 groups x 4096 members", 16, 4096}} {
+			res, err := b.bigConfig(ctx, c.name, c.groups, c.group)
+			if err != nil {
+				return err
+			}
+			rep.Big = append(rep.Big, res)
+		}
+	}
+	return nil
+}
+
+// ceiling measures what mcsend alone reaches at size, unpaced, on a source whose multicast
+// the router drops (no system is set up): the better of the attempts.
+func (b *bench) ceiling(ctx context.Context, size int) (float64, error) {
+	w, err := b.open(ctx, sysNone, 1)
+	if err != nil {
+		return 0, err
+	}
+	defer w.close()
+	best := 0.0
+	for range b.opt.attempts {
+		if _, err := b.waitQuiet(ctx); err != nil {
+			return 0, err
+		}
+		sent, err := b.tools.Send(ctx, w.src, mcapp.SendOptions{
+			Group: group, Port: groupPort, Size: size, Count: 10_000_000, Duration: b.opt.trial,
+		})
+		if err != nil {
+			return 0, err
+		}
+		best = max(best, sent.PPS)
+	}
+	b.logf("mcsend alone, %d B, unpaced: %.0f pps (the cap of every sweep at this size)", size, best)
+	return best, nil
+}
+
+// measureRow measures every system at one (members, size): first each system's sweep, then,
+// at a rate picked from both sweeps, each system's CPU run and latency run. Every system
+// gets a fresh topology for each phase, removed before the next one starts.
+func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []string) error {
+	for _, system := range order {
+		if err := b.sweep(ctx, rep, r, system); err != nil {
+			return err
+		}
+	}
+	rate := b.cpuRate(r)
+	for _, system := range order {
+		if err := b.fixedRuns(ctx, r, system, rate); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cpuRate is the rate of the CPU runs at r: -cpu-rate, or half the lower of the systems'
+// loss-free rates (rounded down to two digits), so that both carry it without loss and
+// neither saturates the machine. 0 means no system passed anything.
+func (b *bench) cpuRate(r *row) float64 {
+	if b.opt.cpuRate > 0 {
+		return b.opt.cpuRate
+	}
+	lowest := math.Inf(1)
+	for _, s := range b.opt.systems {
+		pps, _, ok := r.rate(s)
+		if !ok {
+			return 0
+		}
+		lowest = min(lowest, pps)
+	}
+	return niceRate(cpuShare * lowest)
+}
+
+// cpuShare is the fraction of the lower loss-free rate the CPU runs use.
+const cpuShare = 0.5
+
+// sweep finds system's highest loss-free rate at r, and for mctun its daemons' peak RSS.
+func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) error {
+	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
+	b.logf("%s: sweep", label)
+	w, err := b.openVerified(ctx, system, r.Members)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	s := Sweep{
+		Start: b.opt.start, Cap: rep.ceilingOf(r.Size), MinRate: 100,
+		Factor: 2, Precision: b.opt.precision, MaxLoss: b.opt.maxLoss, Shortfall: shortfall,
+		Attempts: b.opt.attempts, MaxTrials: b.opt.maxTrials,
+	}
+	res, err := s.Run(func(rate float64) (Outcome, error) {
+		tr, err := b.attempt(ctx, w, label, rate, r.Size, func(tr trialResult) bool {
+			o := tr.outcome()
+			return o.Loss < b.opt.maxLoss && o.Achieved >= shortfall*rate
+		})
+		if err != nil {
+			return Outcome{}, err
+		}
+		o := tr.outcome()
+		verdict := "ok"
+		if o.Loss >= b.opt.maxLoss {
+			verdict = "LOSS"
+		}
+		b.logf("%s: asked %7.0f pps, sent %7.0f pps, worst loss %6.3f%% %s %s", label, o.Requested, o.Achieved, 100*o.Loss, verdict, o.Note)
+		return o, nil
+	})
+	sr := r.sys(system)
+	sr.Sweep = &res
+	if err != nil {
+		return err
+	}
+	b.logf("%s: highest loss-free %.0f pps (limit: %s)", label, res.Best.Achieved, res.Limit)
+	if system == sysMctun {
+		rss, err := w.mctunRSS(ctx)
+		if err != nil {
+			return err
+		}
+		sr.RSS = sr.RSS.merge(rss)
+	}
+	return w.close()
+}
+
+// shortfall: an attempt that reaches less than this fraction of the rate it asked for is
+// limited by the sending path, not by loss.
+const shortfall = 0.95
+
+// attempt runs one attempt at rate, again (at most maxRedo times) while other processes
+// disturb it, unless good accepts it anyway: a sweep step that passes while others load the
+// machine would pass without them too.
+func (b *bench) attempt(ctx context.Context, w *world, label string, rate float64, size int, good func(trialResult) bool) (trialResult, error) {
+	for redo := 0; ; redo++ {
+		tr, err := w.run(ctx, rate, b.count(rate), size)
+		if err != nil || !tr.disturbed() || (good != nil && good(tr)) {
+			return tr, err
+		}
+		if redo == maxRedo {
+			b.busyAttempts++
+			b.logf("%s: others used %.2f cores during the attempt at %.0f pps, still after %d tries: keeping it", label, tr.othersLoad(), rate, maxRedo+1)
+			return tr, nil
+		}
+		b.logf("%s: others used %.2f cores during the attempt at %.0f pps: again", label, tr.othersLoad(), rate)
+	}
+}
+
+// maxRedo is how many times an attempt that other processes disturbed is made again.
+const maxRedo = 2
+
+// count is the number of datagrams of one trial at rate.
+func (b *bench) count(rate float64) int {
+	return max(100, int(rate*b.opt.trial.Seconds()))
+}
+
+// fixedRuns measures system's CPU per million delivered at rate and its latency at the
+// latency rate, each the best of the attempts, and for mctun its daemons' peak RSS.
+func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64) error {
+	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
+	w, err := b.openVerified(ctx, system, r.Members)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	sr := r.sys(system)
+	if rate > 0 {
+		for range b.opt.cpuAttempts {
+			tr, err := b.attempt(ctx, w, label, rate, r.Size, nil)
+			if err != nil {
+				return err
+			}
+			loss, _ := tr.worstLoss()
+			c := &cpuResult{Rate: rate, Achieved: tr.Sent.PPS, BusySeconds: tr.BusySeconds, BusyTicks: tr.BusyTicks, Delivered: tr.delivered(),
+				Loss: loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds}
+			mean, p99 := tr.latency()
+			l := &latencyResult{Rate: rate, Achieved: tr.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
+			b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs",
+				label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.Delivered, c.PerMillion(), 100*loss, mean/1e3, float64(p99)/1e3)
+			sr.CPURuns = append(sr.CPURuns, c)
+			if sr.LatencyLow == nil || b.betterLatency(l, sr.LatencyLow) {
+				sr.LatencyLow = l
+			}
+		}
+		sr.CPU = medianCPU(sr.CPURuns, b.opt.maxLoss)
+	}
+	lr := b.opt.latencyRate
+	for range b.opt.attempts {
+		tr, err := b.attempt(ctx, w, label, lr, r.Size, nil)
+		if err != nil {
+			return err
+		}
+		loss, _ := tr.worstLoss()
+		mean, p99 := tr.latency()
+		l := &latencyResult{Rate: lr, Achieved: tr.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
+		b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%)", label, lr, mean/1e3, float64(p99)/1e3, 100*loss)
+		if sr.Latency == nil || b.betterLatency(l, sr.Latency) {
+			sr.Latency = l
+		}
+	}
+	if system == sysMctun {
+		rss, err := w.mctunRSS(ctx)
+		if err != nil {
+			return err
+		}
+		sr.RSS = sr.RSS.merge(rss)
+	}
+	return w.close()
+}
+
+// medianCPU is the CPU run the table shows: the median by CPU per million (the lower of the
+// two middle ones) of the loss-free runs, or of all of them if none was loss-free. Single
+// runs are noisy both ways here (a shared machine, tick-based accounting), so neither the
+// lowest nor the highest is trusted.
+func medianCPU(runs []*cpuResult, maxLoss float64) *cpuResult {
+	var pick []*cpuResult
+	for _, c := range runs {
+		if c.Loss < maxLoss {
+			pick = append(pick, c)
+		}
+	}
+	if len(pick) == 0 {
+		pick = slices.Clone(runs)
+	}
+	if len(pick) == 0 {
+		return nil
+	}
+	slices.SortStableFunc(pick, func(a, b *cpuResult) int { return cmp.Compare(a.PerMillion(), b.PerMillion()) })
+	return pick[(len(pick)-1)/2]
+}
+
+// betterLatency reports whether latency run x is better than y: loss-free first, then the
+// lower p99.
+func (b *bench) betterLatency(x, y *latencyResult) bool {
+	xOK, yOK := x.Loss < b.opt.maxLoss, y.Loss < b.opt.maxLoss
+	if xOK != yOK {
+		return xOK
+	}
+	return x.P99Ns < y.P99Ns
+}
+
+// openVerified opens a world and checks that it delivers.
+func (b *bench) openVerified(ctx context.Context, system string, n int) (*world, error) {
+	w, err := b.open(ctx, system, n)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.verify(ctx); err != nil {
+		return nil, errors.Join(err, w.close())
+	}
+	return w, nil
+}
+
+// bigConfig starts mctun on h0 with groups groups of perGroup members each (h1, a real
+// member with its own mctun, first in group 0; the rest made up), sends a short stream to
+// group 0 and reads the source daemon's memory.
+func (b *bench) bigConfig(ctx context.Context, name string, groups, perGroup int) (bigResult, error) {
+	res := bigResult{Name: name, Groups: groups, PerGroup: perGroup}
+	b.logf("big config %s", name)
+	w, err := b.open(ctx, sysNone, 1)
+	if err != nil {
+		return res, err
+	}
+	defer w.close()
+	real := w.members[0]
+	gs, err := bigGroups(groups, perGroup, real.Addr)
+	if err != nil {
+		return res, err
+	}
+	if err := w.mctunUpOn(ctx, real, memberConfig(w.src.Addr)); err != nil {
+		return res, err
+	}
+	t0 := time.Now()
+	if err := w.mctunUpOn(ctx, w.src, sourceConfig(gs)); err != nil {
+		return res, err
+	}
+	res.Up = time.Since(t0)
+	if res.AfterUp, err = w.mctunMem(ctx, w.src); err != nil {
+		return res, err
+	}
+	dur := time.Duration(float64(b.opt.bigCount) / b.opt.bigRate * float64(time.Second))
+	rcv, err := b.tools.StartRecv(ctx, real, mcapp.RecvOptions{
+		Group: gs[0].Address, Port: groupPort, Count: b.opt.bigCount, Idle: 2 * time.Second,
+		Timeout: dur + 30*time.Second,
+	})
+	if err != nil {
+		return res, err
+	}
+	sent, err := b.tools.Send(ctx, w.src, mcapp.SendOptions{
+		Group: gs[0].Address, Port: groupPort, Count: b.opt.bigCount, Size: 1200, Rate: b.opt.bigRate,
+		Duration: dur + 5*time.Second,
+	})
+	if err != nil {
+		rcv.Stop()
+		return res, err
+	}
+	got, err := rcv.Wait()
+	if err != nil {
+		return res, err
+	}
+	res.Sent, res.Delivered = sent.Sent, got.Unique
+	// Give the source time to finish the fan-out to the made-up members.
+	select {
+	case <-ctx.Done():
+		return res, ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	if res.After, err = w.mctunMem(ctx, w.src); err != nil {
+		return res, err
+	}
+	b.logf("big config %s: up in %v, VmRSS %.1f MiB after up; after %d datagrams (real member got %d): VmHWM %.1f MiB, VmRSS %.1f MiB",
+		name, res.Up.Round(time.Millisecond), mib(res.AfterUp.RSS), res.Sent, res.Delivered, mib(res.After.HWM), mib(res.After.RSS))
+	return res, w.close()
+}
+
+// The machine is shared (other people's builds and tests may run on it), and every figure
+// here is whole-machine. Before each attempt the benchmark therefore waits, for at most
+// quietWait, until the CPU time others use over quietSample is below quietCores.
+const (
+	quietSample = 250 * time.Millisecond
+	quietCores  = 0.10
+	quietWait   = 20 * time.Second
+)
+
+// waitQuiet waits until the machine is quiet, or quietWait has passed, and returns the
+// load it last saw, in cores busy. Nothing of the benchmark runs while it samples.
+func (b *bench) waitQuiet(ctx context.Context) (float64, error) {
+	deadline := time.Now().Add(quietWait)
+	logged := false
+	for {
+		before, err := readCPU()
+		if err != nil {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(quietSample):
+		}
+		after, err := readCPU()
+		if err != nil {
+			return 0, err
+		}
+		load := after.busyElapsedSince(before) / after.At.Sub(before.At).Seconds()
+		if load < quietCores {
+			return load, nil
+		}
+		if time.Now().After(deadline) {
+			b.logf("the machine is still busy (%.2f cores) after %v: measuring anyway", load, quietWait)
+			return load, nil
+		}
+		if !logged {
+			b.logf("waiting for the machine to be quiet (%.2f cores busy)", load)
+			logged = true
+		}
+		b.quietWaited += quietSample
+	}
+}

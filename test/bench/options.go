@@ -1,0 +1,152 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// options are the command line.
+type options struct {
+	mctun       string
+	members     []int
+	sizes       []int
+	systems     []string
+	trial       time.Duration
+	start       float64
+	precision   float64
+	maxLoss     float64
+	attempts    int
+	cpuAttempts int
+	maxTrials   int
+	latencyRate float64
+	cpuRate     float64
+	big         bool
+	bigCount    int
+	bigRate     float64
+	out         string
+	plot        string
+	jsonOut     string
+}
+
+// maxMembers keeps the members' subnets 198.18.<i+1>.0/24 below the overlay's 198.18.200.0/24.
+const maxMembers = 198
+
+// parseOptions reads the command line.
+func parseOptions(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.mctun, "mctun", "bin/mctun", "the mctun `binary` to measure (make build)")
+	members := fs.String("members", "1,4,16", "numbers of members, comma-separated")
+	sizes := fs.String("sizes", "64,1200", "UDP payload sizes in bytes, comma-separated")
+	systems := fs.String("systems", "mctun,vxlan", "systems to measure, comma-separated: mctun, vxlan")
+	fs.DurationVar(&o.trial, "trial", 3*time.Second, "length of each trial (sweep step, CPU run, latency run)")
+	fs.Float64Var(&o.start, "start", 5000, "first rate of each sweep, pps")
+	fs.Float64Var(&o.precision, "precision", 0.05, "stop bisecting once the failing rate is within this fraction of the passing one")
+	fs.Float64Var(&o.maxLoss, "loss", 0.001, "a trial is loss-free when every member loses less than this fraction")
+	fs.IntVar(&o.attempts, "attempts", 2, "attempts per sweep trial (a trial fails only if every attempt does) and per latency run (the best is kept)")
+	fs.IntVar(&o.cpuAttempts, "cpu-attempts", 3, "attempts per CPU run; the best is kept")
+	fs.IntVar(&o.maxTrials, "max-trials", 14, "most trials per sweep")
+	fs.Float64Var(&o.latencyRate, "latency-rate", 10000, "rate of the latency run, pps")
+	fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "rate of the CPU run, pps; 0 takes half the lower of the systems' loss-free rates")
+	fs.BoolVar(&o.big, "big", true, "also measure mctun's RSS with big configs (1024 groups x 64 members, 16 x 4096)")
+	fs.IntVar(&o.bigCount, "big-count", 200, "datagrams sent to one group of a big config")
+	fs.Float64Var(&o.bigRate, "big-rate", 200, "their rate, pps")
+	fs.StringVar(&o.out, "out", "", "write the markdown report to this `file` (make bench: BENCHMARKS.md)")
+	fs.StringVar(&o.plot, "plot", "", "draw the rate plot into this PNG `file` with gnuplot (make bench: BENCHMARKS-rate.png)")
+	fs.StringVar(&o.jsonOut, "json", "", "write every measurement, every sweep step included, as JSON to this `file`")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `bench measures mctun against kernel VXLAN head-end replication in network namespaces (root).
+
+  sudo go run ./test/bench -mctun bin/mctun                                   # the full run (make bench)
+  sudo go run ./test/bench -members 1 -sizes 64 -trial 1s -big=false          # a minute or two
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	var err error
+	if o.members, err = parseInts("-members", *members, 1, maxMembers); err != nil {
+		return o, err
+	}
+	if o.sizes, err = parseInts("-sizes", *sizes, 16, 1472); err != nil {
+		return o, err
+	}
+	if o.systems, err = parseSystems(*systems); err != nil {
+		return o, err
+	}
+	return o, o.check()
+}
+
+// check reports the first value out of range.
+func (o options) check() error {
+	switch {
+	case o.trial < 100*time.Millisecond || o.trial > 5*time.Minute:
+		return fmt.Errorf("-trial %v: want 100ms to 5m", o.trial)
+	case !(o.start >= 100):
+		return fmt.Errorf("-start %g: want at least 100", o.start)
+	case !(o.precision > 0 && o.precision < 1):
+		return fmt.Errorf("-precision %g: want more than 0 and less than 1", o.precision)
+	case !(o.maxLoss > 0 && o.maxLoss < 1):
+		return fmt.Errorf("-loss %g: want more than 0 and less than 1", o.maxLoss)
+	case o.attempts < 1 || o.attempts > 10:
+		return fmt.Errorf("-attempts %d: want 1 to 10", o.attempts)
+	case o.cpuAttempts < 1 || o.cpuAttempts > 10:
+		return fmt.Errorf("-cpu-attempts %d: want 1 to 10", o.cpuAttempts)
+	case o.maxTrials < 1 || o.maxTrials > 50:
+		return fmt.Errorf("-max-trials %d: want 1 to 50", o.maxTrials)
+	case !(o.latencyRate >= 100):
+		return fmt.Errorf("-latency-rate %g: want at least 100", o.latencyRate)
+	case o.cpuRate != 0 && !(o.cpuRate >= 100):
+		return fmt.Errorf("-cpu-rate %g: want 0 or at least 100", o.cpuRate)
+	case o.bigCount < 1 || o.bigCount > 100000:
+		return fmt.Errorf("-big-count %d: want 1 to 100000", o.bigCount)
+	case !(o.bigRate >= 1):
+		return fmt.Errorf("-big-rate %g: want at least 1", o.bigRate)
+	}
+	return nil
+}
+
+// parseInts reads a comma-separated list of distinct integers in [lo, hi], sorted.
+func parseInts(flagName, s string, lo, hi int) ([]int, error) {
+	var out []int
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		n, err := strconv.Atoi(f)
+		if err != nil || n < lo || n > hi {
+			return nil, fmt.Errorf("%s: %q is not an integer from %d to %d", flagName, f, lo, hi)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%s: %d twice", flagName, n)
+		}
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// parseSystems reads the -systems list, in the canonical order mctun, vxlan.
+func parseSystems(s string) ([]string, error) {
+	var out []string
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.ToLower(strings.TrimSpace(f))
+		if f != sysMctun && f != sysVXLAN {
+			return nil, fmt.Errorf("-systems: %q: want mctun or vxlan", f)
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b string) int { return strings.Compare(a, b) }) // mctun < vxlan
+	return out, nil
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"io"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestParseOptionsDefaults(t *testing.T) {
+	o, err := parseOptions(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.members, []int{1, 4, 16}) || !reflect.DeepEqual(o.sizes, []int{64, 1200}) ||
+		!reflect.DeepEqual(o.systems, []string{sysMctun, sysVXLAN}) {
+		t.Fatalf("defaults: members %v sizes %v systems %v", o.members, o.sizes, o.systems)
+	}
+	if o.trial != 3*time.Second || o.maxLoss != 0.001 || o.attempts != 2 || o.cpuAttempts != 3 || o.latencyRate != 10000 || !o.big {
+		t.Fatalf("defaults: %+v", o)
+	}
+	if o.out != "" || o.plot != "" {
+		t.Fatalf("go run alone writes no files; got -out %q -plot %q", o.out, o.plot)
+	}
+}
+
+func TestParseOptionsSubset(t *testing.T) {
+	o, err := parseOptions([]string{"-members", "16, 1", "-sizes", "64", "-systems", "VXLAN,mctun,vxlan", "-trial", "1s", "-big=false"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(o.members, []int{1, 16}) || !reflect.DeepEqual(o.sizes, []int{64}) ||
+		!reflect.DeepEqual(o.systems, []string{sysMctun, sysVXLAN}) || o.trial != time.Second || o.big {
+		t.Fatalf("got members %v sizes %v systems %v trial %v big %v", o.members, o.sizes, o.systems, o.trial, o.big)
+	}
+}
+
+func TestParseOptionsErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"-members", "0"}, {"-members", "199"}, {"-members", "1,1"}, {"-members", ""}, {"-members", "x"},
+		{"-sizes", "8"}, {"-sizes", "9000"}, {"-systems", "gre"}, {"-systems", ""},
+		{"-trial", "10ms"}, {"-loss", "0"}, {"-attempts", "0"}, {"-cpu-attempts", "11"}, {"-start", "1"}, {"-precision", "1"},
+		{"-cpu-rate", "5"}, {"-big-count", "0"}, {"extra"},
+	} {
+		if _, err := parseOptions(args, io.Discard); err == nil {
+			t.Errorf("%q: no error", args)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"-mctun", "bin/mctun", "-members", "1,4", "-out", "my file.md", ""})
+	want := `go run ./test/bench -mctun bin/mctun -members 1,4 -out 'my file.md' ''`
+	if got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"mctun/test/stream"
+)
+
+// memberReport is what one member's application received.
+type memberReport struct {
+	Host   string
+	Report stream.RecvReport
+}
+
+// trialResult is one run of mcsend against every member's mcrecv.
+type trialResult struct {
+	Requested     float64
+	Sent          stream.SendReport
+	Recv          []memberReport
+	Window        time.Duration // from just before the sender started until the last receiver stopped
+	BusySeconds   float64       // whole-machine busy CPU seconds over Window: elapsed × CPUs − idle − iowait
+	BusyTicks     float64       // the same from the tick-sampled fields: their sum − idle − iowait
+	OthersSeconds float64       // of which processes not the benchmark's used (scanOthers)
+	Background    float64       // cores the machine kept busy just before the attempt
+}
+
+// othersLoad is the average number of cores processes that are not the benchmark's kept
+// busy during the attempt.
+func (t trialResult) othersLoad() float64 {
+	if t.Window <= 0 {
+		return 0
+	}
+	return t.OthersSeconds / t.Window.Seconds()
+}
+
+// disturbed reports whether other processes used enough CPU during the attempt to skew it.
+func (t trialResult) disturbed() bool { return t.othersLoad() >= disturbedCores }
+
+// disturbedCores is the average load of other processes above which an attempt counts as
+// disturbed.
+const disturbedCores = 0.05
+
+// uniqueOf is the number of distinct good datagrams host received.
+func (t trialResult) uniqueOf(host string) uint64 {
+	for _, m := range t.Recv {
+		if m.Host == host {
+			return m.Report.Unique
+		}
+	}
+	return 0
+}
+
+// worstLoss is the highest fraction of the sent datagrams a member did not receive, and
+// that member. Datagrams that fail the byte-for-byte check are not received.
+func (t trialResult) worstLoss() (float64, string) {
+	worst, who := 0.0, ""
+	for _, m := range t.Recv {
+		l := lossOf(t.Sent.Sent, m.Report.Unique)
+		if l > worst || who == "" {
+			worst, who = l, m.Host
+		}
+	}
+	return worst, who
+}
+
+// lossOf is the fraction of sent not received, 1 when nothing was sent.
+func lossOf(sent, received uint64) float64 {
+	if sent == 0 {
+		return 1
+	}
+	if received >= sent {
+		return 0
+	}
+	return float64(sent-received) / float64(sent)
+}
+
+// delivered is the number of datagrams delivered, summed over members.
+func (t trialResult) delivered() uint64 {
+	var n uint64
+	for _, m := range t.Recv {
+		n += min(m.Report.Unique, t.Sent.Sent)
+	}
+	return n
+}
+
+// latency combines the members' one-way latencies: the mean of their means (each member
+// receives the same stream, so this is the mean over all deliveries) and the highest of
+// their p99s.
+func (t trialResult) latency() (mean float64, p99 int64) {
+	if len(t.Recv) == 0 {
+		return math.NaN(), 0
+	}
+	for _, m := range t.Recv {
+		mean += float64(m.Report.LatencyNs.Mean)
+		p99 = max(p99, m.Report.LatencyNs.P99)
+	}
+	return mean / float64(len(t.Recv)), p99
+}
+
+// outcome summarizes t for the sweep, with a note on where the loss was.
+func (t trialResult) outcome() Outcome {
+	loss, who := t.worstLoss()
+	o := Outcome{Requested: t.Requested, Achieved: t.Sent.PPS, Loss: loss}
+	var drops uint64
+	for _, m := range t.Recv {
+		drops += m.Report.KernelDrops
+	}
+	if loss > 0 {
+		o.Note = fmt.Sprintf("worst %s; receive-socket drops %d", who, drops)
+	}
+	if t.disturbed() {
+		o.Note += fmt.Sprintf("; others used %.2f cores meanwhile", t.othersLoad())
+	}
+	if t.Sent.Errors > 0 {
+		o.Note += fmt.Sprintf("; mcsend errors %d (%s)", t.Sent.Errors, t.Sent.FirstError)
+	}
+	return o
+}
+
+// cpuResult is the CPU cost of a fixed-rate run.
+type cpuResult struct {
+	Rate          float64 `json:"rate_pps"`           // asked for
+	Achieved      float64 `json:"achieved_pps"`       // reached
+	BusySeconds   float64 `json:"busy_seconds"`       // whole machine, all CPUs: elapsed × CPUs − idle − iowait
+	BusyTicks     float64 `json:"busy_ticks_seconds"` // the tick-sampled estimate, for comparison
+	OthersSeconds float64 `json:"others_seconds"`     // of which processes not the benchmark's used
+	Delivered     uint64  `json:"delivered"`          // summed over members
+	Loss          float64 `json:"loss"`               // worst member
+	Background    float64 `json:"background"`         // cores others kept busy just before
+}
+
+// Seconds is the busy CPU time the run cost: the whole machine's, less what processes
+// that are not the benchmark's used meanwhile (nothing, on a machine of its own).
+func (c cpuResult) Seconds() float64 {
+	return max(0, c.BusySeconds-c.OthersSeconds)
+}
+
+// PerMillion is the busy CPU seconds per million datagrams delivered.
+func (c cpuResult) PerMillion() float64 {
+	if c.Delivered == 0 {
+		return math.NaN()
+	}
+	return c.Seconds() / (float64(c.Delivered) / 1e6)
+}
+
+// latencyResult is the one-way latency of a fixed-rate run.
+type latencyResult struct {
+	Rate     float64 `json:"rate_pps"`
+	Achieved float64 `json:"achieved_pps"`
+	MeanNs   float64 `json:"mean_ns"` // mean of the members' means
+	P99Ns    int64   `json:"p99_ns"`  // highest of the members' p99
+	Loss     float64 `json:"loss"`
+}
+
+// rssResult is the peak RSS of the mctun daemons of a world.
+type rssResult struct {
+	SourceHWM uint64 `json:"source_vm_hwm_kib"`
+	MemberHWM uint64 `json:"member_vm_hwm_kib"` // the highest member's
+}
+
+// merge keeps the higher of each peak.
+func (r *rssResult) merge(o *rssResult) *rssResult {
+	switch {
+	case r == nil:
+		return o
+	case o == nil:
+		return r
+	}
+	return &rssResult{SourceHWM: max(r.SourceHWM, o.SourceHWM), MemberHWM: max(r.MemberHWM, o.MemberHWM)}
+}
+
+// sysResult is everything measured of one system at one (members, size).
+type sysResult struct {
+	System  string         `json:"system"`
+	Sweep   *SweepResult   `json:"sweep,omitempty"`
+	CPU     *cpuResult     `json:"cpu,omitempty"` // the median of CPURuns
+	CPURuns []*cpuResult   `json:"cpu_runs,omitempty"`
+	Latency *latencyResult `json:"latency,omitempty"`
+	// LatencyLow is the latency in the CPU runs, at a rate both systems carry without loss.
+	LatencyLow *latencyResult `json:"latency_at_cpu_rate,omitempty"`
+	RSS        *rssResult     `json:"rss,omitempty"` // mctun only
+}
+
+// row is one (members, size) of the table.
+type row struct {
+	Members int                   `json:"members"`
+	Size    int                   `json:"size"`
+	Systems map[string]*sysResult `json:"systems"`
+}
+
+// sys returns the result of system, creating it.
+func (r *row) sys(system string) *sysResult {
+	if r.Systems == nil {
+		r.Systems = map[string]*sysResult{}
+	}
+	s := r.Systems[system]
+	if s == nil {
+		s = &sysResult{System: system}
+		r.Systems[system] = s
+	}
+	return s
+}
+
+// rate is the highest loss-free rate of system and whether it stopped at the cap; ok is
+// false when it was not measured or nothing passed.
+func (r *row) rate(system string) (pps float64, capped, ok bool) {
+	s := r.Systems[system]
+	if s == nil || s.Sweep == nil || !s.Sweep.Found {
+		return 0, false, false
+	}
+	return s.Sweep.Best.Achieved, s.Sweep.Limit == LimitCap, true
+}
+
+// bigResult is the memory of the source's mctun with a big config.
+type bigResult struct {
+	Name      string        `json:"name"`
+	Groups    int           `json:"groups"`
+	PerGroup  int           `json:"members_per_group"`
+	Up        time.Duration `json:"up_ns"`          // how long `mctun up` took
+	AfterUp   memStatus     `json:"after_up"`       // right after up
+	After     memStatus     `json:"after_stream"`   // after the stream
+	Sent      uint64        `json:"sent"`           // datagrams the application sent to group 0
+	Delivered uint64        `json:"delivered_real"` // of which the one real member received
+}
+
+// machine describes where the benchmark ran.
+type machine struct {
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	Kernel string `json:"kernel"`
+	Go     string `json:"go"`
+	Mctun  string `json:"mctun"` // `mctun version`
+}
+
+// ceiling is what mcsend alone reaches at one size.
+type ceiling struct {
+	Size int     `json:"size"`
+	PPS  float64 `json:"pps"`
+}
+
+// report is everything one run of the benchmark found.
+type report struct {
+	Machine  machine       `json:"machine"`
+	Start    time.Time     `json:"start"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
+	Command  string        `json:"command"`
+	Settings settings      `json:"settings"`
+	Ceilings []ceiling     `json:"ceilings"`
+	Rows     []*row        `json:"rows"`
+	Big      []bigResult   `json:"big,omitempty"`
+	Notes    []string      `json:"notes,omitempty"`
+	Plot     string        `json:"plot,omitempty"` // the PNG, relative to the markdown
+}
+
+// settings are the parameters a reader needs to interpret the numbers.
+type settings struct {
+	Systems     []string      `json:"systems"`
+	Trial       time.Duration `json:"trial_ns"`
+	Attempts    int           `json:"attempts"`
+	CPUAttempts int           `json:"cpu_attempts"`
+	MaxLoss     float64       `json:"max_loss"`
+	Precision   float64       `json:"precision"`
+	Start       float64       `json:"start_pps"`
+	Shortfall   float64       `json:"shortfall"`
+	LatencyRate float64       `json:"latency_rate_pps"`
+	CPURate     float64       `json:"cpu_rate_pps"` // 0: half the lower loss-free rate
+	CPUShare    float64       `json:"cpu_share"`
+	BigCount    int           `json:"big_count"`
+	BigRate     float64       `json:"big_rate_pps"`
+}
+
+// ceilingOf is mcsend's ceiling at size, 0 if unknown.
+func (r *report) ceilingOf(size int) float64 {
+	for _, c := range r.Ceilings {
+		if c.Size == size {
+			return c.PPS
+		}
+	}
+	return 0
+}
