@@ -1,4 +1,4 @@
-//go:build e2e
+//go:build e2e || soak
 
 // The end-to-end tests run the real mctun binary, as an operator would, in a VPC-like world of
 // network namespaces that each test builds and removes (test/topo): a router that routes
@@ -185,7 +185,8 @@ func (w *world) log(h *topo.Host) string {
 
 // status is the part of mctun status --json the tests read.
 type status struct {
-	PID    int `json:"pid"`
+	PID    int    `json:"pid"`
+	Log    string `json:"log"` // the daemon's log; a daemon started by up keeps it in its state directory
 	Source *struct {
 		Interface string `json:"interface"`
 		Captures  []struct {
@@ -200,9 +201,10 @@ type status struct {
 	} `json:"member"`
 }
 
+// status is h's mctun stats --json: every counter.
 func (w *world) status(h *topo.Host) status {
 	w.t.Helper()
-	r := w.mctun(h, "status", "--json")
+	r := w.mctun(h, "stats", "--json")
 	if r.code != 0 {
 		w.t.Fatalf("%s: mctun status: %v", h, r)
 	}
