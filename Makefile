@@ -45,10 +45,18 @@ bench: build
 	@command -v gnuplot >/dev/null 2>&1 || echo "make bench: gnuplot is missing: BENCHMARKS-rate.png will not be drawn (apt-get install -y gnuplot-nox)"
 	$(GO) run ./test/bench -mctun $(BIN)/mctun -out BENCHMARKS.md -plot BENCHMARKS-rate.png $(BENCHFLAGS)
 
-# Each fuzz target for FUZZTIME (CI runs a short pass: make fuzz FUZZTIME=10s).
+# Every fuzz target for FUZZTIME each, seeded from its package's testdata/fuzz/<target>
+# (CI runs a short pass: make fuzz FUZZTIME=10s). Not part of test.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzTunnelPacket$$' -fuzztime $(FUZZTIME) ./encap/
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime $(FUZZTIME) ./encap/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckInner$$' -fuzztime $(FUZZTIME) ./encap/
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzMerge$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzScanLines$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzCompleteChecksum$$' -fuzztime $(FUZZTIME) ./capture/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./test/stream/
 
 clean:
 	rm -rf $(BIN)
