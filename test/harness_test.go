@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mctun/datapath"
 	"mctun/test/mcapp"
 	"mctun/test/stream"
@@ -81,10 +83,39 @@ type world struct {
 func newWorld(t *testing.T, n int) *world {
 	t.Helper()
 	tp := topo.ForTest(t, topo.Options{Hosts: n})
+	removeStateDirs(t, tp.Hosts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	return &world{t: t, topo: tp, dir: t.TempDir(), ctx: ctx,
 		src: tp.Hosts[0], mbrs: tp.Hosts[1:4], hosts: tp.Hosts}
+}
+
+// removeStateDirs removes, once the test's mctun downs have run, what mctun keeps for each
+// host's namespace in /run/mctun/netns-<cookie> (its log, and the epochs a restart needs), which
+// would otherwise outlive the namespace.
+func removeStateDirs(t *testing.T, hosts []*topo.Host) {
+	const soNetnsCookie = 71 // SO_NETNS_COOKIE, as mctun names its state directories
+	var dirs []string
+	for _, h := range hosts {
+		err := h.Do(func() error {
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie)
+			dirs = append(dirs, fmt.Sprintf("/run/mctun/netns-%d", cookie))
+			return err
+		})
+		if err != nil {
+			t.Fatalf("%s: network namespace cookie: %v", h, err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range dirs {
+			os.RemoveAll(d)
+		}
+	})
 }
 
 // The worked example of the original tool, in this world's addresses.
@@ -185,8 +216,7 @@ func (w *world) log(h *topo.Host) string {
 
 // status is the part of mctun status --json the tests read.
 type status struct {
-	PID    int    `json:"pid"`
-	Log    string `json:"log"` // the daemon's log; a daemon started by up keeps it in its state directory
+	PID    int `json:"pid"`
 	Source *struct {
 		Interface string `json:"interface"`
 		Captures  []struct {
