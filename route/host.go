@@ -297,9 +297,25 @@ func (h *Host) writeSysctl(key, val string) error {
 // undone. It keeps going past a change it cannot undo and reports all failures together;
 // those changes stay in the journal for the next attempt.
 func (h *Host) Undo() error {
+	_, err := h.UndoKeeping("")
+	return err
+}
+
+// UndoKeeping is Undo after a crash, but for the TUN device tun that mctun created, if it is
+// still there: the next instance takes it over (tun.Attach), so that the groups applications
+// joined on it stay joined. It stays in the journal, to be deleted by the next Undo. It
+// reports whether the device was kept.
+func (h *Host) UndoKeeping(tun string) (kept bool, err error) {
 	var errs []error
 	for i := len(h.journal.Changes) - 1; i >= 0; i-- {
-		if err := h.undo(h.journal.Changes[i]); err != nil {
+		c := h.journal.Changes[i]
+		if tun != "" && c.Op == "link" && c.Dev == tun && !kept {
+			if link, err := h.nl.LinkByName(tun); err == nil && link.Type() == "tuntap" {
+				kept = true
+				continue
+			}
+		}
+		if err := h.undo(c); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -310,7 +326,7 @@ func (h *Host) Undo() error {
 	} else {
 		errs = append(errs, h.journal.save())
 	}
-	return errors.Join(errs...)
+	return kept, errors.Join(errs...)
 }
 
 func (h *Host) undo(c Change) error {

@@ -3,7 +3,8 @@
 //
 // Every change is written to a Journal on disk before it is made. Undo walks the journal
 // backwards, so `mctun down` leaves the host as mctun found it, and so does the next
-// `mctun up` after a crash (kill -9, power loss) that left the journal behind. All netlink work
+// `mctun up` after a crash (kill -9, power loss) that left the journal behind, keeping only
+// the TUN device, which it takes over. All netlink work
 // goes through an injected *netlink.Handle, never the package-level calls, so the namespace
 // acted on is explicit.
 package route
@@ -20,8 +21,8 @@ import (
 
 // Change is one change to the kernel, with what is needed to undo it. Op says which:
 //
-//   - "link": mctun created link Dev (ip link del DEV undoes it; a TUN also vanishes when its
-//     creator dies);
+//   - "link": mctun created link Dev (ip link del DEV undoes it; the TUN, persistent while
+//     mctun runs, outlives a crash: see Host.UndoKeeping);
 //   - "route": mctun installed Route (ip route del ...), and Displaced, if set, is the route of
 //     the same destination and metric it replaced (ip route add ... puts it back);
 //   - "sysctl": mctun set Key from Old to New (sysctl -w KEY=OLD undoes it).

@@ -24,26 +24,43 @@ type Native struct {
 	closed atomic.Bool // what the poller says after Close ("use of closed file") matches no ErrClosed
 }
 
-// Create creates the TUN device name (ip tuntap add mode tun name NAME, without persistence:
-// the kernel removes the device, with its routes and addresses, when mctun closes it or dies).
-// It refuses a name that already exists: mctun never takes over an interface it did not make.
+// Create creates the TUN device name (ip tuntap add mode tun name NAME), not persistent: the
+// kernel removes the device, with its routes and addresses, when mctun closes it or dies, until
+// the caller says otherwise with Persist. It refuses a name that already exists: mctun never
+// takes over an interface it did not make.
 func Create(name string) (*Native, error) {
 	if _, err := net.InterfaceByName(name); err == nil {
 		return nil, fmt.Errorf("tun: create %s: an interface of that name already exists", name)
 	}
+	return open("create", name)
+}
+
+// Attach takes over the persistent TUN device name that an earlier mctun created and left
+// behind when it died, with what the kernel keeps on it: above all the applications'
+// multicast memberships. The kernel refuses a device that is not a TUN of that kind, or
+// that another process holds.
+func Attach(name string) (*Native, error) {
+	if _, err := net.InterfaceByName(name); err != nil {
+		return nil, fmt.Errorf("tun: attach %s: %w", name, err)
+	}
+	return open("attach", name)
+}
+
+// open opens /dev/net/tun and binds it to the TUN device name, creating it if need be.
+func open(op, name string) (*Native, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("tun: create %s: open /dev/net/tun: %w", name, err)
+		return nil, fmt.Errorf("tun: %s %s: open /dev/net/tun: %w", op, name, err)
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tun: create %s: %w", name, err)
+		return nil, fmt.Errorf("tun: %s %s: %w", op, name, err)
 	}
 	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 		unix.Close(fd)
-		return nil, fmt.Errorf("tun: create %s: %w", name, err)
+		return nil, fmt.Errorf("tun: %s %s: %w", op, name, err)
 	}
 	// A non-blocking descriptor handed to os.NewFile joins Go's netpoller: a blocked Read
 	// parks its goroutine, not a thread, and Close wakes it.
@@ -51,9 +68,26 @@ func Create(name string) (*Native, error) {
 	raw, err := file.SyscallConn()
 	if err != nil {
 		file.Close()
-		return nil, fmt.Errorf("tun: create %s: %w", name, err)
+		return nil, fmt.Errorf("tun: %s %s: %w", op, name, err)
 	}
 	return &Native{name: ifr.Name(), file: file, raw: raw}, nil
+}
+
+// Persist makes the device outlive mctun (ip tuntap's persist flag): if mctun dies, the
+// device stays, with the groups applications joined on it, for the next mctun to Attach;
+// deleting the link removes it.
+func (t *Native) Persist() error {
+	var errno syscall.Errno
+	err := t.raw.Control(func(fd uintptr) {
+		_, _, errno = unix.Syscall(unix.SYS_IOCTL, fd, unix.TUNSETPERSIST, 1)
+	})
+	if err == nil && errno != 0 {
+		err = errno
+	}
+	if err != nil {
+		return t.wrap("persist", err)
+	}
+	return nil
 }
 
 // Name implements Device.

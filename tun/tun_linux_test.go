@@ -144,3 +144,64 @@ func TestNativeDevice(t *testing.T) {
 		}
 	})
 }
+
+// TestPersistAndAttach is a daemon killed and started again: a persistent TUN outlives the
+// process that made it, with a socket's membership of a group on it, and Attach takes it over
+// so that the socket receives again without joining anew. Attach refuses a device that is
+// missing or held.
+func TestPersistAndAttach(t *testing.T) {
+	inNamespace(t, func() {
+		const name = "mctuntest1"
+		dev, err := Create(name)
+		if err == nil {
+			err = dev.Persist()
+		}
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		link, err := netlink.LinkByName(name)
+		if err == nil {
+			err = netlink.LinkSetUp(link)
+		}
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer netlink.LinkDel(link)
+		if _, err := Attach(name); err == nil {
+			t.Error("Attach took a device that another descriptor holds")
+		}
+		group := netip.MustParseAddrPort("224.9.8.6:5000")
+		sock, err := net.ListenMulticastUDP("udp4", &net.Interface{Index: link.Attrs().Index, Name: name}, net.UDPAddrFromAddrPort(group))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer sock.Close()
+		dev.Close() // the daemon dies
+
+		if _, err := netlink.LinkByName(name); err != nil {
+			t.Errorf("the persistent TUN is gone after Close: %v", err)
+			return
+		}
+		dev, err = Attach(name)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer dev.Close()
+		pkt := encaptest.UDPPacket(netip.MustParseAddr("198.18.250.9"), group, []byte("after the restart"))
+		if n, err := dev.Write([][]byte{pkt}, 0); n != 1 || err != nil {
+			t.Errorf("Write = %d, %v", n, err)
+		}
+		sock.SetReadDeadline(time.Now().Add(2 * time.Second))
+		buf := make([]byte, 100)
+		if n, _, err := sock.ReadFromUDPAddrPort(buf); err != nil || string(buf[:n]) != "after the restart" {
+			t.Errorf("the socket joined before the restart got %q, %v", buf[:n], err)
+		}
+		if _, err := Attach("mctunnone0"); err == nil {
+			t.Error("Attach of a device that does not exist succeeded")
+		}
+	})
+}

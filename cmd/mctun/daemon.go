@@ -40,6 +40,7 @@ type daemon struct {
 	state    stateDir
 	host     *route.Host
 	started  time.Time
+	keptTUN  bool // the TUN of an instance that died is there to take over
 
 	iface    string             // the source interface
 	skipped  []netip.AddrPort   // members that are addresses of this host
@@ -111,10 +112,18 @@ func runDaemon(path string, notify *os.File) int {
 		return fail(err)
 	}
 	host := route.NewHost(nl, journal)
+	var keptTUN bool
 	if !journal.Empty() {
 		log.Warn("undoing the changes of an instance that did not stop cleanly", "changes", len(journal.Changes))
-		if err := host.Undo(); err != nil {
+		var tun string
+		if cfg.Member != nil {
+			tun = cfg.Member.TUN
+		}
+		if keptTUN, err = host.UndoKeeping(tun); err != nil {
 			return fail(fmt.Errorf("cleaning up after the previous instance: %w", err))
+		}
+		if keptTUN {
+			log.Info("taking over the previous instance's TUN, and the groups joined on it", "tun", tun)
 		}
 	}
 
@@ -123,7 +132,7 @@ func runDaemon(path string, notify *os.File) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
-	d := &daemon{cfg: cfg, mainData: mainData, log: log, logs: logs, byUp: notify != nil, state: state, host: host,
+	d := &daemon{cfg: cfg, mainData: mainData, log: log, logs: logs, byUp: notify != nil, state: state, host: host, keptTUN: keptTUN,
 		started: time.Now(), failed: make(chan error, 2), shutdown: make(chan struct{}, 1),
 		stopping: make(chan struct{})}
 	if err := d.start(); err != nil {
@@ -228,13 +237,24 @@ func (d *daemon) start() error {
 // startMember readies the host to receive (TUN, route, sysctls) and opens the tunnel socket.
 func (d *daemon) startMember(auth *encap.Auth) error {
 	cfg, m := d.cfg, d.cfg.Member
-	dev, err := tun.Create(m.TUN)
+	// The TUN is persistent while mctun runs, so that if it dies the applications' groups,
+	// joined on the TUN, survive for the next instance to take over; down deletes it.
+	openTUN := tun.Create
+	if d.keptTUN {
+		openTUN = tun.Attach // already in the journal
+	}
+	dev, err := openTUN(m.TUN)
 	if err != nil {
 		return err
 	}
 	d.dev = dev
 	d.closers = append(d.closers, dev)
-	if err := d.host.CreatedLink(m.TUN); err != nil {
+	if !d.keptTUN {
+		if err := d.host.CreatedLink(m.TUN); err != nil {
+			return err
+		}
+	}
+	if err := dev.Persist(); err != nil {
 		return err
 	}
 	if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
