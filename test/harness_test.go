@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"mctun/datapath"
 	"mctun/test/mcapp"
 	"mctun/test/stream"
@@ -94,22 +92,13 @@ func newWorld(t *testing.T, n int) *world {
 // host's namespace in /run/mctun/netns-<cookie> (its log, and the epochs a restart needs), which
 // would otherwise outlive the namespace.
 func removeStateDirs(t *testing.T, hosts []*topo.Host) {
-	const soNetnsCookie = 71 // SO_NETNS_COOKIE, as mctun names its state directories
 	var dirs []string
 	for _, h := range hosts {
-		err := h.Do(func() error {
-			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				return err
-			}
-			defer unix.Close(fd)
-			cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie)
-			dirs = append(dirs, fmt.Sprintf("/run/mctun/netns-%d", cookie))
-			return err
-		})
+		cookie, err := h.Cookie()
 		if err != nil {
-			t.Fatalf("%s: network namespace cookie: %v", h, err)
+			t.Fatal(err)
 		}
+		dirs = append(dirs, fmt.Sprintf("/run/mctun/netns-%d", cookie))
 	}
 	t.Cleanup(func() {
 		for _, d := range dirs {

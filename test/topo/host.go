@@ -29,6 +29,26 @@ type Host struct {
 // String returns the display name.
 func (h *Host) String() string { return h.Name }
 
+// Cookie returns the namespace's cookie (SO_NETNS_COOKIE), which, unlike its inode number, is
+// never reused until reboot; mctun names its state directory after it.
+func (h *Host) Cookie() (uint64, error) {
+	const soNetnsCookie = 71 // Linux 5.14; golang.org/x/sys does not name it yet
+	var cookie uint64
+	err := h.Do(func() error {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		cookie, err = unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("topo: %s: network namespace cookie: %w", h.Netns, err)
+	}
+	return cookie, nil
+}
+
 // NetnsPath is the file that names the namespace, /run/netns/<Netns>, for setns(2) or
 // netlink.NewHandleAt via netns.GetFromPath.
 func (h *Host) NetnsPath() string { return filepath.Join(netnsDir, h.Netns) }
