@@ -3,10 +3,9 @@
 //
 // Every change is written to a Journal on disk before it is made. Undo walks the journal
 // backwards, so `mctun down` leaves the host as mctun found it, and so does the next
-// `mctun up` after a crash (kill -9, power loss) that left the journal behind, keeping only
-// the TUN device, which it takes over. All netlink work
-// goes through an injected *netlink.Handle, never the package-level calls, so the namespace
-// acted on is explicit.
+// `mctun up` after a crash (kill -9, power loss) that left the journal behind, but for the
+// TUN device, which it takes over. All netlink work goes through an injected
+// *netlink.Handle, never the package-level calls, so the namespace acted on is explicit.
 package route
 
 import (
