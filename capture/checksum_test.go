@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"mctun/encap/encaptest"
 )
 
 // Known packets. "in" is what the kernel hands a NIC with checksum offload: the pseudo-header
@@ -160,27 +162,12 @@ func transportChecksumValid(pkt []byte) bool {
 	copy(pseudo[:8], pkt[12:20])
 	pseudo[9] = pkt[9]
 	binary.BigEndian.PutUint16(pseudo[10:], uint16(len(seg)))
-	return referenceSum(referenceSum(0, pseudo[:]), seg) == 0xffff
+	return encaptest.ReferenceSum(encaptest.ReferenceSum(0, pseudo[:]), seg) == 0xffff
 }
 
 // ipv4HeaderValid verifies the IPv4 header checksum with the plain RFC 1071 loop.
 func ipv4HeaderValid(pkt []byte) bool {
-	return referenceSum(0, pkt[:int(pkt[0]&0x0f)*4]) == 0xffff
-}
-
-// referenceSum is RFC 1071's ones' complement sum, a 16-bit word at a time.
-func referenceSum(initial uint16, b []byte) uint16 {
-	sum := uint32(initial)
-	for i := 0; i+1 < len(b); i += 2 {
-		sum += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		sum += uint32(b[len(b)-1]) << 8
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
+	return encaptest.ReferenceSum(0, pkt[:int(pkt[0]&0x0f)*4]) == 0xffff
 }
 
 func mustHex(tb testing.TB, s string) []byte {
