@@ -212,14 +212,7 @@ func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) e
 		return err
 	}
 	b.logf("%s: highest loss-free %.0f pps (limit: %s)", label, res.Best.Achieved, res.Limit)
-	if system == sysMctun {
-		rss, err := w.mctunRSS(ctx)
-		if err != nil {
-			return err
-		}
-		sr.RSS = sr.RSS.merge(rss)
-	}
-	return w.close()
+	return w.closeKeepingRSS(ctx, system, sr)
 }
 
 // shortfall: an attempt that reaches less than this fraction of the rate it asked for is
@@ -296,14 +289,7 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 			sr.Latency = l
 		}
 	}
-	if system == sysMctun {
-		rss, err := w.mctunRSS(ctx)
-		if err != nil {
-			return err
-		}
-		sr.RSS = sr.RSS.merge(rss)
-	}
-	return w.close()
+	return w.closeKeepingRSS(ctx, system, sr)
 }
 
 // medianCPU is the CPU run the table shows: the median by CPU per million (the lower of the

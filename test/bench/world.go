@@ -171,6 +171,18 @@ func (w *world) mctunRSS(ctx context.Context) (*rssResult, error) {
 	return r, nil
 }
 
+// closeKeepingRSS closes w after a phase of system, first adding mctun's peak RSS to sr.
+func (w *world) closeKeepingRSS(ctx context.Context, system string, sr *sysResult) error {
+	if system == sysMctun {
+		rss, err := w.mctunRSS(ctx)
+		if err != nil {
+			return err
+		}
+		sr.RSS = sr.RSS.merge(rss)
+	}
+	return w.close()
+}
+
 // namespaces are the identities of w's network namespaces.
 func (w *world) namespaces() map[nsIdent]bool {
 	ids := map[nsIdent]bool{}
