@@ -38,13 +38,7 @@ const (
 // says; after a kill -9 and up, without), loses only what was sent during the fault, and its
 // counters say what happened; mctun down leaves the host as it was.
 func TestFaults(t *testing.T) {
-	for _, authenticated := range []bool{true, false} {
-		name := "authenticated"
-		if !authenticated {
-			name = "plain"
-		}
-		t.Run(name, func(t *testing.T) { testFaults(t, authenticated) })
-	}
+	inBothForms(t, testFaults)
 }
 
 // faultSource is the worked example's source, with a fourth member h4 that will vanish.
@@ -113,49 +107,41 @@ func testFaults(t *testing.T, authenticated bool) {
 			flow.Lost-flow0.Lost, src.Packets-src0.Packets, src.Errors-src0.Errors, back.operational.Round(time.Millisecond), back.resolved.Round(time.Millisecond)))
 	})
 
-	t.Run("member restart", func(t *testing.T) {
-		w := w.sub(t)
-		ph := w.startPhase(live)
-		o := ph.outage(h2)
+	// A member's mctun restarts: its flow starts afresh and loses nothing after the restart.
+	// After down and up its application must rejoin the group on the new TUN; after kill -9
+	// and up it need not: the TUN outlived the daemon with the group joined on it, and the
+	// new one took it over.
+	memberFault := func(name, fault string, h *topo.Host, stop func(w *world), rejoin bool) {
+		t.Run(name, func(t *testing.T) {
+			w := w.sub(t)
+			ph := w.startPhase(live)
+			o := ph.outage(h)
+			stop(w)
+			if r := w.mctun(h, "up", "-c", filepath.Join(w.dir, h.Name+".toml")); r.code != 0 {
+				t.Fatalf("%s: mctun up after %s: %v", h, fault, r)
+			}
+			o.end = time.Now()
+			if rejoin {
+				ph.recs[h].restart()
+			}
+			ph.finish()
+			r := ph.check(o)[0]
+			f := w.status(h).flow("198.18.1.2", "224.1.2.3")
+			if f.Lost != 0 || f.Duplicates != 0 || f.Restarts != 0 || f.Packets == 0 {
+				t.Errorf("%s's flow after %s: %+v; want packets, none lost, duplicated or restarted", h, fault, f)
+			}
+			row(fault, r, fmt.Sprintf("%s flow (new run): %d packets, lost %d, restarts %d", h, f.Packets, f.Lost, f.Restarts))
+		})
+	}
+	memberFault("member restart", "mctun down; up", h2, func(w *world) {
 		if r := w.mctun(h2, "down"); r.code != 0 {
-			t.Fatalf("h2: mctun down: %v", r)
+			w.t.Fatalf("h2: mctun down: %v", r)
 		}
 		if after := w.snapshot(h2); after != before[h2.Name] {
-			t.Errorf("h2 not as it was after mctun down:\nbefore:\n%s\nafter:\n%s", before[h2.Name], after)
+			w.t.Errorf("h2 not as it was after mctun down:\nbefore:\n%s\nafter:\n%s", before[h2.Name], after)
 		}
-		if r := w.mctun(h2, "up", "-c", filepath.Join(w.dir, "h2.toml")); r.code != 0 {
-			t.Fatalf("h2: mctun up: %v", r)
-		}
-		o.end = time.Now()
-		ph.recs[h2].restart() // the application rejoins the group on the new TUN
-		ph.finish()
-		r := ph.check(o)[0]
-		f := w.status(h2).flow("198.18.1.2", "224.1.2.3")
-		if f.Lost != 0 || f.Duplicates != 0 || f.Restarts != 0 || f.Packets == 0 {
-			t.Errorf("h2's flow after its restart: %+v; want packets, none lost, duplicated or restarted", f)
-		}
-		row("mctun down; up", r, fmt.Sprintf("h2 flow (new run): %d packets, lost %d, restarts %d", f.Packets, f.Lost, f.Restarts))
-	})
-
-	t.Run("member kill -9", func(t *testing.T) {
-		w := w.sub(t)
-		ph := w.startPhase(live)
-		o := ph.outage(h3)
-		w.kill9(h3, true)
-		if r := w.mctun(h3, "up", "-c", filepath.Join(w.dir, "h3.toml")); r.code != 0 {
-			t.Fatalf("h3: mctun up after kill -9: %v", r)
-		}
-		o.end = time.Now()
-		// No restart of the application: the TUN outlived the killed daemon with the group
-		// joined on it, and the new one took it over.
-		ph.finish()
-		r := ph.check(o)[0]
-		f := w.status(h3).flow("198.18.1.2", "224.1.2.3")
-		if f.Lost != 0 || f.Duplicates != 0 || f.Restarts != 0 || f.Packets == 0 {
-			t.Errorf("h3's flow after kill -9 and up: %+v; want packets, none lost, duplicated or restarted", f)
-		}
-		row("kill -9; up", r, fmt.Sprintf("h3 flow (new run): %d packets, lost %d, restarts %d", f.Packets, f.Lost, f.Restarts))
-	})
+	}, true)
+	memberFault("member kill -9", "kill -9; up", h3, func(w *world) { w.kill9(h3, true) }, false)
 
 	// The source restarts: every member misses what was sent meanwhile, and counts a sender
 	// restart, not a loss: its sequence numbers start again at 0 (plain form), its run is a

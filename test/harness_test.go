@@ -77,6 +77,13 @@ type world struct {
 	hosts []*topo.Host
 }
 
+// inBothForms runs f as two subtests: the tunnel with a secret ("authenticated") and
+// without ("plain").
+func inBothForms(t *testing.T, f func(t *testing.T, authenticated bool)) {
+	t.Run("authenticated", func(t *testing.T) { f(t, true) })
+	t.Run("plain", func(t *testing.T) { f(t, false) })
+}
+
 // newWorld builds a topology of n hosts (at least 4: h0 and three members).
 func newWorld(t *testing.T, n int) *world {
 	t.Helper()

@@ -62,13 +62,7 @@ members = ["198.18.2.2"]
 // flat. It runs in the authenticated form and in the plain one, where what the README says
 // the plain form cannot refuse (forged packets from a source's address) is shown, not hidden.
 func TestHostileInput(t *testing.T) {
-	for _, authenticated := range []bool{true, false} {
-		name := "authenticated"
-		if !authenticated {
-			name = "plain"
-		}
-		t.Run(name, func(t *testing.T) { testHostile(t, authenticated) })
-	}
+	inBothForms(t, testHostile)
 }
 
 // attacker sends tunnel packets to the member from one place.
