@@ -260,11 +260,19 @@ func TestFailingMemberCostsOthersNothing(t *testing.T) {
 // TestSameAddressTwoGroups: one group takes every packet to an address, another only one port;
 // a packet to that port reaches both groups' members, each with its own sequence.
 func TestSameAddressTwoGroups(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testSameAddressTwoGroups(t, nil, false) })
+	t.Run("authenticated", func(t *testing.T) { testSameAddressTwoGroups(t, testAuth(t), false) })
+	// Sealing encrypts the inner packet in place: the second group's copy must be of the
+	// clear text.
+	t.Run("encrypted", func(t *testing.T) { testSameAddressTwoGroups(t, testAuth(t), true) })
+}
+
+func testSameAddressTwoGroups(t *testing.T, auth *encap.Auth, encrypt bool) {
 	groups := []config.Group{
 		{Address: group.Addr(), Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.2.2:4754")}},
 		{Address: group.Addr(), Port: group.Port(), Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.3.2:4754")}},
 	}
-	w := newWorld(t, groups, "198.18.2.2:4754", "198.18.3.2:4754")
+	w := newAuthWorld(t, auth, encrypt, groups, "198.18.2.2:4754", "198.18.3.2:4754")
 	all, port := w.members[netip.MustParseAddrPort("198.18.2.2:4754")], w.members[netip.MustParseAddrPort("198.18.3.2:4754")]
 	vrrp := encaptest.IPv4Packet(sourceAddr, group.Addr(), 112, make([]byte, 20))
 	w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, []byte("to the port"))

@@ -234,18 +234,21 @@ func (s *Sender) forward(b *batch, n int) error {
 			continue
 		}
 		s.taps.offer(inner, in.Dst)
-		buf := b.bufs[i]
+		// A packet of both its port's group and its address's goes out under two headers,
+		// the second from a copy of its own, taken before the first Seal, which encrypts in
+		// place.
+		buf, second := b.bufs[i], []byte(nil)
+		if byPort != nil && all != nil {
+			if spares == len(b.spare) {
+				b.spare = append(b.spare, make([]byte, b.bufSize))
+			}
+			second = b.spare[spares]
+			spares++
+			copy(second[encap.Headroom:], inner)
+		}
 		for _, g := range [2]*groupRoute{byPort, all} {
 			if g == nil {
 				continue
-			}
-			if buf == nil { // the first group used bufs[i]; this one needs its own header
-				if spares == len(b.spare) {
-					b.spare = append(b.spare, make([]byte, b.bufSize))
-				}
-				buf = b.spare[spares]
-				spares++
-				copy(buf[encap.Headroom:], inner)
 			}
 			h := encap.Header{Key: t.key, Seq: g.seq.Add(1) - 1}
 			var pkt []byte
@@ -254,7 +257,7 @@ func (s *Sender) forward(b *batch, n int) error {
 			} else {
 				pkt = encap.Encapsulate(buf, len(inner), h)
 			}
-			buf = nil
+			buf = second
 			g.packets.Add(1)
 			g.bytes.Add(uint64(len(inner)))
 			for _, m := range g.members {
