@@ -36,32 +36,53 @@ type UDPConn struct {
 	raw   syscall.RawConn
 	batch int
 
-	r mmsgs // the single reader's
+	r *mmsgs // the single reader's
 
 	wmu sync.Mutex
-	w   mmsgs // the writers', one at a time
+	w   *mmsgs // the writers', one at a time
 }
 
-// mmsgs is the kernel-facing scratch for one batch: a message header, an iovec and a socket
-// address per message, allocated once.
+// mmsgs is the kernel-facing scratch for one batch, allocated once: a message header, an
+// iovec and a socket address per message, and the system call (recvmmsg or sendmmsg) with
+// what it returned. call is made once too, so that handing it to the poller allocates
+// nothing.
 type mmsgs struct {
 	hdrs  []unix.Mmsghdr
 	iovs  []unix.Iovec
 	names []unix.RawSockaddrInet4
+
+	trap  uintptr // SYS_RECVMMSG or SYS_SENDMMSG
+	n     int     // messages in this call
+	done  int     // messages the kernel took
+	errno syscall.Errno
+	call  func(fd uintptr) bool
 }
 
-func newMmsgs(n int) mmsgs {
-	m := mmsgs{
+func newMmsgs(n int, trap uintptr) *mmsgs {
+	m := &mmsgs{
 		hdrs:  make([]unix.Mmsghdr, n),
 		iovs:  make([]unix.Iovec, n),
 		names: make([]unix.RawSockaddrInet4, n),
+		trap:  trap,
 	}
 	for i := range m.hdrs {
 		m.hdrs[i].Hdr.Name = (*byte)(unsafe.Pointer(&m.names[i]))
 		m.hdrs[i].Hdr.Iov = &m.iovs[i]
 		m.hdrs[i].Hdr.SetIovlen(1)
 	}
+	m.call = m.syscall
 	return m
+}
+
+// syscall makes the call for the first n messages; false (EAGAIN) sends the caller back to
+// the poller to wait.
+func (m *mmsgs) syscall(fd uintptr) bool {
+	r, _, e := unix.RawSyscall6(m.trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.n), unix.MSG_DONTWAIT, 0, 0)
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	m.done, m.errno = int(r), e
+	return true
 }
 
 // ListenUDP opens the tunnel socket on addr; port 0 picks an ephemeral port (a sender that
@@ -121,8 +142,8 @@ func ListenUDP(addr netip.AddrPort, opts UDPOptions) (*UDPConn, error) {
 		conn:  conn,
 		raw:   raw,
 		batch: opts.BatchSize,
-		r:     newMmsgs(opts.BatchSize),
-		w:     newMmsgs(opts.BatchSize),
+		r:     newMmsgs(opts.BatchSize, unix.SYS_RECVMMSG),
+		w:     newMmsgs(opts.BatchSize, unix.SYS_SENDMMSG),
 	}, nil
 }
 
@@ -147,23 +168,14 @@ func (c *UDPConn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) 
 		c.r.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
 		c.r.hdrs[i].Hdr.Flags = 0
 	}
-	var got int
-	var errno syscall.Errno
-	err := c.raw.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&c.r.hdrs[0])),
-			uintptr(n), unix.MSG_DONTWAIT, 0, 0)
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false
-		}
-		got, errno = int(r), e
-		return true
-	})
-	if err != nil {
+	c.r.n = n
+	if err := c.raw.Read(c.r.call); err != nil {
 		return 0, closedError(err)
 	}
-	if errno != 0 {
-		return 0, fmt.Errorf("tunnel: recvmmsg: %w", errno)
+	if c.r.errno != 0 {
+		return 0, fmt.Errorf("tunnel: recvmmsg: %w", c.r.errno)
 	}
+	got := c.r.done
 	for i := range got {
 		sizes[i] = int(c.r.hdrs[i].Len)
 		addrs[i] = sockaddrToAddrPort(&c.r.names[i])
@@ -187,29 +199,19 @@ func (c *UDPConn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort, errs []error
 			putSockaddr(&c.w.names[i], addrs[start+i])
 			c.w.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
 		}
-		var sent int
-		var errno syscall.Errno
-		err := c.raw.Write(func(fd uintptr) bool {
-			r, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&c.w.hdrs[0])),
-				uintptr(n), unix.MSG_DONTWAIT, 0, 0)
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false
-			}
-			sent, errno = int(r), e
-			return true
-		})
-		if err != nil {
+		c.w.n = n
+		if err := c.raw.Write(c.w.call); err != nil {
 			return closedError(err)
 		}
-		if errno != 0 {
-			errs[start] = errno
+		if c.w.errno != 0 {
+			errs[start] = c.w.errno
 			start++
 			continue
 		}
-		for i := range sent {
+		for i := range c.w.done {
 			errs[start+i] = nil
 		}
-		start += sent
+		start += c.w.done
 	}
 	return nil
 }

@@ -90,3 +90,22 @@ func TestUDPCloseUnblocksRead(t *testing.T) {
 		t.Fatal("ReadBatch still blocked after Close")
 	}
 }
+
+// TestUDPBatchAllocatesNothing: a batch's recvmmsg and sendmmsg allocate nothing, not even the
+// callback the poller runs (at low rates every packet is a batch of its own).
+func TestUDPBatchAllocatesNothing(t *testing.T) {
+	c := listenLoopback(t)
+	bufs, addrs, errs := [][]byte{make([]byte, 100)}, []netip.AddrPort{c.LocalAddr()}, []error{nil}
+	rbufs, sizes, from := [][]byte{make([]byte, 2000)}, []int{0}, []netip.AddrPort{{}}
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := c.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
+			t.Fatal(err, errs[0])
+		}
+		if n, err := c.ReadBatch(rbufs, sizes, from); n != 1 || err != nil {
+			t.Fatal(n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a write and a read allocate %v times, want 0", allocs)
+	}
+}

@@ -27,6 +27,7 @@ type Device interface {
 	// MaxPacketSize is the longest packet Read returns.
 	MaxPacketSize() int
 
-	// Close removes the device (it is not persistent) and unblocks pending calls.
+	// Close lets go of the device, which the kernel removes unless it is persistent, and
+	// unblocks pending calls.
 	Close() error
 }

@@ -22,6 +22,8 @@ type Native struct {
 	file   *os.File
 	raw    syscall.RawConn
 	closed atomic.Bool // what the poller says after Close ("use of closed file") matches no ErrClosed
+	rd     readOp
+	wr     writeOp
 }
 
 // Create creates the TUN device name (ip tuntap add mode tun name NAME), not persistent: the
@@ -70,7 +72,9 @@ func open(op, name string) (*Native, error) {
 		file.Close()
 		return nil, fmt.Errorf("tun: %s %s: %w", op, name, err)
 	}
-	return &Native{name: ifr.Name(), file: file, raw: raw}, nil
+	t := &Native{name: ifr.Name(), file: file, raw: raw}
+	t.rd.call, t.wr.call = t.rd.read, t.wr.write
+	return t, nil
 }
 
 // Persist makes the device outlive mctun (ip tuntap's persist flag): if mctun dies, the
@@ -102,52 +106,75 @@ func (t *Native) MaxPacketSize() int { return 65535 }
 
 // Read implements Device.
 func (t *Native) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	b := bufs[0][offset:]
-	var n int
-	var errno syscall.Errno
-	err := t.raw.Read(func(fd uintptr) bool {
-		r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		if e == unix.EAGAIN || e == unix.EINTR {
-			return false
-		}
-		n, errno = int(r), e
-		return true
-	})
-	if err == nil && errno != 0 {
-		err = errno
+	t.rd.buf = bufs[0][offset:]
+	err := t.raw.Read(t.rd.call)
+	t.rd.buf = nil
+	if err == nil && t.rd.errno != 0 {
+		err = t.rd.errno
 	}
 	if err != nil {
 		return 0, t.wrap("read", err)
 	}
-	sizes[0] = n
+	sizes[0] = t.rd.n
 	return 1, nil
 }
 
 // Write implements Device.
 func (t *Native) Write(bufs [][]byte, offset int) (int, error) {
-	i := 0
-	var errno syscall.Errno
-	err := t.raw.Write(func(fd uintptr) bool {
-		for ; i < len(bufs); i++ {
-			b := bufs[i][offset:]
-			_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-			if e == unix.EAGAIN || e == unix.EINTR {
-				return false
-			}
-			if e != 0 {
-				errno = e
-				return true
-			}
-		}
-		return true
-	})
-	if err == nil && errno != 0 {
-		err = errno
+	t.wr.bufs, t.wr.offset, t.wr.i, t.wr.errno = bufs, offset, 0, 0
+	err := t.raw.Write(t.wr.call)
+	t.wr.bufs = nil
+	if err == nil && t.wr.errno != 0 {
+		err = t.wr.errno
 	}
 	if err != nil {
-		return i, t.wrap("write", err)
+		return t.wr.i, t.wrap("write", err)
 	}
 	return len(bufs), nil
+}
+
+// readOp is the single reader's system call, and writeOp the single writer's: each made once,
+// so that handing it to the poller allocates nothing.
+type readOp struct {
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	call  func(fd uintptr) bool
+}
+
+// read returns false (EAGAIN) to wait in the poller.
+func (o *readOp) read(fd uintptr) bool {
+	r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
+	if e == unix.EAGAIN || e == unix.EINTR {
+		return false
+	}
+	o.n, o.errno = int(r), e
+	return true
+}
+
+type writeOp struct {
+	bufs   [][]byte
+	offset int
+	i      int // packets written
+	errno  syscall.Errno
+	call   func(fd uintptr) bool
+}
+
+// write writes the packets from i on; it returns false (EAGAIN) to wait in the poller and
+// go on from there.
+func (o *writeOp) write(fd uintptr) bool {
+	for ; o.i < len(o.bufs); o.i++ {
+		b := o.bufs[o.i][o.offset:]
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		if e == unix.EAGAIN || e == unix.EINTR {
+			return false
+		}
+		if e != 0 {
+			o.errno = e
+			return true
+		}
+	}
+	return true
 }
 
 // Close implements Device.
