@@ -1,5 +1,7 @@
 package datapath
 
+import "mctun/internal/bitring"
+
 // seqWindow is how far behind the newest sequence number a late packet is still recognised as
 // reordered or duplicated; anything further back means the sender started again from 0.
 const seqWindow = 1024
@@ -33,13 +35,7 @@ func (t *seqTracker) observe(seq uint32) seqResult {
 	d := int32(seq - t.next)
 	switch {
 	case d >= 0: // new: in order (d == 0) or after a gap
-		if d >= seqWindow {
-			t.seen = [seqWindow / 64]uint64{}
-		} else {
-			for n := t.next; n != seq; n++ {
-				t.clear(n)
-			}
-		}
+		bitring.Clear(t.seen[:], uint64(t.next), uint64(d))
 		t.mark(seq)
 		t.next = seq + 1
 		return seqResult{lost: int64(d)}
@@ -61,6 +57,6 @@ func (t *seqTracker) reset(seq uint32) {
 	t.next = seq + 1
 }
 
-func (t *seqTracker) mark(n uint32)          { t.seen[n/64%(seqWindow/64)] |= 1 << (n % 64) }
-func (t *seqTracker) clear(n uint32)         { t.seen[n/64%(seqWindow/64)] &^= 1 << (n % 64) }
-func (t *seqTracker) isMarked(n uint32) bool { return t.seen[n/64%(seqWindow/64)]&(1<<(n%64)) != 0 }
+// The numbers wrap at 2^32, a multiple of the window: a number's bit stays its bit across it.
+func (t *seqTracker) mark(n uint32)          { bitring.Set(t.seen[:], uint64(n)) }
+func (t *seqTracker) isMarked(n uint32) bool { return bitring.Has(t.seen[:], uint64(n)) }

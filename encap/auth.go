@@ -58,6 +58,8 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+
+	"mctun/internal/bitring"
 )
 
 const (
@@ -319,21 +321,17 @@ func (w *replayWindow) fresh(counter uint64) bool {
 	case w.top-counter >= replayWindowSize:
 		return false
 	}
-	return w.bits[counter/64%(replayWindowSize/64)]&(1<<(counter%64)) == 0
+	return !bitring.Has(w.bits[:], counter)
 }
 
 // mark records counter as seen; the caller checked it with fresh.
 func (w *replayWindow) mark(counter uint64) {
-	if !w.started || counter > w.top {
-		from := w.top + 1
-		if !w.started || counter-w.top >= replayWindowSize {
-			w.bits = [replayWindowSize / 64]uint64{}
-			from = counter
-		}
-		for c := from; c < counter; c++ { // forget what slides out of the window
-			w.bits[c/64%(replayWindowSize/64)] &^= 1 << (c % 64)
-		}
+	switch {
+	case !w.started: // a new window: its bits are all clear
 		w.started, w.top = true, counter
+	case counter > w.top: // forget what slides out of the window
+		bitring.Clear(w.bits[:], w.top+1, counter-w.top-1)
+		w.top = counter
 	}
-	w.bits[counter/64%(replayWindowSize/64)] |= 1 << (counter % 64)
+	bitring.Set(w.bits[:], counter)
 }
