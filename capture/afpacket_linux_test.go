@@ -17,6 +17,8 @@ import (
 
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"mctun/encap"
 )
 
 // The privileged tests build this world in a network namespace of their own, and capture on
@@ -272,7 +274,7 @@ func (w *witness) waitFor(t *testing.T, what string, match func(seen) bool) seen
 func udpTo(pkttype uint8, dst netip.AddrPort) func(seen) bool {
 	return func(s seen) bool {
 		p := s.pkt
-		return s.pkttype == pkttype && len(p) >= 28 && p[9] == protoUDP && ipDst(p) == dst.Addr() &&
+		return s.pkttype == pkttype && len(p) >= 28 && p[9] == encap.ProtoUDP && ipDst(p) == dst.Addr() &&
 			fragOffset(p) == 0 && binary.BigEndian.Uint16(p[ihl(p)+2:]) == dst.Port()
 	}
 }
@@ -315,7 +317,7 @@ func TestAFPacketCapturesOutgoingMulticast(t *testing.T) {
 	send(t, sender, payload, group)
 	got := readPackets(t, a, 1)[0]
 
-	if !ipv4HeaderValid(got) || ipTotalLen(got) != len(got) || got[9] != protoUDP ||
+	if !ipv4HeaderValid(got) || ipTotalLen(got) != len(got) || got[9] != encap.ProtoUDP ||
 		ipSrc(got) != capAddr || ipDst(got) != group.Addr() {
 		t.Fatalf("captured packet is not the IPv4 UDP datagram %v -> %v: %x", capAddr, group, got)
 	}
@@ -411,7 +413,7 @@ func TestAFPacketIgnoresOtherTraffic(t *testing.T) {
 			Multiaddr: [4]byte{224, 9, 9, 9}, Ifindex: int32(capIndex)})
 	})
 	w.waitFor(t, "outgoing IGMP report", func(s seen) bool {
-		return s.pkttype == pkttypeOutgoing && len(s.pkt) >= 20 && s.pkt[9] == protoIGMP && ipDst(s.pkt).IsMulticast()
+		return s.pkttype == pkttypeOutgoing && len(s.pkt) >= 20 && s.pkt[9] == encap.ProtoIGMP && ipDst(s.pkt).IsMulticast()
 	})
 
 	// The peer sends to the group out of its end; it arrives on capIf as received multicast.

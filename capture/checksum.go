@@ -9,16 +9,14 @@ import (
 
 // Errors CompleteChecksum returns for a packet whose checksum it cannot complete.
 var (
-	ErrNotIPv4             = errors.New("not an IPv4 packet")
-	ErrMalformed           = errors.New("malformed IPv4 packet")
+	ErrNotIPv4             = encap.ErrNotIPv4
+	ErrMalformed           = encap.ErrMalformed
 	ErrFragment            = errors.New("IPv4 fragment")
 	ErrUnsupportedProtocol = errors.New("transport protocol is neither UDP nor TCP")
 )
 
 const (
-	protoIGMP = 2
-	protoTCP  = 6
-	protoUDP  = 17
+	protoTCP = 6 // UDP and IGMP are encap's
 
 	udpChecksumAt = 6  // offset of the checksum in the UDP header
 	tcpChecksumAt = 16 // offset of the checksum in the TCP header
@@ -79,7 +77,7 @@ func CompleteChecksum(pkt []byte) error {
 	seg := pkt[ihl:total]
 	var at int
 	switch proto {
-	case protoUDP:
+	case encap.ProtoUDP:
 		if len(seg) < 8 {
 			return ErrMalformed
 		}
@@ -102,7 +100,7 @@ func CompleteChecksum(pkt []byte) error {
 		uint64(binary.BigEndian.Uint32(pkt[16:20])) + // destination address
 		uint64(proto) + uint64(len(seg))
 	c := encap.Checksum(sum, seg)
-	if c == 0 && proto == protoUDP {
+	if c == 0 && proto == encap.ProtoUDP {
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(seg[at:], c)

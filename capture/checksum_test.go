@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"mctun/encap"
 	"mctun/encap/encaptest"
 )
 
@@ -155,7 +156,7 @@ func transportChecksumValid(pkt []byte) bool {
 	ihl := int(pkt[0]&0x0f) * 4
 	total := int(binary.BigEndian.Uint16(pkt[2:4]))
 	seg := pkt[ihl:total]
-	if pkt[9] == protoUDP {
+	if pkt[9] == encap.ProtoUDP {
 		seg = seg[:binary.BigEndian.Uint16(seg[4:6])]
 	}
 	var pseudo [12]byte

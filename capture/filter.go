@@ -1,6 +1,10 @@
 package capture
 
-import "golang.org/x/net/bpf"
+import (
+	"golang.org/x/net/bpf"
+
+	"mctun/encap"
+)
 
 // The classic BPF program on the AF_PACKET socket. The kernel runs it on every frame of the
 // interface, in both directions, before anything reaches the ring; it passes outgoing IPv4
@@ -57,7 +61,7 @@ func ipFilter() []bpf.Instruction {
 		bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0xf0000000},
 		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0xe0000000, SkipTrue: 3},
 		bpf.LoadAbsolute{Off: 9, Size: 1},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: protoIGMP, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: encap.ProtoIGMP, SkipTrue: 1},
 		bpf.RetConstant{Val: acceptWhole},
 		bpf.RetConstant{Val: 0},
 	}

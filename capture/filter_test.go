@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"golang.org/x/net/bpf"
+
+	"mctun/encap"
 )
 
 // filterPackets are IPv4 headers (and a bit more) with whether the IP part of the filter
@@ -15,20 +17,20 @@ var filterPackets = []struct {
 	pkt  []byte
 	pass bool
 }{
-	{"udp to 224.1.2.3", ipHeader(0x45, protoUDP, "224.1.2.3"), true},
-	{"udp to 224.0.0.251", ipHeader(0x45, protoUDP, "224.0.0.251"), true},
-	{"udp to 239.255.255.255", ipHeader(0x45, protoUDP, "239.255.255.255"), true},
+	{"udp to 224.1.2.3", ipHeader(0x45, encap.ProtoUDP, "224.1.2.3"), true},
+	{"udp to 224.0.0.251", ipHeader(0x45, encap.ProtoUDP, "224.0.0.251"), true},
+	{"udp to 239.255.255.255", ipHeader(0x45, encap.ProtoUDP, "239.255.255.255"), true},
 	{"tcp to 232.1.1.1", ipHeader(0x45, protoTCP, "232.1.1.1"), true},
 	{"icmp to 224.0.0.1", ipHeader(0x45, 1, "224.0.0.1"), true},
-	{"udp with options to 224.1.2.3", ipHeader(0x46, protoUDP, "224.1.2.3"), true},
-	{"igmp to 224.0.0.22", ipHeader(0x46, protoIGMP, "224.0.0.22"), false},
-	{"igmp to 224.1.2.3", ipHeader(0x45, protoIGMP, "224.1.2.3"), false},
-	{"udp to 198.18.200.2", ipHeader(0x45, protoUDP, "198.18.200.2"), false},
-	{"udp to 223.255.255.255", ipHeader(0x45, protoUDP, "223.255.255.255"), false},
-	{"udp to 240.0.0.1", ipHeader(0x45, protoUDP, "240.0.0.1"), false},
-	{"udp to 255.255.255.255", ipHeader(0x45, protoUDP, "255.255.255.255"), false},
-	{"version 6 with a multicast-looking byte 16", ipHeader(0x65, protoUDP, "224.1.2.3"), false},
-	{"cut before the destination", ipHeader(0x45, protoUDP, "224.1.2.3")[:19], false},
+	{"udp with options to 224.1.2.3", ipHeader(0x46, encap.ProtoUDP, "224.1.2.3"), true},
+	{"igmp to 224.0.0.22", ipHeader(0x46, encap.ProtoIGMP, "224.0.0.22"), false},
+	{"igmp to 224.1.2.3", ipHeader(0x45, encap.ProtoIGMP, "224.1.2.3"), false},
+	{"udp to 198.18.200.2", ipHeader(0x45, encap.ProtoUDP, "198.18.200.2"), false},
+	{"udp to 223.255.255.255", ipHeader(0x45, encap.ProtoUDP, "223.255.255.255"), false},
+	{"udp to 240.0.0.1", ipHeader(0x45, encap.ProtoUDP, "240.0.0.1"), false},
+	{"udp to 255.255.255.255", ipHeader(0x45, encap.ProtoUDP, "255.255.255.255"), false},
+	{"version 6 with a multicast-looking byte 16", ipHeader(0x65, encap.ProtoUDP, "224.1.2.3"), false},
+	{"cut before the destination", ipHeader(0x45, encap.ProtoUDP, "224.1.2.3")[:19], false},
 	{"empty", nil, false},
 }
 
