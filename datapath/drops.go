@@ -57,6 +57,19 @@ var reasonNames = [numReasons]string{
 
 func (r Reason) String() string { return reasonNames[r] }
 
+// The reasons each side counts, and shows.
+var (
+	senderReasons   = []Reason{NotIPv4, Malformed, IPOptions, BadFragment, NotMulticast, BadSource, IGMP, NoGroup, TooBig}
+	receiverReasons = func() (rs []Reason) {
+		for r := range numReasons {
+			if r != NoGroup {
+				rs = append(rs, r)
+			}
+		}
+		return rs
+	}()
+)
+
 // openReason maps encap.Opener.Open's errors, which it returns unwrapped, to drop reasons.
 func openReason(err error) Reason {
 	switch err {

@@ -298,7 +298,7 @@ func (f *flow) account(res seqResult) {
 // routineDrainTUN reads and counts what the host sends into the TUN when no sender side takes
 // it (a member that is not also a source).
 func (r *Receiver) routineDrainTUN() {
-	bufs := makeBufs(r.dev.BatchSize(), 65535)
+	bufs := makeBufs(r.dev.BatchSize(), r.dev.MaxPacketSize())
 	sizes := make([]int, len(bufs))
 	for {
 		n, err := r.dev.Read(bufs, sizes, 0)

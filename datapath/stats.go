@@ -53,8 +53,7 @@ type FlowStats struct {
 // Stats returns a snapshot of the sender side's counters, groups in config order, without
 // each member's own counters: a group may have thousands (see Members).
 func (s *Sender) Stats() SenderStats {
-	st := SenderStats{Drops: s.drops.Snapshot(NotIPv4, Malformed, IPOptions, BadFragment,
-		NotMulticast, BadSource, IGMP, NoGroup, TooBig)}
+	st := SenderStats{Drops: s.drops.Snapshot(senderReasons...)}
 	var failed uint64
 	for _, g := range s.table.Load().groups {
 		gs := GroupStats{Address: g.addr, Port: g.port, Packets: g.packets.Load(), Bytes: g.bytes.Load(),
@@ -96,9 +95,7 @@ func (s *Sender) Members(f func(group int, members []MemberStats) error) error {
 // Stats returns a snapshot of the receiver side's counters, flows in order of first packet.
 func (r *Receiver) Stats() ReceiverStats {
 	st := ReceiverStats{
-		Drops: r.drops.Snapshot(UnknownSource, BadTunnelHeader, WrongKey, NotIPv4, Malformed,
-			IPOptions, BadFragment, NotMulticast, BadSource, IGMP, GroupNotAllowed, TooBig, TUNWriteFailed,
-			NotAuthenticated, AuthFailed, Replayed, NotEncrypted),
+		Drops:       r.drops.Snapshot(receiverReasons...),
 		HostPackets: r.drained.Load(),
 	}
 	r.flowsMu.Lock()
