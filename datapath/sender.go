@@ -325,6 +325,7 @@ func (s *Sender) flush(f *fanout) error {
 	if len(f.bufs) == 0 {
 		return nil
 	}
+	defer f.reset() // sent or not, the queue starts again empty
 	errs := f.errs[:len(f.bufs)]
 	if err := s.conn.WriteBatch(f.bufs, f.addrs, errs); err != nil {
 		if errors.Is(err, net.ErrClosed) {
@@ -346,9 +347,10 @@ func (s *Sender) flush(f *fanout) error {
 			}
 		}
 	}
-	f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0], f.members[:0]
 	return nil
 }
+
+func (f *fanout) reset() { f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0], f.members[:0] }
 
 // fail counts a failed send and logs when the member starts failing, not at every packet.
 // Its group's logLimiter lets one such line through per 10 s, saying how many were held back:
