@@ -20,12 +20,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/vishvananda/netlink"
-
 	"mctun/config"
 	"mctun/control"
+	"mctun/daemon"
 	"mctun/encap"
-	"mctun/route"
+	"mctun/internal/words"
 )
 
 // version is stamped at build time: -ldflags "-X main.version=$(git describe --always --dirty)".
@@ -209,15 +208,15 @@ func cmdRun(fs *flag.FlagSet, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	var notify *os.File
+	opts := daemon.Options{Version: version}
 	if *notifyFD >= 0 {
-		notify = os.NewFile(uintptr(*notifyFD), "notify")
+		opts.Notify = os.NewFile(uintptr(*notifyFD), "notify")
 	}
 	if !privileged() {
-		notifyUp(notify, errNotPrivileged)
+		daemon.NotifyUp(opts.Notify, errNotPrivileged)
 		return failf("mctun run: %s", errNotPrivileged)
 	}
-	return runDaemon(*path, notify)
+	return daemon.Run(*path, opts)
 }
 
 func cmdUp(fs *flag.FlagSet, args []string) int {
@@ -231,11 +230,11 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 	if _, ok := loadConfig("mctun up", *path); !ok {
 		return exitUsage
 	}
-	state, err := currentStateDir()
+	state, err := daemon.CurrentState()
 	if err != nil {
 		return failf("mctun up: %v", err)
 	}
-	if pid, held := state.holder(); held {
+	if pid, held := state.Holder(); held {
 		return failf("mctun up: mctun is already running in this network namespace (pid %d): mctun down first", pid)
 	}
 	abs, err := filepath.Abs(*path)
@@ -246,10 +245,7 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 	if err != nil {
 		return failf("mctun up: %v", err)
 	}
-	if err := os.MkdirAll(state.path, 0o755); err != nil {
-		return failf("mctun up: %v", err)
-	}
-	logf, err := os.OpenFile(state.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	logf, err := state.OpenLog()
 	if err != nil {
 		return failf("mctun up: %v", err)
 	}
@@ -278,19 +274,19 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 	}
 	switch {
 	case rerr == nil && msg.Status == "ready":
-		fmt.Printf("mctun: up, forwarding (pid %d, log %s)\n", cmd.Process.Pid, state.logPath())
+		fmt.Printf("mctun: up, forwarding (pid %d, log %s)\n", cmd.Process.Pid, state.LogPath())
 		cmd.Process.Release()
 		return exitOK
 	case rerr == nil:
 		cmd.Wait()
-		return failf("mctun up: %s\n(the host is unchanged; log: %s)", msg.Error, state.logPath())
+		return failf("mctun up: %s\n(the host is unchanged; log: %s)", msg.Error, state.LogPath())
 	case errors.Is(rerr, os.ErrDeadlineExceeded):
 		cmd.Process.Kill()
 		cmd.Wait()
-		return failf("mctun up: the daemon was not ready within 30s and was stopped; log: %s", state.logPath())
+		return failf("mctun up: the daemon was not ready within 30s and was stopped; log: %s", state.LogPath())
 	default:
 		err := cmd.Wait()
-		return failf("mctun up: the daemon ended before it was ready (%v); log: %s", err, state.logPath())
+		return failf("mctun up: the daemon ended before it was ready (%v); log: %s", err, state.LogPath())
 	}
 }
 
@@ -299,7 +295,7 @@ func cmdDown(fs *flag.FlagSet, args []string) int {
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}
-	state, err := currentStateDir()
+	state, err := daemon.CurrentState()
 	if err != nil {
 		return failf("mctun down: %v", err)
 	}
@@ -308,57 +304,36 @@ func cmdDown(fs *flag.FlagSet, args []string) int {
 	case err == nil:
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			if _, held := state.holder(); !held {
+			if _, held := state.Holder(); !held {
 				break
 			}
 			if time.Now().After(deadline) {
-				return failf("mctun down: mctun did not stop within 20s; see %s", state.logPath())
+				return failf("mctun down: mctun did not stop within 20s; see %s", state.LogPath())
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		if leftover(state) {
-			return failf("mctun down: mctun stopped but could not undo every change; see %s and run mctun down again", state.logPath())
+		if state.Leftover() {
+			return failf("mctun down: mctun stopped but could not undo every change; see %s and run mctun down again", state.LogPath())
 		}
 		fmt.Println("mctun: down, host restored")
 		return exitOK
 	case !errors.Is(err, control.ErrNotRunning):
 		return failf("mctun down: %v", err)
 	}
-	// Nothing answers. A crashed instance may have left changes behind: undo them, holding
-	// the lock so no new instance starts meanwhile.
-	lk, err := state.acquire()
-	if errors.Is(err, errLocked) {
-		pid, _ := state.holder()
-		return failf("mctun down: mctun (pid %d) holds this namespace but does not answer", pid)
-	}
-	if err != nil {
+	// Nothing answers. A crashed instance may have left changes behind: undo them.
+	undone, err := state.UndoLeftovers()
+	var locked *daemon.LockedError
+	switch {
+	case errors.As(err, &locked):
+		return failf("mctun down: mctun (pid %d) holds this namespace but does not answer", locked.PID)
+	case err != nil:
 		return failf("mctun down: %v", err)
-	}
-	defer lk.release()
-	journal, err := route.OpenJournal(state.journalPath())
-	if err != nil {
-		return failf("mctun down: %v", err)
-	}
-	if journal.Empty() {
+	case !undone:
 		fmt.Println("mctun: not running, nothing to undo")
-		return exitOK
+	default:
+		fmt.Println("mctun: not running; undid the changes an instance that did not stop cleanly left behind")
 	}
-	nl, err := netlink.NewHandle()
-	if err != nil {
-		return failf("mctun down: netlink: %v", err)
-	}
-	defer nl.Close()
-	if err := route.NewHost(nl, journal).Undo(); err != nil {
-		return failf("mctun down: %v", err)
-	}
-	fmt.Println("mctun: not running; undid the changes an instance that did not stop cleanly left behind")
 	return exitOK
-}
-
-// leftover reports whether the journal still lists changes.
-func leftover(state stateDir) bool {
-	j, err := route.OpenJournal(state.journalPath())
-	return err != nil || !j.Empty()
 }
 
 func cmdReload(fs *flag.FlagSet, args []string) int {
@@ -374,7 +349,7 @@ func cmdReload(fs *flag.FlagSet, args []string) int {
 		fmt.Println("mctun: reloaded, nothing changed")
 		return exitOK
 	}
-	fmt.Printf("mctun: reloaded, %s:\n", plural(len(changes), "change"))
+	fmt.Printf("mctun: reloaded, %s:\n", words.Plural(len(changes), "change"))
 	for _, c := range changes {
 		fmt.Printf("  %s\n", c)
 	}
@@ -382,8 +357,8 @@ func cmdReload(fs *flag.FlagSet, args []string) int {
 }
 
 // fetchStatus asks the running instance for its status, or with op "stats" for every counter.
-func fetchStatus(op string) (Status, error) {
-	var st Status
+func fetchStatus(op string) (daemon.Status, error) {
+	var st daemon.Status
 	if op == "status" {
 		return st, control.Call(control.SocketName, op, nil, &st)
 	}
@@ -392,7 +367,7 @@ func fetchStatus(op string) (Status, error) {
 		return st, err
 	}
 	defer r.Close()
-	return readStats(r)
+	return daemon.ReadStats(r)
 }
 
 func cmdStats(fs *flag.FlagSet, args []string) int {
@@ -403,9 +378,9 @@ func cmdStatus(fs *flag.FlagSet, args []string) int {
 	return showStatus(fs, args, "status", printStatus)
 }
 
-// showStatus fetches the running instance's Status (op "status": the summary; "stats": every
+// showStatus fetches the running instance's daemon.Status (op "status": the summary; "stats": every
 // counter) and prints it as JSON or with print.
-func showStatus(fs *flag.FlagSet, args []string, op string, print func(io.Writer, Status)) int {
+func showStatus(fs *flag.FlagSet, args []string, op string, print func(io.Writer, daemon.Status)) int {
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if code, ok := parse(fs, args); !ok {
 		return code
@@ -413,7 +388,7 @@ func showStatus(fs *flag.FlagSet, args []string, op string, print func(io.Writer
 	st, err := fetchStatus(op)
 	if errors.Is(err, control.ErrNotRunning) {
 		fmt.Println("mctun: not running in this network namespace")
-		if state, err := currentStateDir(); err == nil && leftover(state) {
+		if state, err := daemon.CurrentState(); err == nil && state.Leftover() {
 			fmt.Println("a previous instance did not stop cleanly; mctun down (or up) undoes what it left")
 		}
 		return exitNotRunning

@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"mctun/config"
+	"mctun/internal/words"
 )
 
 // loadConfig reads the config file and its managed file and validates them together. The
@@ -160,19 +161,19 @@ func diffGroups(old, new []config.Group) []string {
 	for _, g := range new {
 		o, ok := was[key{g.Address, g.Port}]
 		if !ok {
-			out = append(out, fmt.Sprintf("+ group %s (%s)", groupName(g.Address, g.Port), plural(len(g.Members), "member")))
+			out = append(out, fmt.Sprintf("+ group %s (%s)", GroupName(g.Address, g.Port), words.Plural(len(g.Members), "member")))
 			continue
 		}
 		for _, m := range added(o.Members, g.Members) {
-			out = append(out, fmt.Sprintf("group %s: + member %s", groupName(g.Address, g.Port), m))
+			out = append(out, fmt.Sprintf("group %s: + member %s", GroupName(g.Address, g.Port), m))
 		}
 		for _, m := range added(g.Members, o.Members) {
-			out = append(out, fmt.Sprintf("group %s: - member %s", groupName(g.Address, g.Port), m))
+			out = append(out, fmt.Sprintf("group %s: - member %s", GroupName(g.Address, g.Port), m))
 		}
 	}
 	for _, g := range old {
 		if _, ok := is[key{g.Address, g.Port}]; !ok {
-			out = append(out, "- group "+groupName(g.Address, g.Port))
+			out = append(out, "- group "+GroupName(g.Address, g.Port))
 		}
 	}
 	return out
@@ -204,9 +205,9 @@ func added[T comparable](old, new []T) []T {
 	return out
 }
 
-// groupName is how commands and messages write a group: 224.1.2.3:65535, or the bare address
+// GroupName is how commands and messages write a group: 224.1.2.3:65535, or the bare address
 // for a group that takes every packet to it.
-func groupName(addr netip.Addr, port uint16) string {
+func GroupName(addr netip.Addr, port uint16) string {
 	if port == 0 {
 		return addr.String()
 	}
@@ -217,7 +218,7 @@ func groupsOrAny(gs []netip.Addr) string {
 	if len(gs) == 0 {
 		return "any"
 	}
-	return joinAddrs(gs)
+	return words.JoinAddrs(gs)
 }
 
 func addedOrRemoved(added bool) string {

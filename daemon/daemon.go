@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -31,13 +31,14 @@ import (
 // and the two packet paths between them. It is the one place where real devices are wired
 // together.
 type daemon struct {
+	version  string
 	mu       sync.Mutex     // serializes reload and management commands; guards cfg, mainData, skipped
 	cfg      *config.Config // running
 	mainData []byte         // the config file as cfg was loaded from it
 	log      *slog.Logger
 	logs     *logOutput
 	byUp     bool // started by mctun up, whose log file is our stderr
-	state    stateDir
+	state    State
 	host     *route.Host
 	started  time.Time
 	keptTUN  bool // the TUN of an instance that died is there to take over
@@ -58,9 +59,18 @@ type daemon struct {
 	stopping chan struct{} // closed when stop begins: streams (mctun dump) end
 }
 
-// runDaemon is mctun run: the daemon in the foreground until SIGINT, SIGTERM or mctun down.
-// When notify is not nil (mctun up started us), it learns once whether we are forwarding.
-func runDaemon(path string, notify *os.File) int {
+// Options are what the command line tells the daemon besides the config file's path.
+type Options struct {
+	Version string // the binary's, shown by status
+	// Notify, when not nil, is mctun up's pipe: it learns once whether the daemon forwards.
+	Notify *os.File
+}
+
+// Run is mctun run: the daemon in the foreground until SIGINT, SIGTERM or mctun down. It
+// returns the process's exit status: 0 after a clean stop, 1 when it failed, 2 when the
+// config is not valid (then nothing was changed).
+func Run(path string, opts Options) int {
+	notify := opts.Notify
 	// The packet paths allocate nothing per packet, so the collector runs mostly at start and
 	// on reloads, commands and status. At GOGC 50 instead of 100 its heap grows to 1.5 times
 	// what is live rather than twice, at a cost in CPU nobody notices: with 65,536 members,
@@ -72,7 +82,7 @@ func runDaemon(path string, notify *os.File) int {
 	log := slog.New(logs)
 	fail := func(err error) int {
 		log.Error("mctun did not start", "err", err)
-		notifyUp(notify, err)
+		NotifyUp(notify, err)
 		return 1
 	}
 	cfg, mainData, warnings, err := loadFiles(path)
@@ -83,18 +93,18 @@ func runDaemon(path string, notify *os.File) int {
 		log.Warn("config: " + w.String())
 	}
 	if err != nil {
-		notifyUp(notify, err)
+		NotifyUp(notify, err)
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
 	defer logs.Close()
-	state, err := currentStateDir()
+	state, err := CurrentState()
 	if err != nil {
 		return fail(err)
 	}
 	lk, err := state.acquire()
 	if errors.Is(err, errLocked) {
-		pid, _ := state.holder()
+		pid, _ := state.Holder()
 		return fail(fmt.Errorf("mctun is already running in this network namespace (pid %d)", pid))
 	}
 	if err != nil {
@@ -132,7 +142,7 @@ func runDaemon(path string, notify *os.File) int {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	hups := make(chan os.Signal, 1)
 	signal.Notify(hups, syscall.SIGHUP)
-	d := &daemon{cfg: cfg, mainData: mainData, log: log, logs: logs, byUp: notify != nil, state: state, host: host, keptTUN: keptTUN,
+	d := &daemon{version: opts.Version, cfg: cfg, mainData: mainData, log: log, logs: logs, byUp: notify != nil, state: state, host: host, keptTUN: keptTUN,
 		started: time.Now(), failed: make(chan error, 2), shutdown: make(chan struct{}, 1),
 		stopping: make(chan struct{})}
 	if err := d.start(); err != nil {
@@ -142,7 +152,7 @@ func runDaemon(path string, notify *os.File) int {
 		return fail(err)
 	}
 	d.logStarted()
-	notifyUp(notify, nil)
+	NotifyUp(notify, nil)
 
 	status := -1
 	for status < 0 {
@@ -168,8 +178,8 @@ func runDaemon(path string, notify *os.File) int {
 	return status
 }
 
-// notifyUp tells mctun up how the start went: one JSON line on the pipe it gave us.
-func notifyUp(notify *os.File, err error) {
+// NotifyUp tells mctun up how the start went: one JSON line on the pipe it gave us.
+func NotifyUp(notify *os.File, err error) {
 	if notify == nil {
 		return
 	}
@@ -492,13 +502,13 @@ func (d *daemon) handle(peer control.Peer, req control.Request) (any, error) {
 	case "reload":
 		return d.reload()
 	case "edit":
-		var a editArgs
+		var a EditArgs
 		if err := json.Unmarshal(req.Args, &a); err != nil {
 			return nil, fmt.Errorf("bad request: %w", err)
 		}
 		return d.edit(a)
 	case "dump":
-		var a dumpArgs
+		var a DumpArgs
 		if err := json.Unmarshal(req.Args, &a); err != nil {
 			return nil, fmt.Errorf("bad request: %w", err)
 		}

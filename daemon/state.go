@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"encoding/json"
@@ -11,22 +11,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"mctun/encap"
 	"mctun/internal/atomicfile"
+	"mctun/route"
 )
 
 // stateRoot holds one directory per network namespace an instance runs in. It is on tmpfs, so
 // a reboot, which also resets every change mctun made, empties it.
 const stateRoot = "/run/mctun"
 
-// stateDir is one namespace's directory:
+// State is one namespace's directory:
 //
 //	lock          held (flock) by the running instance for its whole life; holds its pid
 //	journal.json  the kernel changes to undo (route.Journal)
 //	mctun.log     the log of an instance started by mctun up
-type stateDir struct {
+type State struct {
 	path string
 	ns   string // the namespace, as net:[inode]
 }
@@ -34,38 +36,91 @@ type stateDir struct {
 // soNetnsCookie is SO_NETNS_COOKIE (Linux 5.14), which golang.org/x/sys does not name yet.
 const soNetnsCookie = 71
 
-// currentStateDir is the directory of the network namespace this process is in, so that
+// CurrentState is the directory of the network namespace this process is in, so that
 // instances started with ip netns exec in different namespaces never share one. It is named
 // by the namespace's cookie, which unlike its inode number is never reused until reboot: a
 // journal left by a crash in a namespace since deleted can never be replayed in a new one.
-func currentStateDir() (stateDir, error) {
+func CurrentState() (State, error) {
 	link, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
-		return stateDir{}, fmt.Errorf("state: which network namespace: %w", err)
+		return State{}, fmt.Errorf("state: which network namespace: %w", err)
 	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return stateDir{}, fmt.Errorf("state: which network namespace: %w", err)
+		return State{}, fmt.Errorf("state: which network namespace: %w", err)
 	}
 	defer unix.Close(fd)
 	cookie, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, soNetnsCookie)
 	if err != nil {
-		return stateDir{}, fmt.Errorf("state: network namespace cookie (needs Linux 5.14): %w", err)
+		return State{}, fmt.Errorf("state: network namespace cookie (needs Linux 5.14): %w", err)
 	}
-	return stateDir{path: filepath.Join(stateRoot, "netns-"+strconv.FormatUint(cookie, 10)), ns: link}, nil
+	return State{path: filepath.Join(stateRoot, "netns-"+strconv.FormatUint(cookie, 10)), ns: link}, nil
 }
 
-func (d stateDir) lockPath() string    { return filepath.Join(d.path, "lock") }
-func (d stateDir) journalPath() string { return filepath.Join(d.path, "journal.json") }
-func (d stateDir) logPath() string     { return filepath.Join(d.path, "mctun.log") }
+func (d State) lockPath() string    { return filepath.Join(d.path, "lock") }
+func (d State) journalPath() string { return filepath.Join(d.path, "journal.json") }
+
+// LogPath is the log of an instance started by mctun up.
+func (d State) LogPath() string { return filepath.Join(d.path, "mctun.log") }
+
+// OpenLog opens the log of an instance started by mctun up for appending, making the
+// directory if it is not there yet.
+func (d State) OpenLog() (*os.File, error) {
+	if err := os.MkdirAll(d.path, 0o755); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return os.OpenFile(d.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+}
+
+// Leftover reports whether the journal still lists changes to undo: an instance did not stop
+// cleanly, or could not undo everything.
+func (d State) Leftover() bool {
+	j, err := route.OpenJournal(d.journalPath())
+	return err != nil || !j.Empty()
+}
+
+// LockedError is what UndoLeftovers returns when an instance holds the namespace.
+type LockedError struct{ PID int }
+
+func (e *LockedError) Error() string {
+	return fmt.Sprintf("mctun (pid %d) holds this network namespace", e.PID)
+}
+
+// UndoLeftovers undoes what an instance that did not stop cleanly left on the host, holding
+// the lock so that no new instance starts meanwhile. It reports whether there was anything
+// to undo.
+func (d State) UndoLeftovers() (undone bool, err error) {
+	lk, err := d.acquire()
+	if errors.Is(err, errLocked) {
+		pid, _ := d.Holder()
+		return false, &LockedError{PID: pid}
+	}
+	if err != nil {
+		return false, err
+	}
+	defer lk.release()
+	journal, err := route.OpenJournal(d.journalPath())
+	if err != nil {
+		return false, err
+	}
+	if journal.Empty() {
+		return false, nil
+	}
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return false, fmt.Errorf("netlink: %w", err)
+	}
+	defer nl.Close()
+	return true, route.NewHost(nl, journal).Undo()
+}
 
 // With a secret, the sending instance's epoch and the newest epoch of every source this host
 // received from outlive the daemon here (see encap.NextEpoch and encap.Opener.SetEpoch).
-func (d stateDir) senderEpochPath() string  { return filepath.Join(d.path, "sender-epoch") }
-func (d stateDir) sourceEpochsPath() string { return filepath.Join(d.path, "source-epochs.json") }
+func (d State) senderEpochPath() string  { return filepath.Join(d.path, "sender-epoch") }
+func (d State) sourceEpochsPath() string { return filepath.Join(d.path, "source-epochs.json") }
 
 // nextSenderEpoch is the epoch of the sending instance starting now, recorded for the next.
-func (d stateDir) nextSenderEpoch() (uint64, error) {
+func (d State) nextSenderEpoch() (uint64, error) {
 	var prev uint64
 	if b, err := os.ReadFile(d.senderEpochPath()); err == nil {
 		prev, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
@@ -80,7 +135,7 @@ func (d stateDir) nextSenderEpoch() (uint64, error) {
 // sourceEpochs are the newest epochs seen per source, as kept in the state directory.
 type sourceEpochs map[netip.Addr]uint64
 
-func (d stateDir) loadSourceEpochs() sourceEpochs {
+func (d State) loadSourceEpochs() sourceEpochs {
 	e := sourceEpochs{}
 	if b, err := os.ReadFile(d.sourceEpochsPath()); err == nil {
 		json.Unmarshal(b, &e) // a damaged file only costs the protection it gave
@@ -88,7 +143,7 @@ func (d stateDir) loadSourceEpochs() sourceEpochs {
 	return e
 }
 
-func (d stateDir) saveSourceEpochs(e sourceEpochs) error {
+func (d State) saveSourceEpochs(e sourceEpochs) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -104,7 +159,7 @@ var errLocked = errors.New("locked")
 
 // acquire takes the namespace's lock and writes our pid into it. The kernel releases a flock
 // when its holder dies, however it dies, so a stale lock file never blocks a new instance.
-func (d stateDir) acquire() (*lock, error) {
+func (d State) acquire() (*lock, error) {
 	if err := os.MkdirAll(d.path, 0o755); err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
@@ -132,8 +187,8 @@ func (l *lock) release() {
 	l.f.Close()
 }
 
-// holder reports whether an instance holds the lock, and its pid if it has written it yet.
-func (d stateDir) holder() (pid int, held bool) {
+// Holder reports whether an instance holds the lock, and its pid if it has written it yet.
+func (d State) Holder() (pid int, held bool) {
 	f, err := os.Open(d.lockPath())
 	if err != nil {
 		return 0, false

@@ -1,0 +1,141 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"time"
+
+	"mctun/datapath"
+)
+
+// Status is what mctun status shows, as the running instance reports it.
+type Status struct {
+	PID     int           `json:"pid"`
+	Version string        `json:"version"`
+	Started time.Time     `json:"started"`
+	Config  string        `json:"config"`
+	Managed string        `json:"managed"` // the managed file, written by the group/member/source commands
+	Log     string        `json:"log"`     // where the daemon logs: a file, or "stderr"
+	Netns   string        `json:"netns"`
+	Port    uint16        `json:"port"`
+	Key     uint32        `json:"key"`
+	Tunnel  string        `json:"tunnel"` // what protects it: "not authenticated", "authenticated (...)", ...
+	Source  *SourceStatus `json:"source,omitempty"`
+	Member  *MemberStatus `json:"member,omitempty"`
+}
+
+// SourceStatus is the sender side's part of Status.
+type SourceStatus struct {
+	Interface string               `json:"interface"`
+	Captures  []CaptureStatus      `json:"captures"`
+	Skipped   []netip.AddrPort     `json:"skipped_members,omitempty"` // this host's own addresses
+	Stats     datapath.SenderStats `json:"stats"`
+}
+
+// CaptureStatus counts one capture source.
+type CaptureStatus struct {
+	Name       string `json:"name"`
+	Packets    uint64 `json:"packets"`
+	KernelDrop uint64 `json:"kernel_drops"` // AF_PACKET ring full
+}
+
+// MemberStatus is the receiver side's part of Status.
+type MemberStatus struct {
+	TUN         string                 `json:"tun"`
+	MTU         int                    `json:"mtu"`
+	Sources     []netip.Addr           `json:"sources"`
+	Groups      []netip.Addr           `json:"groups"`       // empty: any
+	SocketDrops uint64                 `json:"socket_drops"` // receive buffer full
+	Stats       datapath.ReceiverStats `json:"stats"`
+}
+
+// status is what status shows, and what stats shows but for each member's counters.
+func (d *daemon) status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := Status{PID: os.Getpid(), Version: d.version, Started: d.started, Config: d.cfg.Path,
+		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key,
+		Tunnel: tunnelProtection(d.cfg)}
+	if d.sender != nil {
+		cs := d.capture.Stats()
+		st.Source = &SourceStatus{
+			Interface: d.iface,
+			Captures:  []CaptureStatus{{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}},
+			Skipped:   d.skipped,
+			Stats:     d.sender.Stats(),
+		}
+	}
+	if m := d.cfg.Member; m != nil {
+		drops, _ := d.recvConn.ReceiveDrops()
+		st.Member = &MemberStatus{TUN: m.TUN, MTU: m.MTU, Sources: m.Sources, Groups: m.Groups,
+			SocketDrops: drops, Stats: d.receiver.Stats()}
+	}
+	return st
+}
+
+// statsStream is mctun stats as the daemon sends it: the Status, then one JSON line per group
+// with its members' counters, so that thousands of members are never copied at once.
+type statsStream struct{ d *daemon }
+
+// GroupMembers is one line of a statsStream after the Status.
+type GroupMembers struct {
+	Group   int                    `json:"group"`
+	Members []datapath.MemberStats `json:"members"`
+}
+
+func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(s.d.status()); err != nil {
+		return err
+	}
+	if s.d.sender != nil {
+		err := s.d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+			return enc.Encode(GroupMembers{Group: i, Members: ms})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// ReadStats reads a statsStream back into one Status.
+func ReadStats(r io.Reader) (Status, error) {
+	dec := json.NewDecoder(r)
+	var st Status
+	if err := dec.Decode(&st); err != nil {
+		return st, err
+	}
+	for {
+		var gm GroupMembers
+		err := dec.Decode(&gm)
+		if errors.Is(err, io.EOF) {
+			return st, nil
+		}
+		if err != nil {
+			return st, err
+		}
+		if st.Source == nil || gm.Group < 0 || gm.Group >= len(st.Source.Stats.Groups) {
+			return st, fmt.Errorf("stats: members of group %d, which is not there", gm.Group)
+		}
+		st.Source.Stats.Groups[gm.Group].Members = gm.Members
+	}
+}
+
+// logTo says where the daemon logs. The caller holds d.mu.
+func (d *daemon) logTo() string {
+	switch {
+	case d.cfg.Log.File != "":
+		return d.cfg.Log.File
+	case d.byUp:
+		return d.state.LogPath()
+	}
+	return "stderr"
+}
