@@ -22,6 +22,7 @@ const (
 	DefaultPort      = 4754 // IANA's GRE-in-UDP port (RFC 8086)
 	DefaultTUN       = "mctun0"
 	DefaultMTU       = 1500
+	DefaultDatapath  = DatapathAuto
 	DefaultLogFormat = "text"
 	DefaultLogLevel  = "info"
 )
@@ -40,11 +41,25 @@ type Config struct {
 	// packets too, and refuses ones that are not.
 	SecretFile string
 	Encrypt    bool
-	Log        Log
+	// Datapath is where the plain tunnel's packets are forwarded: DatapathAuto, DatapathKernel
+	// or DatapathUser.
+	Datapath string
+	Log      Log
 
 	Source *Source // nil when the host has no [source] table
 	Member *Member // nil when the host has no [member] table
 }
+
+// The values of the datapath key.
+const (
+	// DatapathAuto forwards the plain tunnel in the kernel where the host allows it, and in
+	// user space otherwise (and always with a secret).
+	DatapathAuto = "auto"
+	// DatapathKernel requires the kernel path: mctun does not start without it.
+	DatapathKernel = "kernel"
+	// DatapathUser forwards every packet in user space.
+	DatapathUser = "user"
+)
 
 // Log is the [log] table: how the daemon logs.
 type Log struct {

@@ -24,6 +24,7 @@ func ExampleLoad() {
 	// port = 4754
 	// secret_file = "" # the tunnel is not authenticated
 	// encrypt     = false
+	// datapath    = "auto"
 	//
 	// [log]
 	// format = "text"

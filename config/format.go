@@ -23,6 +23,7 @@ func (c *Config) Format() string {
 		fmt.Fprintf(&b, "secret_file = %s\n", quote(c.SecretFile))
 	}
 	fmt.Fprintf(&b, "encrypt     = %t\n", c.Encrypt)
+	fmt.Fprintf(&b, "datapath    = %s\n", quote(c.Datapath))
 
 	b.WriteString("\n[log]\n")
 	fmt.Fprintf(&b, "format = %s\n", quote(c.Log.Format))

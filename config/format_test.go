@@ -117,6 +117,7 @@ sources = ["198.18.0.1"]
 port = 5000
 secret_file = "" # the tunnel is not authenticated
 encrypt     = false
+datapath    = "auto"
 
 [log]
 format = "text"

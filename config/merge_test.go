@@ -311,6 +311,7 @@ func TestMerge(t *testing.T) {
 		Path:        "mctun.toml",
 		ManagedPath: "mctun.managed.toml",
 		Port:        5000,
+		Datapath:    DatapathAuto,
 		Log:         Log{Format: "text", Level: "info"},
 		Source: &Source{Groups: []Group{
 			{Address: netip.MustParseAddr("224.1.2.3"), Members: addrPorts("198.18.1.1:5000"), Origin: at(main, 3)},
@@ -649,6 +650,7 @@ func TestFormatMarksManaged(t *testing.T) {
 port = 5000
 secret_file = "" # the tunnel is not authenticated
 encrypt     = false
+datapath    = "auto"
 
 [log]
 format = "text"

@@ -101,6 +101,7 @@ type rawConfig struct {
 	Port       rawValue   `toml:"port"`
 	SecretFile rawValue   `toml:"secret_file"`
 	Encrypt    rawValue   `toml:"encrypt"`
+	Datapath   rawValue   `toml:"datapath"`
 	Log        *rawLog    `toml:"log"`
 	Source     *rawSource `toml:"source"`
 	Member     *rawMember `toml:"member"`
@@ -150,6 +151,7 @@ var schema = map[string]bool{
 	"port":                 true,
 	"secret_file":          true,
 	"encrypt":              true,
+	"datapath":             true,
 	"log":                  false,
 	"log.format":           true,
 	"log.file":             true,

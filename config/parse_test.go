@@ -51,6 +51,7 @@ func TestLoadExample(t *testing.T) {
 		ManagedPath: filepath.Join("testdata", "mctun.managed.toml"),
 		Key:         0,
 		Port:        4754,
+		Datapath:    DatapathAuto,
 		Log:         Log{Format: "text", Level: "info"},
 		Source: &Source{
 			Interface: "eth0",
@@ -101,6 +102,7 @@ func TestParseDefaults(t *testing.T) {
 		Path:        "mctun.toml",
 		ManagedPath: "mctun.managed.toml",
 		Port:        DefaultPort,
+		Datapath:    DatapathAuto,
 		Log:         Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
 		Source: &Source{Groups: []Group{{
 			Address: netip.MustParseAddr("239.1.1.1"),

@@ -51,6 +51,7 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 		Path:        conf.name,
 		ManagedPath: ManagedPath(conf.name),
 		Port:        DefaultPort,
+		Datapath:    DefaultDatapath,
 		Log:         Log{Format: DefaultLogFormat, Level: DefaultLogLevel},
 	}
 	var groups []checkedGroup
@@ -131,6 +132,15 @@ func (c *checker) settings(cfg *Config, r *rawConfig) {
 			c.errorf("encrypt", "encryption needs a secret: set secret_file")
 		}
 		cfg.Encrypt = b
+	}
+	if s, ok := c.text("datapath", r.Datapath.v); ok {
+		switch {
+		case s != DatapathAuto && s != DatapathKernel && s != DatapathUser:
+			c.errorf("datapath", `%q is not "auto", "kernel" or "user"`, s)
+		case s == DatapathKernel && cfg.SecretFile != "":
+			c.errorf("datapath", `"kernel" forwards the plain tunnel only; with secret_file the tunnel runs in user space: use "auto" or "user"`)
+		}
+		cfg.Datapath = s
 	}
 	if r.Log != nil {
 		cfg.Log = c.log(r.Log)

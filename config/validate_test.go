@@ -38,6 +38,22 @@ func TestParseProblems(t *testing.T) {
 			file: []string{`secret_file = "/etc/mctun/secret"`, `encrypt = "yes"`, member},
 			errs: []string{`mctun.toml:2: encrypt: want true or false, got a string ("yes")`},
 		},
+		// The datapath.
+		{
+			name: "datapath unknown",
+			file: []string{`datapath = "xdp"`, member},
+			errs: []string{`mctun.toml:1: datapath: "xdp" is not "auto", "kernel" or "user"`},
+		},
+		{
+			name: "datapath kernel with a secret",
+			file: []string{`secret_file = "/etc/mctun/secret"`, `datapath = "kernel"`, member},
+			errs: []string{`mctun.toml:2: datapath: "kernel" forwards the plain tunnel only; with secret_file the tunnel runs in user space: use "auto" or "user"`},
+		},
+		{
+			name: "datapath not a string",
+			file: []string{`datapath = 1`, member},
+			errs: []string{`mctun.toml:1: datapath: want a string, got an integer (1)`},
+		},
 		// Unknown keys.
 		{
 			name: "unknown top-level key",

@@ -43,6 +43,9 @@ type daemon struct {
 	started  time.Time
 	keptTUN  bool // the TUN of an instance that died is there to take over
 
+	datapath       string // config.DatapathKernel or config.DatapathUser: the one running
+	datapathReason string // why auto chose user space
+
 	iface    string             // the source interface
 	skipped  []netip.AddrPort   // members that are addresses of this host
 	capture  *capture.AFPacket  // sender side, on iface
@@ -205,6 +208,9 @@ func (d *daemon) start() error {
 			return fmt.Errorf("secret_file %s: %w", cfg.SecretFile, err)
 		}
 	}
+	if err := d.chooseDatapath(); err != nil {
+		return err
+	}
 	if cfg.Source != nil {
 		// Before the member's route exists: afterwards 224.0.0.0/4 points into the TUN.
 		if err := d.chooseInterface(); err != nil {
@@ -355,6 +361,30 @@ func (d *daemon) startSource(auth *encap.Auth) error {
 	return nil
 }
 
+// chooseDatapath settles where packets are forwarded: in the kernel when the config allows
+// it (datapath auto or kernel, and the plain tunnel) and the host does, else in user space.
+// For auto it records why user space was chosen; for kernel, a host that does not allow it
+// is an error.
+func (d *daemon) chooseDatapath() error {
+	d.datapath = config.DatapathUser
+	switch {
+	case d.cfg.Datapath == config.DatapathUser:
+		return nil
+	case d.cfg.SecretFile != "":
+		d.datapathReason = "the authenticated tunnel runs in user space"
+		return nil
+	}
+	err := errNoKernelPath
+	if d.cfg.Datapath == config.DatapathKernel {
+		return fmt.Errorf("datapath kernel: %w", err)
+	}
+	d.datapathReason = err.Error()
+	return nil
+}
+
+// errNoKernelPath is why this build cannot forward in the kernel.
+var errNoKernelPath = errors.New("the kernel path is not part of this build")
+
 // run starts a packet path; if it ever returns, the daemon stops.
 func (d *daemon) run(name string, f func() error) {
 	d.routines++
@@ -452,7 +482,10 @@ func (d *daemon) stop() error {
 }
 
 func (d *daemon) logStarted() {
-	attrs := []any{"pid", os.Getpid(), "config", d.cfg.Path, "netns", d.state.ns, "port", d.cfg.Port}
+	attrs := []any{"pid", os.Getpid(), "config", d.cfg.Path, "netns", d.state.ns, "port", d.cfg.Port, "datapath", d.datapath}
+	if d.datapathReason != "" {
+		attrs = append(attrs, "not_kernel", d.datapathReason)
+	}
 	if s := d.cfg.Source; s != nil {
 		attrs = append(attrs, "source_interface", d.iface, "groups", len(s.Groups))
 	}

@@ -118,6 +118,9 @@ func diffConfig(old, new *config.Config, iface string) (changes, restart []strin
 	case old.Key != new.Key:
 		changes = append(changes, fmt.Sprintf("key %d -> %d", old.Key, new.Key))
 	}
+	if old.Datapath != new.Datapath {
+		restart = append(restart, fmt.Sprintf("datapath %q -> %q", old.Datapath, new.Datapath))
+	}
 	if old.Log != new.Log {
 		changes = append(changes, fmt.Sprintf("log %+v -> %+v", old.Log, new.Log))
 	}

@@ -16,18 +16,22 @@ import (
 
 // Status is what mctun status shows, as the running instance reports it.
 type Status struct {
-	PID     int           `json:"pid"`
-	Version string        `json:"version"`
-	Started time.Time     `json:"started"`
-	Config  string        `json:"config"`
-	Managed string        `json:"managed"` // the managed file, written by the group/member/source commands
-	Log     string        `json:"log"`     // where the daemon logs: a file, or "stderr"
-	Netns   string        `json:"netns"`
-	Port    uint16        `json:"port"`
-	Key     uint32        `json:"key"`
-	Tunnel  string        `json:"tunnel"` // what protects it: "not authenticated", "authenticated (...)", ...
-	Source  *SourceStatus `json:"source,omitempty"`
-	Member  *MemberStatus `json:"member,omitempty"`
+	PID     int       `json:"pid"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	Config  string    `json:"config"`
+	Managed string    `json:"managed"` // the managed file, written by the group/member/source commands
+	Log     string    `json:"log"`     // where the daemon logs: a file, or "stderr"
+	Netns   string    `json:"netns"`
+	Port    uint16    `json:"port"`
+	Key     uint32    `json:"key"`
+	Tunnel  string    `json:"tunnel"` // what protects it: "not authenticated", "authenticated (...)", ...
+	// Datapath is where packets are forwarded: "kernel" (the plain tunnel's fast path, with
+	// user space for what it hands up) or "user". DatapathReason says why auto chose user.
+	Datapath       string        `json:"datapath"`
+	DatapathReason string        `json:"datapath_reason,omitempty"`
+	Source         *SourceStatus `json:"source,omitempty"`
+	Member         *MemberStatus `json:"member,omitempty"`
 }
 
 // SourceStatus is the sender side's part of Status.
@@ -61,7 +65,7 @@ func (d *daemon) status() Status {
 	defer d.mu.Unlock()
 	st := Status{PID: os.Getpid(), Version: d.version, Started: d.started, Config: d.cfg.Path,
 		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key,
-		Tunnel: tunnelProtection(d.cfg)}
+		Tunnel: tunnelProtection(d.cfg), Datapath: d.datapath, DatapathReason: d.datapathReason}
 	if d.sender != nil {
 		cs := d.capture.Stats()
 		st.Source = &SourceStatus{

@@ -75,6 +75,21 @@ type world struct {
 	src   *topo.Host   // h0
 	mbrs  []*topo.Host // h1..h3
 	hosts []*topo.Host
+
+	// datapath, when set, is written as the datapath key of every config the test writes.
+	datapath string
+}
+
+// datapaths are the packet paths the tests that exercise one run against (see
+// onEachDatapath).
+var datapaths = []string{"user"}
+
+// onEachDatapath runs f as one subtest per packet path, named after it. f builds its world
+// with newWorldOn(t, n, datapath), so every mctun it starts forwards on that path.
+func onEachDatapath(t *testing.T, f func(t *testing.T, datapath string)) {
+	for _, dp := range datapaths {
+		t.Run(dp, func(t *testing.T) { f(t, dp) })
+	}
 }
 
 // inBothForms runs f as two subtests: the tunnel with a secret ("authenticated") and
@@ -129,9 +144,20 @@ sources = ["198.18.1.2"]
 `
 )
 
-// writeConfig writes a config file for host h and returns its path.
+// newWorldOn builds a topology of n hosts whose mctun forwards on the given datapath.
+func newWorldOn(t *testing.T, n int, datapath string) *world {
+	w := newWorld(t, n)
+	w.datapath = datapath
+	return w
+}
+
+// writeConfig writes a config file for host h and returns its path. With a datapath set, it
+// is the file's first key.
 func (w *world) writeConfig(h *topo.Host, text string) string {
 	w.t.Helper()
+	if w.datapath != "" {
+		text = fmt.Sprintf("datapath = %q\n", w.datapath) + text
+	}
 	path := filepath.Join(w.dir, h.Name+".toml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
 		w.t.Fatal(err)

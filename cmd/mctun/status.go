@@ -57,6 +57,11 @@ func printHeader(w io.Writer, st daemon.Status) {
 	fmt.Fprintf(w, "config:  %s, managed groups and sources in %s\n", st.Config, st.Managed)
 	fmt.Fprintf(w, "log:     %s\n", st.Log)
 	fmt.Fprintf(w, "tunnel:  udp port %d, key %d, %s\n", st.Port, st.Key, st.Tunnel)
+	fmt.Fprintf(w, "path:    %s", st.Datapath)
+	if st.DatapathReason != "" {
+		fmt.Fprintf(w, " (not the kernel: %s)", st.DatapathReason)
+	}
+	fmt.Fprintln(w)
 }
 
 // printStats writes every counter of daemon.Status for a person, zeros included.
