@@ -11,3 +11,7 @@ require (
 )
 
 require github.com/gopacket/gopacket v1.7.7
+
+require github.com/cilium/ebpf v0.22.0 // indirect
+
+tool github.com/cilium/ebpf/cmd/bpf2go

@@ -23,6 +23,7 @@ import (
 	"mctun/control"
 	"mctun/datapath"
 	"mctun/encap"
+	"mctun/kernelpath"
 	"mctun/route"
 	"mctun/tun"
 )
@@ -46,15 +47,17 @@ type daemon struct {
 	datapath       string // config.DatapathKernel or config.DatapathUser: the one running
 	datapathReason string // why auto chose user space
 
-	iface    string             // the source interface
-	skipped  []netip.AddrPort   // members that are addresses of this host
-	capture  *capture.AFPacket  // sender side, on iface
-	dev      *tun.Native        // receiver side
-	sendConn *encap.UDPConn     // sender side, ephemeral port
-	recvConn *encap.UDPConn     // receiver side, on cfg.Port
-	sender   *datapath.Sender   // nil without [source]
-	receiver *datapath.Receiver // nil without [member]
-	closers  []io.Closer        // what start opened, in order
+	iface     string               // the source interface
+	skipped   []netip.AddrPort     // members that are addresses of this host
+	capture   *capture.AFPacket    // sender side, on iface
+	dev       *tun.Native          // receiver side
+	sendConn  *encap.UDPConn       // sender side, ephemeral port
+	recvConn  *encap.UDPConn       // receiver side, on cfg.Port
+	sender    *datapath.Sender     // nil without [source]
+	receiver  *datapath.Receiver   // nil without [member]
+	kSender   *kernelpath.Sender   // the sender side in the kernel; nil without it
+	kReceiver *kernelpath.Receiver // the receiver side in the kernel; nil without it
+	closers   []io.Closer          // what start opened, in order
 
 	routines int        // packet-path goroutines started
 	failed   chan error // a packet path that stopped on its own
@@ -323,6 +326,13 @@ func (d *daemon) startMember(auth *encap.Auth) error {
 		}
 	}
 	d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
+	if d.kReceiver != nil {
+		d.receiver.ShareFlows(d.kReceiver)
+		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Log: d.log})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -357,14 +367,32 @@ func (d *daemon) startSource(auth *encap.Auth) error {
 			return err
 		}
 	}
+	if d.kSender != nil {
+		addr, err := d.host.PrimaryAddr(d.iface)
+		if err != nil {
+			return err
+		}
+		o := kernelpath.SenderOptions{Interface: d.iface, Addr: addr, Port: d.sendConn.LocalAddr().Port(),
+			Key: cfg.Key, Groups: groups, Log: d.log}
+		if cfg.Member != nil { // the host's own multicast leaves by the TUN
+			o.TUN = cfg.Member.TUN
+		}
+		if err := d.kSender.Start(o); err != nil {
+			return err
+		}
+	}
 	d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
+	if d.kSender != nil {
+		d.sender.ShareSequences(d.kSender.Sequence)
+	}
 	return nil
 }
 
 // chooseDatapath settles where packets are forwarded: in the kernel when the config allows
 // it (datapath auto or kernel, and the plain tunnel) and the host does, else in user space.
-// For auto it records why user space was chosen; for kernel, a host that does not allow it
-// is an error.
+// The host allows it when the kernel takes the programs, which is tried here, before the
+// host changes. For auto it records why user space was chosen; for kernel, a host that does
+// not allow it is an error.
 func (d *daemon) chooseDatapath() error {
 	d.datapath = config.DatapathUser
 	switch {
@@ -374,16 +402,60 @@ func (d *daemon) chooseDatapath() error {
 		d.datapathReason = "the authenticated tunnel runs in user space"
 		return nil
 	}
-	err := errNoKernelPath
-	if d.cfg.Datapath == config.DatapathKernel {
+	err := d.loadKernelPath()
+	switch {
+	case err == nil:
+		d.datapath = config.DatapathKernel
+		return nil
+	case d.cfg.Datapath == config.DatapathKernel:
 		return fmt.Errorf("datapath kernel: %w", err)
 	}
 	d.datapathReason = err.Error()
 	return nil
 }
 
-// errNoKernelPath is why this build cannot forward in the kernel.
-var errNoKernelPath = errors.New("the kernel path is not part of this build")
+// loadKernelPath loads the kernel path's programs for this host's roles, attaching nothing.
+func (d *daemon) loadKernelPath() error {
+	if why := os.Getenv(refuseKernelEnv); why != "" {
+		return fmt.Errorf("refused by %s: %s", refuseKernelEnv, why)
+	}
+	if d.cfg.Source != nil {
+		ks, err := kernelpath.LoadSender()
+		if err != nil {
+			return err
+		}
+		d.kSender = ks
+	}
+	if d.cfg.Member != nil {
+		kr, err := kernelpath.LoadReceiver()
+		if err != nil {
+			d.closeKernelPath()
+			return err
+		}
+		d.kReceiver = kr
+	}
+	return nil
+}
+
+// refuseKernelEnv, set to a reason, makes the kernel path refuse to load, as a kernel that
+// does not take its programs would: so that the fallback of datapath = "auto" can be seen
+// and tested on a host that has everything.
+const refuseKernelEnv = "MCTUN_REFUSE_KERNEL_PATH"
+
+// closeKernelPath detaches and unloads the kernel path. The packet paths must have stopped:
+// the user-space sender takes sequence numbers from memory the kernel path maps.
+func (d *daemon) closeKernelPath() error {
+	var errs []error
+	if d.kSender != nil {
+		errs = append(errs, d.kSender.Close())
+		d.kSender = nil
+	}
+	if d.kReceiver != nil {
+		errs = append(errs, d.kReceiver.Close())
+		d.kReceiver = nil
+	}
+	return errors.Join(errs...)
+}
 
 // run starts a packet path; if it ever returns, the daemon stops.
 func (d *daemon) run(name string, f func() error) {
@@ -471,13 +543,20 @@ func (d *daemon) stop() error {
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}
+	stopped := true
 	for range d.routines {
 		select {
 		case <-d.failed:
 		case <-time.After(5 * time.Second):
 			d.log.Error("a packet path did not stop within 5s")
+			stopped = false
 		}
 	}
+	if stopped {
+		if err := d.closeKernelPath(); err != nil {
+			d.log.Error("could not unload the kernel path", "err", err)
+		}
+	} // else the process is about to exit, which unloads it
 	return d.host.Undo()
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"mctun/config"
+	"mctun/datapath"
 	"mctun/internal/words"
 )
 
@@ -86,10 +87,16 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		if d.kSender != nil { // first: a new group's sequence is the kernel's
+			d.kSender.Configure(next.Key, groups)
+		}
 		d.sender.Configure(next.Key, groups)
 		d.skipped = skipped
 	}
 	if m := next.Member; m != nil {
+		if d.kReceiver != nil {
+			d.kReceiver.Configure(next.Key, *m)
+		}
 		d.receiver.Configure(next.Key, *m)
 	}
 	d.cfg = next
@@ -208,14 +215,8 @@ func added[T comparable](old, new []T) []T {
 	return out
 }
 
-// GroupName is how commands and messages write a group: 224.1.2.3:65535, or the bare address
-// for a group that takes every packet to it.
-func GroupName(addr netip.Addr, port uint16) string {
-	if port == 0 {
-		return addr.String()
-	}
-	return netip.AddrPortFrom(addr, port).String()
-}
+// GroupName is datapath.GroupName.
+func GroupName(addr netip.Addr, port uint16) string { return datapath.GroupName(addr, port) }
 
 func groupsOrAny(gs []netip.Addr) string {
 	if len(gs) == 0 {

@@ -39,7 +39,17 @@ type SourceStatus struct {
 	Interface string               `json:"interface"`
 	Captures  []CaptureStatus      `json:"captures"`
 	Skipped   []netip.AddrPort     `json:"skipped_members,omitempty"` // this host's own addresses
-	Stats     datapath.SenderStats `json:"stats"`
+	Stats     datapath.SenderStats `json:"stats"`                     // both paths' counters, added up
+	Kernel    *KernelStatus        `json:"kernel,omitempty"`          // the kernel path's part
+}
+
+// KernelStatus is what the kernel path does on one side.
+type KernelStatus struct {
+	Interfaces []string `json:"interfaces"` // where its programs are attached
+	// Paths counts packets by the path they took: "kernel", or "user_..." with why the kernel
+	// path left them to user space.
+	Paths    map[string]uint64 `json:"paths"`
+	MapBytes uint64            `json:"map_bytes"` // kernel memory its maps hold
 }
 
 // CaptureStatus counts one capture source.
@@ -54,9 +64,10 @@ type MemberStatus struct {
 	TUN         string                 `json:"tun"`
 	MTU         int                    `json:"mtu"`
 	Sources     []netip.Addr           `json:"sources"`
-	Groups      []netip.Addr           `json:"groups"`       // empty: any
-	SocketDrops uint64                 `json:"socket_drops"` // receive buffer full
-	Stats       datapath.ReceiverStats `json:"stats"`
+	Groups      []netip.Addr           `json:"groups"`           // empty: any
+	SocketDrops uint64                 `json:"socket_drops"`     // receive buffer full
+	Stats       datapath.ReceiverStats `json:"stats"`            // both paths' counters, added up
+	Kernel      *KernelStatus          `json:"kernel,omitempty"` // the kernel path's part
 }
 
 // status is what status shows, and what stats shows but for each member's counters.
@@ -74,11 +85,23 @@ func (d *daemon) status() Status {
 			Skipped:   d.skipped,
 			Stats:     d.sender.Stats(),
 		}
+		if k := d.kSender; k != nil {
+			k.AddStats(&st.Source.Stats)
+			ifaces := []string{d.iface}
+			if m := d.cfg.Member; m != nil {
+				ifaces = append(ifaces, m.TUN)
+			}
+			st.Source.Kernel = &KernelStatus{Interfaces: ifaces, Paths: k.Paths(), MapBytes: k.MapBytes()}
+		}
 	}
 	if m := d.cfg.Member; m != nil {
 		drops, _ := d.recvConn.ReceiveDrops()
 		st.Member = &MemberStatus{TUN: m.TUN, MTU: m.MTU, Sources: m.Sources, Groups: m.Groups,
 			SocketDrops: drops, Stats: d.receiver.Stats()}
+		if k := d.kReceiver; k != nil {
+			k.AddDrops(st.Member.Stats.Drops)
+			st.Member.Kernel = &KernelStatus{Interfaces: k.Interfaces(), Paths: k.Paths(), MapBytes: k.MapBytes()}
+		}
 	}
 	return st
 }
@@ -96,11 +119,16 @@ type GroupMembers struct {
 func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(s.d.status()); err != nil {
+	st := s.d.status()
+	if err := enc.Encode(st); err != nil {
 		return err
 	}
 	if s.d.sender != nil {
+		groups := st.Source.Stats.Groups
 		err := s.d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+			if s.d.kSender != nil && i < len(groups) {
+				s.d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
+			}
 			return enc.Encode(GroupMembers{Group: i, Members: ms})
 		})
 		if err != nil {

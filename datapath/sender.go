@@ -44,6 +44,7 @@ type Sender struct {
 	table atomic.Pointer[groupTable]
 	drops Drops
 	taps  taps
+	seqs  Sequences // nil: every group keeps its own
 
 	setMu sync.Mutex // serializes Configure
 }
@@ -73,7 +74,8 @@ type groupRoute struct {
 type groupState struct {
 	addr    netip.Addr
 	port    uint16
-	seq     atomic.Uint32 // next sequence number
+	seq     *atomic.Uint32 // next sequence number: own, or shared with the kernel path
+	own     atomic.Uint32
 	packets atomic.Uint64 // captured and sent on
 	bytes   atomic.Uint64
 	logs    logLimiter // of its members' failing and recovering, all of them together
@@ -129,7 +131,7 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 		gk := groupKey{g.Address, g.Port}
 		state := oldGroups[gk]
 		if state == nil {
-			state = &groupState{addr: g.Address, port: g.Port}
+			state = s.newGroupState(g.Address, g.Port)
 		}
 		r := &groupRoute{groupState: state, members: make([]*memberState, len(g.Members))}
 		for i, addr := range g.Members {
@@ -152,6 +154,35 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 		}
 	}
 	s.table.Store(t)
+}
+
+// Sequences gives the sender side a group's sequence counter when another packet path
+// forwards the group's packets too (the kernel path), so that the group has one sequence;
+// nil means the sender side keeps the group's own.
+type Sequences func(addr netip.Addr, port uint16) *atomic.Uint32
+
+// ShareSequences makes the groups take their sequence numbers from seqs, from now on and
+// after every Configure. Call it before Run.
+func (s *Sender) ShareSequences(seqs Sequences) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.seqs = seqs
+	for _, g := range s.table.Load().groups {
+		if seq := seqs(g.addr, g.port); seq != nil {
+			g.seq = seq
+		}
+	}
+}
+
+func (s *Sender) newGroupState(addr netip.Addr, port uint16) *groupState {
+	g := &groupState{addr: addr, port: port}
+	g.seq = &g.own
+	if s.seqs != nil {
+		if seq := s.seqs(addr, port); seq != nil {
+			g.seq = seq
+		}
+	}
+	return g
 }
 
 // Run runs routineCapture for every source until all of them are closed. It returns the first

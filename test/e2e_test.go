@@ -50,8 +50,10 @@ func TestWithoutMctunNothingArrives(t *testing.T) {
 
 // 2. With mctun up everywhere every member receives a stream of 10,000 datagrams, byte for
 // byte, with the source host as sender; tcpdump on the TUN shows them as native multicast.
-func TestWorkedExample(t *testing.T) {
-	w := newWorld(t, 4)
+func TestWorkedExample(t *testing.T) { onEachDatapath(t, testWorkedExample) }
+
+func testWorkedExample(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	w.upWorkedExample()
 	const n = 10000
 	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 3 * time.Second, Timeout: time.Minute})

@@ -82,7 +82,7 @@ type world struct {
 
 // datapaths are the packet paths the tests that exercise one run against (see
 // onEachDatapath).
-var datapaths = []string{"user"}
+var datapaths = []string{"user", "kernel"}
 
 // onEachDatapath runs f as one subtest per packet path, named after it. f builds its world
 // with newWorldOn(t, n, datapath), so every mctun it starts forwards on that path.
