@@ -384,6 +384,7 @@ func (d *daemon) startSource(auth *encap.Auth) error {
 	d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
 	if d.kSender != nil {
 		d.sender.ShareSequences(d.kSender.Sequence)
+		d.kSender.ReportMembers(d.sender.MemberFailing)
 	}
 	return nil
 }

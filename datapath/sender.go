@@ -372,10 +372,7 @@ func (s *Sender) flush(f *fanout) error {
 		m.packets.Add(1)
 		m.bytes.Add(uint64(len(f.bufs[i])))
 		if m.lastErr.Load() != nil {
-			m.lastErr.Store(nil)
-			if ok, suppressed := m.group.logs.allow(); ok {
-				s.log.Info("member reachable again", "group", m.group.addr, "member", m.addr, "not_logged", suppressed)
-			}
+			m.recovered(s.log)
 		}
 	}
 	return nil
@@ -389,11 +386,51 @@ func (f *fanout) reset() { f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0],
 // every member's state).
 func (m *memberState) fail(err error, log *slog.Logger) {
 	m.errors.Add(1)
+	m.failing(err, log)
+}
+
+// failing marks the member failing with err, logging it if it was not already.
+func (m *memberState) failing(err error, log *slog.Logger) {
 	if m.lastErr.Load() == nil {
 		msg := err.Error()
 		m.lastErr.Store(&msg)
 		if ok, suppressed := m.group.logs.allow(); ok {
 			log.Warn("member failing", "group", m.group.addr, "member", m.addr, "err", msg, "not_logged", suppressed)
+		}
+	}
+}
+
+// recovered marks the member no longer failing, and logs it.
+func (m *memberState) recovered(log *slog.Logger) {
+	m.lastErr.Store(nil)
+	if ok, suppressed := m.group.logs.allow(); ok {
+		log.Info("member reachable again", "group", m.group.addr, "member", m.addr, "not_logged", suppressed)
+	}
+}
+
+// MemberFailing tells the sender side what another packet path sending to a member of a
+// group found: that sends to it fail with err, or, with a nil err, that they no longer do.
+// The member shows as failing, and the log says so once, as when the sender side's own
+// sends fail.
+func (s *Sender) MemberFailing(addr netip.Addr, port uint16, member netip.AddrPort, err error) {
+	ag := s.table.Load().byAddr[addr.As4()]
+	if ag == nil {
+		return
+	}
+	g := ag.all
+	if port != 0 {
+		g = ag.byPort[port]
+	}
+	if g == nil {
+		return
+	}
+	for _, m := range g.members {
+		switch {
+		case m.addr != member:
+		case err != nil:
+			m.failing(err, s.log)
+		case m.lastErr.Load() != nil:
+			m.recovered(s.log)
 		}
 	}
 }

@@ -22,12 +22,19 @@ type nexthops struct {
 	nl      *netlink.Handle
 	ifindex int
 
-	via   map[netip.Addr]netip.Addr // member -> next hop; invalid: not by ifindex
-	neigh map[netip.Addr][6]byte    // next hop -> its MAC, while valid
+	via   map[netip.Addr]hop     // member -> how to reach it
+	neigh map[netip.Addr][6]byte // next hop -> its MAC, while valid
+}
+
+// hop is how a member is reached: by next hop via ifindex, not by ifindex (elsewhere), or
+// not at all (err: the route lookup's error, which a send would meet too).
+type hop struct {
+	via netip.Addr
+	err error
 }
 
 func newNexthops(nl *netlink.Handle, ifindex int) (*nexthops, error) {
-	n := &nexthops{nl: nl, ifindex: ifindex, via: make(map[netip.Addr]netip.Addr), neigh: make(map[netip.Addr][6]byte)}
+	n := &nexthops{nl: nl, ifindex: ifindex, via: make(map[netip.Addr]hop), neigh: make(map[netip.Addr][6]byte)}
 	list, err := nl.NeighList(ifindex, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("neighbours of interface %d: %w", ifindex, err)
@@ -76,29 +83,33 @@ func (n *nexthops) forget(e netlink.Neigh) bool {
 // routesChanged forgets every member's route: they are looked up again when next needed.
 func (n *nexthops) routesChanged() { clear(n.via) }
 
-// mac returns the MAC a member's tunnel packets go to, or false when it is not known.
-func (n *nexthops) mac(member netip.Addr) ([6]byte, bool) {
-	hop, ok := n.via[member]
-	if !ok {
-		hop = n.route(member)
-		n.via[member] = hop
+// reach says how member is reached: its next hop's MAC when that is known; not yet known (or
+// by another interface: ok false, err nil); or not at all (err).
+func (n *nexthops) reach(member netip.Addr) (mac [6]byte, ok bool, err error) {
+	h, cached := n.via[member]
+	if !cached {
+		h = n.route(member)
+		n.via[member] = h
 	}
-	if !hop.IsValid() {
-		return [6]byte{}, false
+	if h.err != nil || !h.via.IsValid() {
+		return mac, false, h.err
 	}
-	mac, ok := n.neigh[hop]
-	return mac, ok
+	mac, ok = n.neigh[h.via]
+	return mac, ok, nil
 }
 
-// route returns the next hop to member by ifindex (ip route get), or the invalid Addr when
-// the route leaves by another interface, or there is none.
-func (n *nexthops) route(member netip.Addr) netip.Addr {
+// route looks up the route to member (ip route get): its next hop by ifindex, or an invalid
+// one by another interface, or the error that says there is none.
+func (n *nexthops) route(member netip.Addr) hop {
 	routes, err := n.nl.RouteGet(net.IP(member.AsSlice()))
-	if err != nil || len(routes) == 0 || routes[0].LinkIndex != n.ifindex {
-		return netip.Addr{}
+	switch {
+	case err != nil:
+		return hop{err: err}
+	case len(routes) == 0 || routes[0].LinkIndex != n.ifindex:
+		return hop{}
 	}
 	if gw, ok := netip.AddrFromSlice(routes[0].Gw.To4()); ok {
-		return gw
+		return hop{via: gw}
 	}
-	return member
+	return hop{via: member}
 }

@@ -280,9 +280,10 @@ func (r *Receiver) Flush() error {
 		return nil
 	}
 	binary.NativeEndian.PutUint32(r.batch.buf[0:], uint32(r.batch.n))
-	n := 8 + r.batch.n*16
 	r.batch.n = 0
-	ret, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: r.batch.buf[:n]})
+	// The whole struct, whatever n: the kernel refuses a context shorter than what the
+	// program reads.
+	ret, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: r.batch.buf[:]})
 	if err == nil && ret != 0 {
 		err = fmt.Errorf("mctun_account returned %d", ret)
 	}

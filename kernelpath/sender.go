@@ -63,6 +63,7 @@ type Sender struct {
 	cnts     *regions // of member_stats
 	fan      *regions // of fanout
 	hops     *nexthops
+	report   MemberReport
 }
 
 type groupKey struct {
@@ -77,12 +78,14 @@ type memberKey struct {
 
 // route is one group in the kernel, as published in groups.
 type route struct {
-	slot    uint32
-	first   uint32
-	members []netip.AddrPort
-	entries []senderFanoutEntry // published in fanout[first:]; nil while not ready
-	ready   bool
-	set     bool // groups holds it
+	slot        uint32
+	first       uint32
+	members     []netip.AddrPort
+	entries     []senderFanoutEntry // published in fanout[first:]; nil while not ready
+	reachable   int                 // entries[:reachable] are sent to, the others have no route
+	ready       bool
+	set         bool                     // groups holds it
+	unreachable map[netip.AddrPort]error // members with no route, and why
 }
 
 // SenderOptions are the Sender's edges on the host.
@@ -95,6 +98,10 @@ type SenderOptions struct {
 	Groups    []config.Group // as datapath.Sender.Configure takes them
 	Log       *slog.Logger
 }
+
+// MemberReport learns that sends to a member of a group fail with err, because no route
+// leads to it, or with a nil err that they no longer do (datapath.Sender.MemberFailing).
+type MemberReport func(addr netip.Addr, port uint16, member netip.AddrPort, err error)
 
 // LoadSender loads the sender side's programs and maps into the kernel, attaching nothing:
 // its error says why the kernel refuses them.
@@ -337,28 +344,44 @@ func (s *Sender) publish(now time.Time) {
 }
 
 // update publishes one group's members: a new run of fanout when they or their next hops
-// changed, or not ready when a next hop is not known.
+// changed, or not ready when a next hop is not known. A member with no route at all is sent
+// nothing and counted a send error per packet, as the user-space sender's sends to it fail;
+// it does not keep its group from the kernel.
 func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time.Time) {
 	for _, m := range r.members {
 		if !slices.Contains(members, m) {
 			s.releaseCounter(memberKey{k, m}, now)
+			delete(r.unreachable, m)
 		}
 	}
 	r.members = slices.Clone(members)
-	ready := len(members) > 0 && len(members) <= maxGroupMembers
-	entries := make([]senderFanoutEntry, len(members))
-	for i, m := range members {
+	ready := len(members) <= maxGroupMembers
+	var sent, failed []senderFanoutEntry
+	unreachable := make(map[netip.AddrPort]error)
+	for _, m := range members {
 		c, ok := s.counter(memberKey{k, m}, now)
 		if !ok {
 			ready = false
 		}
-		mac, ok := s.hops.mac(m.Addr())
-		if !ok {
+		mac, known, err := s.hops.reach(m.Addr())
+		e := senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: mac, Counter: c}
+		switch {
+		case err != nil:
+			unreachable[m] = err
+			failed = append(failed, e)
+		case !known:
 			ready = false
+			sent = append(sent, e)
+		default:
+			sent = append(sent, e)
 		}
-		entries[i] = senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: mac, Counter: c}
 	}
-	if ready && r.ready && slices.Equal(entries, r.entries) {
+	s.reportReach(k, r, unreachable)
+	if len(sent) == 0 {
+		ready = false
+	}
+	entries := append(sent, failed...)
+	if ready && r.ready && r.reachable == len(sent) && slices.Equal(entries, r.entries) {
 		return
 	}
 	v := senderGroupRoute{Slot: r.slot}
@@ -380,7 +403,7 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 			s.fan.release(first, uint32(len(entries)), now)
 			ready = false
 		} else {
-			v = senderGroupRoute{Slot: r.slot, First: first, Count: uint32(len(entries)), Ready: 1}
+			v = senderGroupRoute{Slot: r.slot, First: first, Count: uint32(len(sent)), Unreachable: uint16(len(failed)), Ready: 1}
 		}
 	}
 	if !ready && r.set && !r.ready {
@@ -394,9 +417,40 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		return
 	}
 	s.fan.release(r.first, uint32(len(r.entries)), now)
-	r.set, r.ready, r.first, r.entries = true, ready, first, nil
+	r.set, r.ready, r.first, r.entries, r.reachable = true, ready, first, nil, 0
 	if ready {
-		r.entries = entries
+		r.entries, r.reachable = entries, len(sent)
+	}
+}
+
+// reportReach tells the user-space sender which of a group's members have no route, and
+// which have one again.
+func (s *Sender) reportReach(k groupKey, r *route, unreachable map[netip.AddrPort]error) {
+	if s.report != nil {
+		for m, err := range unreachable {
+			if old, ok := r.unreachable[m]; !ok || old.Error() != err.Error() {
+				s.report(k.addr, k.port, m, err)
+			}
+		}
+		for m := range r.unreachable {
+			if _, ok := unreachable[m]; !ok {
+				s.report(k.addr, k.port, m, nil)
+			}
+		}
+	}
+	r.unreachable = unreachable
+}
+
+// ReportMembers makes the Sender tell f about members with no route, starting with those it
+// knows of now.
+func (s *Sender) ReportMembers(f MemberReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.report = f
+	for k, r := range s.routes {
+		for m, err := range r.unreachable {
+			f(k.addr, k.port, m, err)
+		}
 	}
 }
 

@@ -43,11 +43,13 @@ type senderGroupKey struct {
 }
 
 type senderGroupRoute struct {
-	_     structs.HostLayout
-	Slot  uint32
-	First uint32
-	Count uint32
-	Ready uint32
+	_           structs.HostLayout
+	Slot        uint32
+	First       uint32
+	Count       uint32
+	Unreachable uint16
+	Ready       uint8
+	Pad         uint8
 }
 
 type senderMemberCount struct {

@@ -123,8 +123,10 @@ func startTcpdump(t *testing.T, w *world, h *topo.Host, iface string, count int)
 }
 
 // 3. A full-size datagram and one the sender's kernel fragments arrive whole.
-func TestLargeDatagrams(t *testing.T) {
-	w := newWorld(t, 4)
+func TestLargeDatagrams(t *testing.T) { onEachDatapath(t, testLargeDatagrams) }
+
+func testLargeDatagrams(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	w.upWorkedExample()
 	for _, size := range []int{1472, 8000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -139,8 +141,10 @@ func TestLargeDatagrams(t *testing.T) {
 }
 
 // 4. Any IP protocol: VRRP (protocol 112 to 224.0.0.18) as keepalived sends it.
-func TestVRRP(t *testing.T) {
-	w := newWorld(t, 4)
+func TestVRRP(t *testing.T) { onEachDatapath(t, testVRRP) }
+
+func testVRRP(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	for _, m := range w.mbrs {
 		w.up(m, memberConfig)
 	}
@@ -160,8 +164,10 @@ members = ["198.18.2.2", "198.18.3.2", "198.18.4.2"]
 }
 
 // 5. Only configured groups and ports are forwarded.
-func TestUnconfiguredNotForwarded(t *testing.T) {
-	w := newWorld(t, 4)
+func TestUnconfiguredNotForwarded(t *testing.T) { onEachDatapath(t, testUnconfiguredNotForwarded) }
+
+func testUnconfiguredNotForwarded(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	w.upWorkedExample()
 	m := w.mbrs[:1]
 	other := w.receive(m, mcapp.RecvOptions{Group: netip.MustParseAddr("224.1.2.4"), Port: 65535, Idle: time.Second, Timeout: 4 * time.Second})
@@ -185,8 +191,10 @@ func TestUnconfiguredNotForwarded(t *testing.T) {
 // key, carrying a unicast inner packet, truncated. None reaches the application (which,
 // bound to the port on every address, would see even a unicast one), and each drop counter
 // moves by exactly one.
-func TestBadTunnelPacketsDropped(t *testing.T) {
-	w := newWorld(t, 5)
+func TestBadTunnelPacketsDropped(t *testing.T) { onEachDatapath(t, testBadTunnelPacketsDropped) }
+
+func testBadTunnelPacketsDropped(t *testing.T, dp string) {
+	w := newWorldOn(t, 5, dp)
 	member, attacker := w.mbrs[0], w.hosts[4]
 	w.up(member, memberConfig)
 	rs := w.receive([]*topo.Host{member}, mcapp.RecvOptions{Group: group, Port: 65535, Idle: 2 * time.Second, Timeout: 5 * time.Second})
@@ -236,8 +244,10 @@ func sendFrom(t *testing.T, h *topo.Host, dst netip.AddrPort, payload []byte) {
 
 // 7. down leaves every host as it was, also on a source host that had no multicast route;
 // up after kill -9 of the daemon cleans up and works.
-func TestDownRestoresHost(t *testing.T) {
-	w := newWorld(t, 4)
+func TestDownRestoresHost(t *testing.T) { onEachDatapath(t, testDownRestoresHost) }
+
+func testDownRestoresHost(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	// h0 reaches the members by a route to 198.18.0.0/15 instead of a default route, so
 	// nothing carries 224.0.0.0/4 there: mctun must add the route, and take it away again.
 	if _, err := w.src.Run(w.ctx, "sh", "-c", "ip route del default && ip route add 198.18.0.0/15 via 198.18.1.1"); err != nil {
@@ -392,8 +402,10 @@ func TestBadConfigRefused(t *testing.T) {
 // 9. Hosts that are source and member at once: h0 sends group A to h1 and h2 (and lists
 // itself, as a config shared by all hosts would), h1 sends group B to h0. Every datagram is
 // delivered exactly once and nothing loops.
-func TestSourceAndMember(t *testing.T) {
-	w := newWorld(t, 4)
+func TestSourceAndMember(t *testing.T) { onEachDatapath(t, testSourceAndMember) }
+
+func testSourceAndMember(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	h0, h1, h2 := w.hosts[0], w.hosts[1], w.hosts[2]
 	groupB := netip.MustParseAddr("224.5.6.7")
 	w.up(h0, `
@@ -448,8 +460,10 @@ sources = ["198.18.1.2"]
 
 // 10. Members whose kernel filters reverse paths strictly (1, the RHEL default) or loosely
 // (2, the Ubuntu default) deliver too.
-func TestReversePathFilter(t *testing.T) {
-	w := newWorld(t, 4)
+func TestReversePathFilter(t *testing.T) { onEachDatapath(t, testReversePathFilter) }
+
+func testReversePathFilter(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	for i, mode := range []string{"1", "2", "0"} {
 		for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"} {
 			if err := w.mbrs[i].Sysctl(key, mode); err != nil {

@@ -92,11 +92,13 @@ func onEachDatapath(t *testing.T, f func(t *testing.T, datapath string)) {
 	}
 }
 
-// inBothForms runs f as two subtests: the tunnel with a secret ("authenticated") and
-// without ("plain").
-func inBothForms(t *testing.T, f func(t *testing.T, authenticated bool)) {
-	t.Run("authenticated", func(t *testing.T) { f(t, true) })
-	t.Run("plain", func(t *testing.T) { f(t, false) })
+// inEachForm runs f as a subtest for the tunnel with a secret ("authenticated", which runs
+// in user space) and one without ("plain") on each datapath.
+func inEachForm(t *testing.T, f func(t *testing.T, authenticated bool, datapath string)) {
+	t.Run("authenticated", func(t *testing.T) { f(t, true, "user") })
+	t.Run("plain", func(t *testing.T) {
+		onEachDatapath(t, func(t *testing.T, dp string) { f(t, false, dp) })
+	})
 }
 
 // newWorld builds a topology of n hosts (at least 4: h0 and three members).

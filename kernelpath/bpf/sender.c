@@ -55,7 +55,11 @@ struct group_route {
 	__u32 slot;  /* index of its counters (group_stats) and sequence number (group_seq) */
 	__u32 first; /* its members are fanout[first, first+count) */
 	__u32 count;
-	__u32 ready; /* every member's next hop is known: the kernel forwards the group */
+	/* ... and after them, fanout[first+count, first+count+unreachable): members with no
+	 * route, as the user-space sender finds too; each packet counts a send error to each. */
+	__u16 unreachable;
+	__u8 ready; /* every other member's next hop is known: the kernel forwards the group */
+	__u8 pad;
 };
 
 struct fanout_entry {
@@ -216,6 +220,18 @@ static __always_inline void count_member(const struct fanout_entry *m, __u32 byt
 	}
 }
 
+/* fail_one counts a send error to unreachable member i of the group (bpf_loop's callback). */
+static long fail_one(__u32 i, void *ctx)
+{
+	struct fan *f = ctx;
+	__u32 idx = f->first + i;
+	struct fanout_entry *m = bpf_map_lookup_elem(&fanout, &idx);
+
+	if (m)
+		count_member(m, 0, 0);
+	return 0;
+}
+
 /* fan_one sends a clone to member i of the group (bpf_loop's callback). */
 static long fan_one(__u32 i, void *ctx)
 {
@@ -365,6 +381,10 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 	if (set_member(&f, m) < 0)
 		return -1;
 	count_member(m, f.tunnel_len, 1);
+	if (g->unreachable) {
+		f.first = g->first + g->count;
+		bpf_loop(g->unreachable, fail_one, &f, 0);
+	}
 	count_path(SENT_KERNEL);
 	return 0;
 }
