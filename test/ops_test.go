@@ -230,7 +230,9 @@ members = ["198.18.2.2", "198.18.3.2"]
 // counter; a stalled member daemon's socket overflows (kernel drops, which the tunnel's
 // sequence numbers see as the same loss); a stalled source daemon's ring overflows; a member
 // the source cannot reach costs send errors to it alone.
-func TestCountersMoveOnlyOnTheirEvent(t *testing.T) { onEachDatapath(t, testCountersMoveOnlyOnTheirEvent) }
+func TestCountersMoveOnlyOnTheirEvent(t *testing.T) {
+	onEachDatapath(t, testCountersMoveOnlyOnTheirEvent)
+}
 
 func testCountersMoveOnlyOnTheirEvent(t *testing.T, dp string) {
 	w := newWorldOn(t, 4, dp)
