@@ -211,14 +211,14 @@ func (d *daemon) start() error {
 			return fmt.Errorf("secret_file %s: %w", cfg.SecretFile, err)
 		}
 	}
-	if err := d.chooseDatapath(); err != nil {
-		return err
-	}
 	if cfg.Source != nil {
 		// Before the member's route exists: afterwards 224.0.0.0/4 points into the TUN.
 		if err := d.chooseInterface(); err != nil {
 			return err
 		}
+	}
+	if err := d.chooseDatapath(); err != nil {
+		return err
 	}
 	if cfg.Member != nil {
 		if err := d.startMember(auth); err != nil {
@@ -421,7 +421,7 @@ func (d *daemon) loadKernelPath() error {
 		return fmt.Errorf("refused by %s: %s", refuseKernelEnv, why)
 	}
 	if d.cfg.Source != nil {
-		ks, err := kernelpath.LoadSender()
+		ks, err := kernelpath.LoadSender(d.iface)
 		if err != nil {
 			return err
 		}

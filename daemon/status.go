@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mctun/datapath"
+	"mctun/kernelpath"
 )
 
 // Status is what mctun status shows, as the running instance reports it.
@@ -45,7 +46,7 @@ type SourceStatus struct {
 
 // KernelStatus is what the kernel path does on one side.
 type KernelStatus struct {
-	Interfaces []string `json:"interfaces"` // where its programs are attached
+	Attached []kernelpath.Attachment `json:"attached"` // its programs, and where they are attached
 	// Paths counts packets by the path they took: "kernel", or "user_..." with why the kernel
 	// path left them to user space.
 	Paths    map[string]uint64 `json:"paths"`
@@ -87,11 +88,7 @@ func (d *daemon) status() Status {
 		}
 		if k := d.kSender; k != nil {
 			k.AddStats(&st.Source.Stats)
-			ifaces := []string{d.iface}
-			if m := d.cfg.Member; m != nil {
-				ifaces = append(ifaces, m.TUN)
-			}
-			st.Source.Kernel = &KernelStatus{Interfaces: ifaces, Paths: k.Paths(), MapBytes: k.MapBytes()}
+			st.Source.Kernel = &KernelStatus{Attached: k.Attached(), Paths: k.Paths(), MapBytes: k.MapBytes()}
 		}
 	}
 	if m := d.cfg.Member; m != nil {
@@ -100,7 +97,7 @@ func (d *daemon) status() Status {
 			SocketDrops: drops, Stats: d.receiver.Stats()}
 		if k := d.kReceiver; k != nil {
 			k.AddDrops(st.Member.Stats.Drops)
-			st.Member.Kernel = &KernelStatus{Interfaces: k.Interfaces(), Paths: k.Paths(), MapBytes: k.MapBytes()}
+			st.Member.Kernel = &KernelStatus{Attached: k.Attached(), Paths: k.Paths(), MapBytes: k.MapBytes()}
 		}
 	}
 	return st

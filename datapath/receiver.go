@@ -32,6 +32,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"mctun/capture"
 	"mctun/config"
 	"mctun/encap"
 	"mctun/tun"
@@ -222,6 +223,9 @@ func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, delivery,
 	if len(inner) > p.mtu {
 		r.drops.Add(TooBig)
 		return nil, delivery{}, false
+	}
+	if r.open == nil && in.HasPort && !in.Fragment && capture.ChecksumUnfinished(inner) {
+		capture.CompleteChecksum(inner) // a kernel-path source's offload: see ChecksumUnfinished
 	}
 	d := delivery{source: src, group: in.Dst.As4(), seq: h.Seq}
 	if r.account == nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
 // be32 is an address as the programs hold it: its bytes in network order, in a native word.
@@ -71,10 +72,16 @@ func mapBytes(maps ...*ebpf.Map) uint64 {
 
 // supported says what the kernel lacks that the programs need, if anything, in words.
 func supported() error {
-	if err := features.HaveProgramHelper(ebpf.SchedCLS, asm.FnLoop); err != nil {
-		return fmt.Errorf("the kernel lacks bpf_loop (Linux 5.17 and later have it): %w", err)
+	err := features.HaveProgramHelper(ebpf.SchedCLS, asm.FnLoop)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ebpf.ErrNotSupported):
+		return errors.New("the kernel lacks bpf_loop (Linux 5.17 and later have it)")
+	case errors.Is(err, unix.EPERM):
+		return errors.New("loading BPF programs is not permitted: it needs CAP_BPF and CAP_NET_ADMIN (or root)")
 	}
-	return nil
+	return fmt.Errorf("probing the kernel for BPF: %w", err)
 }
 
 // probeTCX tries to attach prog to an interface that cannot exist: a kernel with tcx says
@@ -88,4 +95,24 @@ func probeTCX(prog *ebpf.Program) error {
 		return errors.New("the kernel cannot attach programs with tcx (Linux 6.6 and later can)")
 	}
 	return nil
+}
+
+// Attachment is one of the kernel path's programs attached to an interface.
+type Attachment struct {
+	Program   string `json:"program"`
+	ID        uint32 `json:"id"` // the kernel's program id, as bpftool prog show lists it
+	Interface string `json:"interface"`
+	Hook      string `json:"hook"` // "ingress" or "egress" (tcx)
+}
+
+// attachment describes prog attached to ifname's hook.
+func attachment(prog *ebpf.Program, ifname, hook string) Attachment {
+	a := Attachment{Interface: ifname, Hook: hook}
+	if info, err := prog.Info(); err == nil {
+		a.Program = info.Name
+		if id, ok := info.ID(); ok {
+			a.ID = uint32(id)
+		}
+	}
+	return a
 }

@@ -35,6 +35,9 @@ type Receiver struct {
 	dump  dumper
 	links map[int]link.Link // by ifindex
 
+	attachedMu sync.Mutex
+	attached   []Attachment
+
 	done    chan struct{}
 	stopped sync.WaitGroup
 
@@ -186,29 +189,27 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 		if l, err := r.nl.LinkByIndex(ifindex); err != nil || l.Attrs().Flags&net.FlagLoopback != 0 {
 			continue
 		}
+		name := fmt.Sprint(ifindex)
+		if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
+			name = nl.Attrs().Name
+		}
 		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: r.objs.MctunIngress, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
 		if err != nil {
-			name := fmt.Sprint(ifindex)
-			if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
-				name = nl.Attrs().Name
-			}
 			return fmt.Errorf("kernel path: attach to %s's ingress: %w", name, err)
 		}
 		r.links[ifindex] = l
+		r.attachedMu.Lock()
+		r.attached = append(r.attached, attachment(r.objs.MctunIngress, name, "ingress"))
+		r.attachedMu.Unlock()
 	}
 	return nil
 }
 
-// Interfaces names the interfaces the program is attached to.
-func (r *Receiver) Interfaces() []string {
-	var names []string
-	for ifindex := range r.links {
-		if l, err := r.nl.LinkByIndex(ifindex); err == nil {
-			names = append(names, l.Attrs().Name)
-		}
-	}
-	slices.Sort(names)
-	return names
+// Attached lists the programs attached, and where.
+func (r *Receiver) Attached() []Attachment {
+	r.attachedMu.Lock()
+	defer r.attachedMu.Unlock()
+	return slices.Clone(r.attached)
 }
 
 // followAddrs keeps local_addrs, the addresses a tunnel packet may be for, in line with the

@@ -40,14 +40,15 @@ const grace = time.Second
 // group_stats, member_stats and sender_paths; Sender writes config, groups and fanout, and
 // reads the counters when asked.
 type Sender struct {
-	objs   senderObjects
-	seq    *mapped // group_seq, shared with the user-space sender
-	gstats *mapped // group_stats
-	mstats *mapped // member_stats
-	links  []link.Link
-	log    *slog.Logger
-	nl     *netlink.Handle
-	dump   dumper
+	objs     senderObjects
+	seq      *mapped // group_seq, shared with the user-space sender
+	gstats   *mapped // group_stats
+	mstats   *mapped // member_stats
+	links    []link.Link
+	attached []Attachment
+	log      *slog.Logger
+	nl       *netlink.Handle
+	dump     dumper
 
 	done    chan struct{}
 	stopped sync.WaitGroup
@@ -104,10 +105,15 @@ type SenderOptions struct {
 type MemberReport func(addr netip.Addr, port uint16, member netip.AddrPort, err error)
 
 // LoadSender loads the sender side's programs and maps into the kernel, attaching nothing:
-// its error says why the kernel refuses them.
-func LoadSender() (*Sender, error) {
+// its error says why the kernel, or the source interface iface, does not take them.
+func LoadSender(iface string) (*Sender, error) {
 	if err := supported(); err != nil {
 		return nil, err
+	}
+	if l, err := netlink.LinkByName(iface); err != nil {
+		return nil, fmt.Errorf("the source interface %s: %w", iface, err)
+	} else if a := l.Attrs(); a.EncapType != "ether" || len(a.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("the source interface %s is not an Ethernet interface (%s)", iface, a.EncapType)
 	}
 	s := &Sender{
 		routes:   make(map[groupKey]*route),
@@ -194,8 +200,12 @@ func (s *Sender) attach(ifindex int, name string, prog *ebpf.Program) error {
 		return fmt.Errorf("kernel path: attach to %s's egress: %w", name, err)
 	}
 	s.links = append(s.links, l)
+	s.attached = append(s.attached, attachment(prog, name, "egress"))
 	return nil
 }
+
+// Attached lists the programs attached, and where.
+func (s *Sender) Attached() []Attachment { return slices.Clone(s.attached) }
 
 // follow keeps the next hops current: neighbour and route events as they come, and every 2 s
 // the interface's MTU, the runs given up, and the groups not ready yet.

@@ -72,6 +72,10 @@ func testWorkedExample(t *testing.T, dp string) {
 	if g.Packets != n || len(g.Members) != 3 {
 		t.Errorf("source mctun status: group %+v, want %d packets to 3 members", g, n)
 	}
+	// All but the first few, sent before the router's address was resolved.
+	for _, h := range w.hosts[:4] {
+		w.checkInKernel(h, n-100)
+	}
 	for _, m := range g.Members {
 		if m.Packets != n || m.Errors != 0 {
 			t.Errorf("source mctun status: member %+v, want %d packets, no errors", m, n)
@@ -433,9 +437,9 @@ sources = ["198.18.1.2"]
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.send(h1, mcapp.SendOptions{Group: groupB, Port: 6000, Count: n, Rate: 2000})
+		w.send(h1, mcapp.SendOptions{Group: groupB, Port: 6000, Count: n, Size: 1000, Rate: 2000})
 	}()
-	w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Rate: 2000})
+	w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 2000})
 	<-done
 	for i, rep := range w.reports(recvA) {
 		w.checkStream([]string{"h0 (its own group)", "h1", "h2"}[i], rep, n, "198.18.1.2")
@@ -456,6 +460,8 @@ sources = ["198.18.1.2"]
 	if m := w.status(h0).Source.Stats.Groups[0].Members; len(m) != 2 {
 		t.Errorf("h0 sends group A to %v; want h1 and h2 only (not itself)", m)
 	}
+	// h0 sent its own group from its TUN's egress, and received group B, in the kernel.
+	w.checkInKernel(h0, 2*n-200)
 }
 
 // 10. Members whose kernel filters reverse paths strictly (1, the RHEL default) or loosely

@@ -247,12 +247,49 @@ type status struct {
 			Packets    uint64 `json:"packets"`
 			KernelDrop uint64 `json:"kernel_drops"`
 		} `json:"captures"`
-		Stats datapath.SenderStats `json:"stats"`
+		Stats  datapath.SenderStats `json:"stats"`
+		Kernel *kernelStatus        `json:"kernel"`
 	} `json:"source"`
 	Member *struct {
 		SocketDrops uint64                 `json:"socket_drops"`
 		Stats       datapath.ReceiverStats `json:"stats"`
+		Kernel      *kernelStatus          `json:"kernel"`
 	} `json:"member"`
+	Datapath string `json:"datapath"`
+}
+
+// kernelStatus is the part of a side's status the kernel path adds.
+type kernelStatus struct {
+	Attached []struct {
+		Program, Interface, Hook string
+		ID                       uint32
+	} `json:"attached"`
+	Paths map[string]uint64 `json:"paths"`
+}
+
+// inKernel returns how many packets h's kernel path forwarded itself: sent on its sender
+// side plus delivered on its receiver side; 0 without a kernel path.
+func (st status) inKernel() uint64 {
+	var n uint64
+	if st.Source != nil && st.Source.Kernel != nil {
+		n += st.Source.Kernel.Paths["kernel"]
+	}
+	if st.Member != nil && st.Member.Kernel != nil {
+		n += st.Member.Kernel.Paths["kernel"]
+	}
+	return n
+}
+
+// checkInKernel asserts that on the kernel datapath, h's kernel path itself forwarded at
+// least want packets: what a test sends took the fast path, not the fallback.
+func (w *world) checkInKernel(h *topo.Host, want uint64) {
+	w.t.Helper()
+	if w.datapath != "kernel" {
+		return
+	}
+	if got := w.status(h).inKernel(); got < want {
+		w.t.Errorf("%s: its kernel path forwarded %d packets itself, want at least %d", h, got, want)
+	}
 }
 
 // status is h's mctun stats --json: every counter.

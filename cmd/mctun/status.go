@@ -66,7 +66,16 @@ func printKernelSummary(w io.Writer, k *daemon.KernelStatus) {
 			user += n
 		}
 	}
-	fmt.Fprintf(w, "  kernel path on %s: %d packets in the kernel, %d left to user space\n", strings.Join(k.Interfaces, ", "), k.Paths["kernel"], user)
+	fmt.Fprintf(w, "  kernel path on %s: %d packets in the kernel, %d left to user space\n", attachedTo(k), k.Paths["kernel"], user)
+}
+
+// attachedTo says where the kernel path's programs are: "eth0 egress, mctun0 egress".
+func attachedTo(k *daemon.KernelStatus) string {
+	var where []string
+	for _, a := range k.Attached {
+		where = append(where, a.Interface+" "+a.Hook)
+	}
+	return strings.Join(where, ", ")
 }
 
 // printKernelStats writes every counter of the kernel path's part of a side.
@@ -74,7 +83,10 @@ func printKernelStats(w io.Writer, k *daemon.KernelStatus) {
 	if k == nil {
 		return
 	}
-	fmt.Fprintf(w, "  kernel path on %s (maps: %d KiB of kernel memory):\n", strings.Join(k.Interfaces, ", "), (k.MapBytes+1023)/1024)
+	fmt.Fprintf(w, "  kernel path on %s (maps: %d KiB of kernel memory):\n", attachedTo(k), (k.MapBytes+1023)/1024)
+	for _, a := range k.Attached {
+		fmt.Fprintf(w, "    program %s (id %d) on %s %s\n", a.Program, a.ID, a.Interface, a.Hook)
+	}
 	printCounts(w, "by path", k.Paths)
 }
 
