@@ -213,7 +213,7 @@ func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, delivery,
 	}
 	in, err := encap.CheckInner(inner)
 	if err != nil {
-		r.drops.Add(innerReason(err))
+		r.drops.Add(InnerReason(err))
 		return nil, delivery{}, false
 	}
 	if p.groups != nil && !p.groups[in.Dst.As4()] {

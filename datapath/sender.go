@@ -252,7 +252,7 @@ func (s *Sender) forward(b *batch, n int) error {
 		inner := b.bufs[i][encap.Headroom : encap.Headroom+b.sizes[i]]
 		in, err := encap.CheckInner(inner)
 		if err != nil {
-			s.drops.Add(innerReason(err))
+			s.drops.Add(InnerReason(err))
 			continue
 		}
 		if len(inner) > b.maxInner {
