@@ -115,16 +115,23 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Collect makes the metrics while read holds the snapshot (the daemon's lock), and hands them
+// to the registry after: the registry's work, most of a scrape's, then delays no reload.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	c.read(func(s metricsScrape) { collect(ch, s) })
+	var ms []prometheus.Metric
+	c.read(func(s metricsScrape) { ms = collect(ms, s) })
+	for _, m := range ms {
+		ch <- m
+	}
 }
 
-func collect(ch chan<- prometheus.Metric, s metricsScrape) {
+// collect appends the metrics of s to ms.
+func collect(ms []prometheus.Metric, s metricsScrape) []prometheus.Metric {
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+		ms = append(ms, prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...))
 	}
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+		ms = append(ms, prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...))
 	}
 	st := s.Status
 	gauge(descBuildInfo, 1, st.Version, runtime.Version())
@@ -192,6 +199,7 @@ func collect(ch chan<- prometheus.Metric, s metricsScrape) {
 		counter(descSocketDrops, mem.SocketDrops)
 		counter(descHostPackets, mem.Stats.HostPackets)
 	}
+	return ms
 }
 
 // readMetrics is the collector's read: the status and the members' counters under d.mu, so

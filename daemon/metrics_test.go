@@ -507,3 +507,47 @@ func TestRebindMetrics(t *testing.T) {
 	}
 	waitGoroutines(t, before)
 }
+
+// BenchmarkMetricsScrape scrapes a source of 16 groups of 4,096 members (65,536 in all), with
+// and without per-member series: the time the daemon's lock is held is about a scrape's.
+func BenchmarkMetricsScrape(b *testing.B) {
+	conn := encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.2:40000"))
+	defer conn.Close()
+	var groups []config.Group
+	for g := range 16 {
+		grp := config.Group{Address: netip.AddrFrom4([4]byte{224, 1, 1, byte(g)}), Port: 5000}
+		for m := range 4096 {
+			grp.Members = append(grp.Members, netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(m >> 8), byte(m)}), 4754))
+		}
+		groups = append(groups, grp)
+	}
+	sender := datapath.NewSender(conn, 0, groups, nil, quiet)
+	for _, perMember := range []bool{false, true} {
+		b.Run(fmt.Sprintf("per_member=%t", perMember), func(b *testing.B) {
+			var locked time.Duration // as long as the daemon's lock would be held
+			c := &collector{read: func(f func(metricsScrape)) {
+				start := time.Now()
+				s := metricsScrape{Status: Status{Version: "v1", Datapath: "user", Source: &SourceStatus{Stats: sender.Stats()}}}
+				if perMember {
+					s.Members = sender.Members
+				}
+				f(s)
+				locked += time.Since(start)
+			}}
+			h := newMetricsHandler(c, quiet)
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatal(rec.Code)
+				}
+				size = rec.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/scrape")
+			b.ReportMetric(float64(locked.Milliseconds())/float64(b.N), "ms-locked/op")
+		})
+	}
+}
