@@ -239,6 +239,9 @@ func (d *daemon) start() error {
 		}
 	}
 
+	if d.metrics != nil { // there is something to read now; before the control socket, so before any reload
+		d.metrics.serve()
+	}
 	ctl, err := control.Listen(control.SocketName, d.log)
 	if err != nil {
 		return err
@@ -255,9 +258,6 @@ func (d *daemon) start() error {
 	}
 	if d.receiver != nil {
 		d.run("receiver side", func() error { return d.receiver.Run(d.sender == nil) })
-	}
-	if d.metrics != nil {
-		d.metrics.serve()
 	}
 	return nil
 }

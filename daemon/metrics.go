@@ -295,8 +295,8 @@ func (s *metricsServer) shutdown(timeout time.Duration) {
 }
 
 // startMetrics binds metrics.listen, the first thing start does, so that an address that
-// cannot be bound fails mctun up before anything changes on the host. Serving starts at the
-// end of start, once there is something to read.
+// cannot be bound fails mctun up before anything changes on the host. Serving starts once
+// the packet paths exist, before the control socket (so before any reload).
 func (d *daemon) startMetrics() error {
 	if !d.cfg.Metrics.Enabled() {
 		return nil
@@ -338,7 +338,7 @@ func (d *daemon) rebindMetrics(next config.Metrics) (commit, abort func(), err e
 		d.metrics = nil
 		srv, err := listenMetrics(cur, d.metricsHandler(), d.log)
 		if err != nil {
-			d.log.Error("metrics: cannot serve on the previous address again; no metrics until the next reload", "err", err)
+			d.log.Error("metrics: cannot serve on the previous address again; no metrics until metrics.listen changes or mctun restarts", "err", err)
 			return
 		}
 		srv.serve()
