@@ -205,9 +205,12 @@ func TestMetricsOneRole(t *testing.T) {
 	source.Member = nil
 	for _, tt := range []struct {
 		name   string
-		st     Status
+		scrape metricsScrape
 		absent string
-	}{{"member", member, "mctun_sender_"}, {"source", source, "mctun_receiver_"}} {
+	}{
+		{"member", metricsScrape{Status: member}, "mctun_sender_"}, // no sender side: no Members
+		{"source", metricsScrape{Status: source, Members: fixtureMembers}, "mctun_receiver_"},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var want []string
 			for _, line := range strings.SplitAfter(fixtureExposition, "\n") {
@@ -215,10 +218,7 @@ func TestMetricsOneRole(t *testing.T) {
 					want = append(want, line)
 				}
 			}
-			c := fixedCollector(metricsScrape{Status: tt.st, Members: fixtureMembers})
-			if tt.name == "member" {
-				c = fixedCollector(metricsScrape{Status: tt.st})
-			}
+			c := fixedCollector(tt.scrape)
 			if err := testutil.CollectAndCompare(c, strings.NewReader(strings.Join(want, ""))); err != nil {
 				t.Error(err)
 			}
