@@ -223,8 +223,8 @@ func newMetricsHandler(c prometheus.Collector, log *slog.Logger) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog:      promLogger{log},
 		ErrorHandling: promhttp.ContinueOnError,
-		// A scrape with per-member series copies every member's counters: a few scrapers at
-		// once are plenty, more wait their turn.
+		// A scrape with per-member series copies every member's counters: two scrapers at
+		// once are plenty; a third gets 503 Service Unavailable.
 		MaxRequestsInFlight: 2,
 	}))
 	return mux
