@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -58,6 +59,11 @@ type daemon struct {
 	kSender   *kernelpath.Sender   // the sender side in the kernel; nil without it
 	kReceiver *kernelpath.Receiver // the receiver side in the kernel; nil without it
 	closers   []io.Closer          // what start opened, in order
+
+	metrics     *metricsServer // serving [metrics]; nil when off. Guarded by mu.
+	metricsHTTP http.Handler   // its handler, made once (metricsHandler)
+	reloads     Outcomes       // guarded by mu
+	commands    Outcomes       // management commands that change the instance; guarded by mu
 
 	routines int        // packet-path goroutines started
 	failed   chan error // a packet path that stopped on its own
@@ -201,6 +207,9 @@ func NotifyUp(notify *os.File, err error) {
 // whatever start got done.
 func (d *daemon) start() error {
 	cfg := d.cfg
+	if err := d.startMetrics(); err != nil {
+		return err
+	}
 	var auth *encap.Auth
 	if cfg.SecretFile != "" { // before anything changes on the host
 		secret, err := config.ReadSecret(cfg.SecretFile)
@@ -233,6 +242,9 @@ func (d *daemon) start() error {
 		}
 	}
 
+	if d.metrics != nil { // there is something to read now; before the control socket, so before any reload
+		d.metrics.serve()
+	}
 	ctl, err := control.Listen(control.SocketName, d.log)
 	if err != nil {
 		return err
@@ -541,6 +553,7 @@ func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.Add
 // host changes.
 func (d *daemon) stop() error {
 	close(d.stopping)
+	d.stopMetrics()
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}
@@ -571,6 +584,9 @@ func (d *daemon) logStarted() {
 	}
 	if m := d.cfg.Member; m != nil {
 		attrs = append(attrs, "tun", m.TUN, "sources", len(m.Sources))
+	}
+	if d.metrics != nil {
+		attrs = append(attrs, "metrics", d.metrics.url())
 	}
 	d.log.Info("forwarding", attrs...)
 	if d.cfg.SecretFile == "" {

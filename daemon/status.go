@@ -29,10 +29,23 @@ type Status struct {
 	Tunnel  string    `json:"tunnel"` // what protects it: "not authenticated", "authenticated (...)", ...
 	// Datapath is where packets are forwarded: "kernel" (the plain tunnel's fast path, with
 	// user space for what it hands up) or "user". DatapathReason says why auto chose user.
-	Datapath       string        `json:"datapath"`
-	DatapathReason string        `json:"datapath_reason,omitempty"`
-	Source         *SourceStatus `json:"source,omitempty"`
-	Member         *MemberStatus `json:"member,omitempty"`
+	Datapath       string `json:"datapath"`
+	DatapathReason string `json:"datapath_reason,omitempty"`
+	// Metrics is the URL of the Prometheus endpoint ([metrics]), or empty when it is off.
+	Metrics string `json:"metrics,omitempty"`
+	// Reloads counts reloads (mctun reload, SIGHUP); Commands the management commands that
+	// change the instance (group, member and source add, del, ...).
+	Reloads  Outcomes      `json:"reloads"`
+	Commands Outcomes      `json:"commands"`
+	Source   *SourceStatus `json:"source,omitempty"`
+	Member   *MemberStatus `json:"member,omitempty"`
+}
+
+// Outcomes counts requests to change the running instance: those applied, and those refused,
+// which changed nothing.
+type Outcomes struct {
+	Applied uint64 `json:"applied"`
+	Refused uint64 `json:"refused"`
 }
 
 // SourceStatus is the sender side's part of Status.
@@ -75,9 +88,15 @@ type MemberStatus struct {
 func (d *daemon) status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.statusLocked()
+}
+
+// statusLocked is status for a caller that holds d.mu.
+func (d *daemon) statusLocked() Status {
 	st := Status{PID: os.Getpid(), Version: d.version, Started: d.started, Config: d.cfg.Path,
 		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key,
-		Tunnel: tunnelProtection(d.cfg), Datapath: d.datapath, DatapathReason: d.datapathReason}
+		Tunnel: tunnelProtection(d.cfg), Datapath: d.datapath, DatapathReason: d.datapathReason,
+		Metrics: d.metricsURL(), Reloads: d.reloads, Commands: d.commands}
 	if d.sender != nil {
 		cs := d.capture.Stats()
 		st.Source = &SourceStatus{
@@ -121,11 +140,7 @@ func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	if s.d.sender != nil {
-		groups := st.Source.Stats.Groups
-		err := s.d.sender.Members(func(i int, ms []datapath.MemberStats) error {
-			if s.d.kSender != nil && i < len(groups) {
-				s.d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
-			}
+		err := s.d.memberStats(st.Source.Stats.Groups, func(i int, ms []datapath.MemberStats) error {
 			return enc.Encode(GroupMembers{Group: i, Members: ms})
 		})
 		if err != nil {
@@ -167,4 +182,15 @@ func (d *daemon) logTo() string {
 		return d.state.LogPath()
 	}
 	return "stderr"
+}
+
+// memberStats calls f with each group's members' counters in turn, both paths' added up,
+// groups in the order of groups, which a status taken just before gave.
+func (d *daemon) memberStats(groups []datapath.GroupStats, f func(group int, members []datapath.MemberStats) error) error {
+	return d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+		if d.kSender != nil && i < len(groups) {
+			d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
+		}
+		return f(i, ms)
+	})
 }

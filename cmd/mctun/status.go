@@ -100,6 +100,9 @@ func printHeader(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, " (not the kernel: %s)", st.DatapathReason)
 	}
 	fmt.Fprintln(w)
+	if st.Metrics != "" {
+		fmt.Fprintf(w, "metrics: %s\n", st.Metrics)
+	}
 }
 
 // printStats writes every counter of daemon.Status for a person, zeros included.
