@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"mctun/config"
@@ -164,7 +163,7 @@ func runAdmin(prog string, args []string) int {
 		return exitOK
 	}
 	original := shellJoin(append([]string{prog}, args...))
-	if prog == legacy.ClientAdmin && slices.Equal(t.Args[:2], []string{"source", "add"}) && isSource(t.Args[2]) {
+	if len(t.Args) == 3 && t.Args[0] == "source" && t.Args[1] == "add" && isSource(t.Args[2]) {
 		// The original added a server once per group; mctun accepts a source for all of them.
 		fmt.Fprintf(os.Stderr, "%s: %s is a source already (mctun source list); nothing to run\n", original, t.Args[2])
 		printNotes(prog, t.Notes)
