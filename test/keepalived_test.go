@@ -211,8 +211,10 @@ func (w *world) waitVIP(h *topo.Host, want bool) bool {
 }
 
 // keepalived's VRRP through mctun, on hosts that filter reverse paths strictly: one MASTER
-// (the higher priority) and one BACKUP while both run; the BACKUP takes over within 5 s of the MASTER stopping, whether it stops cleanly
-// (SIGTERM) or crashes (SIGKILL); and advertisements flow both ways.
+// (the higher priority) and one BACKUP while both run; the BACKUP takes over within 5 s of
+// the MASTER stopping, whether it stops cleanly (SIGTERM) or crashes (SIGKILL);
+// advertisements flow both ways; and VRRP keeps working when mctun is killed and started
+// again, or stopped and started with keepalived restarted after it, as the README says.
 func TestKeepalived(t *testing.T) {
 	if _, err := exec.LookPath("keepalived"); err != nil {
 		t.Skip("keepalived is not installed (apt-get install keepalived)")
