@@ -63,20 +63,25 @@ var (
 // Result, and the error (a *config.Error) names every such file.
 func Import(files []File) (*Result, error) {
 	im := &importer{
-		res:      &Result{Config: &config.Config{Port: config.DefaultPort}},
-		byEntry:  map[groupEntry]*config.Group{},
-		memberOf: map[netip.Addr]map[netip.Addr]membership{},
-		sources:  map[netip.Addr]bool{},
-		groups:   map[netip.Addr]bool{},
-		pairs:    map[[2]netip.Addr]bool{},
-		entries:  map[clientEntry]config.Origin{},
-		sports:   map[int]bool{},
+		res:         &Result{Config: &config.Config{Port: config.DefaultPort}},
+		byEntry:     map[groupEntry]*config.Group{},
+		memberOf:    map[netip.Addr]map[netip.Addr]membership{},
+		sources:     map[netip.Addr]bool{},
+		groups:      map[netip.Addr]bool{},
+		pairs:       map[[2]netip.Addr]bool{},
+		entries:     map[clientEntry]config.Origin{},
+		serverPorts: map[int]bool{},
 	}
 	var fatal []config.Problem
 	for _, f := range files {
 		root, err := parseJSON(f.Data)
 		if err != nil {
-			fatal = append(fatal, config.Problem{File: f.Name, Msg: err.Error()})
+			p := config.Problem{File: f.Name, Msg: err.Error()}
+			var jerr *jsonError
+			if errors.As(err, &jerr) {
+				p.Line, p.Msg = jerr.line, jerr.msg
+			}
+			fatal = append(fatal, p)
 			continue
 		}
 		if p, ok := im.file(f.Name, root); !ok {
@@ -93,7 +98,7 @@ func Import(files []File) (*Result, error) {
 			s.Groups = append(s.Groups, *g)
 		}
 	}
-	for p := range im.sports {
+	for p := range im.serverPorts {
 		res.serverPorts = append(res.serverPorts, p)
 	}
 	slices.Sort(res.serverPorts)
@@ -116,13 +121,14 @@ type importer struct {
 	memberOf  map[netip.Addr]map[netip.Addr]membership
 
 	// The clients' servers and groups, which servers sent which groups, and each entry once.
-	sources      map[netip.Addr]bool
-	groups       map[netip.Addr]bool
-	pairs        map[[2]netip.Addr]bool
-	entries      map[clientEntry]config.Origin
-	clientFiles  []string
-	sports       map[int]bool
-	sourceCounts map[netip.Addr]bool // of the file being read
+	sources     map[netip.Addr]bool
+	groups      map[netip.Addr]bool
+	pairs       map[[2]netip.Addr]bool
+	entries     map[clientEntry]config.Origin
+	clientFiles []string
+	fileServers map[netip.Addr]bool // the servers of the client file being read
+
+	serverPorts map[int]bool // every valid server_port, of both kinds of file
 }
 
 type groupEntry struct {
@@ -170,7 +176,7 @@ func (im *importer) file(name string, root *node) (config.Problem, bool) {
 	}
 	for _, f := range []*field{srv, cli} {
 		if f != nil && f.val.kind != kindArray {
-			return not("%s: want an array, got %s", f.key, f.val.describe())
+			return config.Problem{File: name, Line: f.line, Key: f.key, Msg: "want an array, got " + f.val.describe()}, false
 		}
 	}
 	im.res.Files = append(im.res.Files, FileInfo{Name: name})
@@ -328,12 +334,12 @@ func (im *importer) serverPort(obj *node, f *field, key string, addr netip.Addr,
 	case msg != "":
 		im.problem(f.line, key, "%s; ignored: mctun sends to its tunnel port, %d", msg, config.DefaultPort)
 	case n != port:
-		im.sports[n] = true
+		im.serverPorts[n] = true
 		im.problem(f.line, key, "%d differs from group_port %d: the original rewrote the destination to member:%d; "+
 			"mctun carries each packet unchanged, so the members' applications receive it on %s, as the source's "+
 			"application sent it: one that listened on port %d must listen on %d", n, port, n, groupName(addr, uint16(port)), n, port)
 	default:
-		im.sports[n] = true
+		im.serverPorts[n] = true
 	}
 }
 
@@ -345,11 +351,11 @@ func (im *importer) client(arr *node) {
 		cfg.Member = &config.Member{Sources: []netip.Addr{}}
 	}
 	im.clientFiles = append(im.clientFiles, im.info.Name)
-	im.sourceCounts = map[netip.Addr]bool{}
+	im.fileServers = map[netip.Addr]bool{}
 	for i, e := range arr.elems {
 		im.clientEntry(fmt.Sprintf("%s[%d]", clientArray, i), e)
 	}
-	im.info.Servers = len(im.sourceCounts)
+	im.info.Servers = len(im.fileServers)
 }
 
 // clientEntry reads one element of multi_server_info_array.
@@ -389,7 +395,7 @@ func (im *importer) clientEntry(key string, e *node) {
 	} else if n, msg := portValue(sp.val); msg != "" {
 		im.problem(sp.line, key+".server_port", "%s; ignored: mctun receives on its tunnel port, %d", msg, config.DefaultPort)
 	} else {
-		im.sports[n] = true
+		im.serverPorts[n] = true
 		if n != port {
 			im.problem(sp.line, key+".server_port", "%d differs from group_port %d: the original received group %s from %s "+
 				"on port %d and sent it on to port %d; mctun delivers each packet as the source's application sent it, "+
@@ -409,7 +415,7 @@ func (im *importer) clientEntry(key string, e *node) {
 		m.Sources = append(m.Sources, server)
 		m.SourceOrigins = append(m.SourceOrigins, config.Origin{File: im.info.Name, Line: f["server_ip"].line})
 	}
-	im.sourceCounts[server] = true
+	im.fileServers[server] = true
 	if !im.groups[group] {
 		im.groups[group] = true
 		m.Groups = append(m.Groups, group)

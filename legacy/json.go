@@ -76,7 +76,7 @@ func (n *node) describe() string {
 // start, as editors on other systems write, is skipped. Errors name the line.
 func parseJSON(data []byte) (*node, error) {
 	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("larger than %d MiB: not a config of the original tool", MaxFileSize>>20)
+		return nil, &jsonError{0, fmt.Sprintf("larger than %d MiB: not a config of the original tool", MaxFileSize>>20)}
 	}
 	bom := 0
 	if bytes.HasPrefix(data, []byte("\xef\xbb\xbf")) {
@@ -94,7 +94,7 @@ func parseJSON(data []byte) (*node, error) {
 	if err == nil {
 		switch _, terr := r.dec.Token(); {
 		case terr == nil:
-			err = fmt.Errorf("line %d: more after the end of the JSON value", r.line())
+			err = &jsonError{r.line(), "more after the end of the JSON value"}
 		case terr != io.EOF:
 			err = terr
 		}
@@ -122,8 +122,18 @@ func (r *jsonReader) line() int {
 	return r.lineAt(r.bom + int(r.dec.InputOffset()) - 1)
 }
 
-// errTooDeep is what the reader says of arrays or objects nested too deeply.
-var errTooDeep = errors.New("nested too deeply")
+// jsonError is what is wrong with a file, and on which line (0: the file as a whole).
+type jsonError struct {
+	line int
+	msg  string
+}
+
+func (e *jsonError) Error() string {
+	if e.line == 0 {
+		return e.msg
+	}
+	return fmt.Sprintf("line %d: %s", e.line, e.msg)
+}
 
 // value reads one value at depth.
 func (r *jsonReader) value(depth int) (*node, error) {
@@ -143,7 +153,7 @@ func (r *jsonReader) value(depth int) (*node, error) {
 		n.kind, n.str = kindString, t
 	case json.Delim:
 		if depth >= maxDepth {
-			return nil, fmt.Errorf("line %d: %w", n.line, errTooDeep)
+			return nil, &jsonError{n.line, "nested too deeply"}
 		}
 		switch t {
 		case '[':
@@ -192,15 +202,15 @@ func (r *jsonReader) explain(err error) error {
 		if line > 1 {
 			col = off - r.newlines[line-2]
 		}
-		return fmt.Errorf("line %d, column %d: not valid JSON: %s", line, col, syn.Error())
+		return &jsonError{line, fmt.Sprintf("column %d: not valid JSON: %s", col, syn.Error())}
 	}
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		if len(bytes.TrimSpace(r.data[r.bom:])) == 0 {
-			return errors.New("empty: not a config of the original tool")
+			return &jsonError{0, "empty: not a config of the original tool"}
 		}
 		end := len(bytes.TrimRight(r.data, " \t\r\n"))
-		return fmt.Errorf("line %d: not valid JSON: the file ends in the middle of a value", r.lineAt(end-1))
+		return &jsonError{r.lineAt(end - 1), "not valid JSON: the file ends in the middle of a value"}
 	}
 	return err
 }

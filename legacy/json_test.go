@@ -29,10 +29,10 @@ func TestParseJSONErrors(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"", "empty"},
 		{" \n\t", "empty"},
-		{"{\n\"a\": 1,\n}", "line 3, column 1: not valid JSON"},
+		{"{\n\"a\": 1,\n}", "line 3: column 1: not valid JSON"},
 		{"{\"a\": [1, 2", "line 1: not valid JSON: the file ends in the middle of a value"},
 		{"{} []", "more after the end"},
-		{"{} x", "line 1, column 4: not valid JSON"},
+		{"{} x", "line 1: column 4: not valid JSON"},
 		{strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1), "nested too deeply"},
 		{"\"\xff\" x", "not valid JSON"},
 	}
