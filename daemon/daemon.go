@@ -340,7 +340,7 @@ func (d *daemon) startMember(auth *encap.Auth) error {
 	d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
 	if d.kReceiver != nil {
 		d.receiver.ShareFlows(d.kReceiver)
-		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Log: d.log})
+		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Hooks: d.hooks(), Log: d.log})
 		if err != nil {
 			return err
 		}
@@ -385,7 +385,7 @@ func (d *daemon) startSource(auth *encap.Auth) error {
 			return err
 		}
 		o := kernelpath.SenderOptions{Interface: d.iface, Addr: addr, Port: d.sendConn.LocalAddr().Port(),
-			Key: cfg.Key, Groups: groups, Log: d.log}
+			Key: cfg.Key, Groups: groups, Hooks: d.hooks(), Log: d.log}
 		if cfg.Member != nil { // the host's own multicast leaves by the TUN
 			o.TUN = cfg.Member.TUN
 		}
@@ -449,6 +449,16 @@ func (d *daemon) loadKernelPath() error {
 	}
 	return nil
 }
+
+// hooks is how the kernel path attaches its programs: with tcx, or by way of the journal
+// with tc where the kernel has no tcx (or attachClsActEnv asks for it).
+func (d *daemon) hooks() kernelpath.Hooks {
+	return kernelpath.Hooks{ClsAct: d.host, ForceClsAct: os.Getenv(attachClsActEnv) != ""}
+}
+
+// attachClsActEnv, set, makes the kernel path attach with tc (clsact) where the kernel has
+// tcx too: the way older kernels take it, tested on a new one.
+const attachClsActEnv = "MCTUN_KERNEL_PATH_CLSACT"
 
 // refuseKernelEnv, set to a reason, makes the kernel path refuse to load, as a kernel that
 // does not take its programs would: so that the fallback of datapath = "auto" can be seen

@@ -102,6 +102,7 @@ type SenderOptions struct {
 	TUN       string     // on a host that is a member too, its TUN; else ""
 	Key       uint32
 	Groups    []config.Group // as datapath.Sender.Configure takes them
+	Hooks     Hooks
 	Log       *slog.Logger
 }
 
@@ -131,10 +132,6 @@ func LoadSender(iface string) (*Sender, error) {
 	}
 	if err := loadSenderObjects(&s.objs, nil); err != nil {
 		return nil, loadError("sender", err)
-	}
-	if err := probeTCX(s.objs.MctunEgress); err != nil {
-		s.Close()
-		return nil, err
 	}
 	var err error
 	for _, m := range []struct {
@@ -183,7 +180,7 @@ func (s *Sender) Start(o SenderOptions) error {
 	if err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
-	if err := s.attach(a.Index, o.Interface, s.objs.MctunEgress); err != nil {
+	if err := s.attach(o.Hooks, a.Index, o.Interface, s.objs.MctunEgress); err != nil {
 		return err
 	}
 	if o.TUN != "" {
@@ -191,22 +188,24 @@ func (s *Sender) Start(o SenderOptions) error {
 		if err != nil {
 			return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
 		}
-		if err := s.attach(tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress); err != nil {
+		if err := s.attach(o.Hooks, tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress); err != nil {
 			return err
 		}
 	}
 	return s.follow()
 }
 
-// attach puts prog first on ifindex's egress (tcx). The link is not pinned: it goes when
-// mctun goes, however it goes.
-func (s *Sender) attach(ifindex int, name string, prog *ebpf.Program) error {
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
+// attach puts prog first on ifindex's egress. A tcx link is not pinned: it goes when mctun
+// goes, however it goes.
+func (s *Sender) attach(h Hooks, ifindex int, name string, prog *ebpf.Program) error {
+	l, a, err := h.attach(prog, ifindex, name, "egress")
 	if err != nil {
-		return fmt.Errorf("kernel path: attach to %s's egress: %w", name, err)
+		return err
 	}
-	s.links = append(s.links, l)
-	s.attached = append(s.attached, attachment(prog, name, "egress"))
+	if l != nil {
+		s.links = append(s.links, l)
+	}
+	s.attached = append(s.attached, a)
 	return nil
 }
 

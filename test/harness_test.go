@@ -261,7 +261,7 @@ type status struct {
 // kernelStatus is the part of a side's status the kernel path adds.
 type kernelStatus struct {
 	Attached []struct {
-		Program, Interface, Hook string
+		Program, Interface, Hook, With string
 		ID                       uint32
 	} `json:"attached"`
 	Paths map[string]uint64 `json:"paths"`

@@ -85,7 +85,7 @@ func printKernelStats(w io.Writer, k *daemon.KernelStatus) {
 	}
 	fmt.Fprintf(w, "  kernel path on %s (maps: %d KiB of kernel memory):\n", attachedTo(k), (k.MapBytes+1023)/1024)
 	for _, a := range k.Attached {
-		fmt.Fprintf(w, "    program %s (id %d) on %s %s\n", a.Program, a.ID, a.Interface, a.Hook)
+		fmt.Fprintf(w, "    program %s (id %d) on %s %s, with %s\n", a.Program, a.ID, a.Interface, a.Hook, a.With)
 	}
 	printCounts(w, "by path", k.Paths)
 }
