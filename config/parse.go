@@ -115,6 +115,7 @@ type rawLog struct {
 
 type rawSource struct {
 	Interface rawValue   `toml:"interface"`
+	JoinFrom  rawValue   `toml:"join_from"`
 	Group     []rawGroup `toml:"group"`
 }
 
@@ -158,6 +159,7 @@ var schema = map[string]bool{
 	"log.level":            true,
 	"source":               false,
 	"source.interface":     true,
+	"source.join_from":     true,
 	"source.group":         false,
 	"source.group.address": true,
 	"source.group.port":    true,
