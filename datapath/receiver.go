@@ -19,6 +19,11 @@ package datapath
 
 Every packet that fails a step is dropped and counted by reason; none is an error.
 
+On a source that accepts joins (DivertReports), what is a membership report goes to the
+report flow instead (reports.go): a tunnel packet from an address that is not one of the
+sources but may join, before step 2, and one from a source whose inner packet is IGMP,
+between steps 2 and 3.
+
 The TUN also carries the other way what the host itself sends to multicast groups. On a host
 that is also a source the sender side reads it; otherwise routineDrainTUN reads and counts it,
 so it does not sit in the TUN's queue.
@@ -34,6 +39,7 @@ import (
 
 	"mctun/config"
 	"mctun/encap"
+	"mctun/igmp"
 	"mctun/tun"
 )
 
@@ -59,6 +65,9 @@ type Receiver struct {
 	drained atomic.Uint64 // host packets read from the TUN and not forwarded
 	tunLogs logLimiter    // of TUN write failures
 	onEpoch func(src netip.Addr, epoch uint64)
+
+	reports *Reports        // nil: this host takes no reports
+	resync  chan netip.Addr // groups whose flows start their accounting afresh
 }
 
 // policy is what the receiver side accepts, from config.
@@ -97,6 +106,7 @@ func NewReceiver(conn encap.Conn, dev tun.Device, key uint32, m config.Member, o
 		log:      log,
 		flows:    make(map[flowKey]*flow),
 		overflow: &flow{},
+		resync:   make(chan netip.Addr, 256),
 	}
 	r.Configure(key, m)
 	return r
@@ -116,6 +126,37 @@ func (r *Receiver) Configure(key uint32, m config.Member) {
 		}
 	}
 	r.policy.Store(p)
+}
+
+// DivertReports hands the membership reports that reach the tunnel port to reports (see the
+// top of this file). It must be called before Run.
+func (r *Receiver) DivertReports(reports *Reports) { r.reports = reports }
+
+// Resync makes the flows of group start their sequence accounting afresh with their next
+// packet, as on their first: the member (re)joined the group, and what its sources sent
+// while it was not a member is no loss. Safe to call while Run runs; a burst of more than
+// 256 groups between two batches loses the rest, which then count that gap as loss.
+func (r *Receiver) Resync(group netip.Addr) {
+	select {
+	case r.resync <- group:
+	default:
+	}
+}
+
+// applyResync resets the flows of the groups Resync named; routineReceive's own.
+func (r *Receiver) applyResync() {
+	for {
+		select {
+		case g := <-r.resync:
+			for k, f := range r.flows {
+				if k.group == g.As4() {
+					f.seq = seqTracker{}
+				}
+			}
+		default:
+			return
+		}
+	}
 }
 
 // Run runs routineReceive, and routineDrainTUN when drainTUN is set, until the Conn is closed.
@@ -149,6 +190,9 @@ func (r *Receiver) routineReceive() error {
 			}
 			return err
 		}
+		if len(r.resync) > 0 {
+			r.applyResync()
+		}
 		p := r.policy.Load()
 		out, outFlows = out[:0], outFlows[:0]
 		for i := range n {
@@ -171,12 +215,20 @@ func (r *Receiver) routineReceive() error {
 // inner packet to write and its flow, or a nil flow when the packet was dropped (and counted).
 func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, *flow) {
 	if !p.sources[src] {
+		if r.reports != nil && r.reports.InJoinFrom(src) {
+			r.reports.Accept(src, pkt)
+			return nil, nil
+		}
 		r.drops.Add(UnknownSource)
 		return nil, nil
 	}
 	h, inner, err := r.decapsulate(src, pkt)
 	if err != nil {
 		return nil, nil // counted
+	}
+	if r.reports != nil && igmp.IsReport(inner) {
+		r.reports.AcceptInner(src, h, inner)
+		return nil, nil
 	}
 	if h.Key != p.key {
 		r.drops.Add(WrongKey)
