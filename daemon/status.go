@@ -40,6 +40,7 @@ type SourceStatus struct {
 	Captures  []CaptureStatus      `json:"captures"`
 	Skipped   []netip.AddrPort     `json:"skipped_members,omitempty"` // this host's own addresses
 	Stats     datapath.SenderStats `json:"stats"`
+	Joins     *JoinStatus          `json:"joins"` // dynamic membership
 }
 
 // CaptureStatus counts one capture source.
@@ -57,6 +58,7 @@ type MemberStatus struct {
 	Groups      []netip.Addr           `json:"groups"`       // empty: any
 	SocketDrops uint64                 `json:"socket_drops"` // receive buffer full
 	Stats       datapath.ReceiverStats `json:"stats"`
+	Reporting   *ReportingStatus       `json:"reporting"` // the groups joined on the TUN, as reported to the sources
 }
 
 // status is what status shows, and what stats shows but for each member's counters.
@@ -73,12 +75,13 @@ func (d *daemon) status() Status {
 			Captures:  []CaptureStatus{{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}},
 			Skipped:   d.skipped,
 			Stats:     d.sender.Stats(),
+			Joins:     d.joinStatus(),
 		}
 	}
 	if m := d.cfg.Member; m != nil {
 		drops, _ := d.recvConn.ReceiveDrops()
 		st.Member = &MemberStatus{TUN: m.TUN, MTU: m.MTU, Sources: m.Sources, Groups: m.Groups,
-			SocketDrops: drops, Stats: d.receiver.Stats()}
+			SocketDrops: drops, Stats: d.receiver.Stats(), Reporting: d.reporter.status()}
 	}
 	return st
 }

@@ -367,16 +367,10 @@ func (t *Table) Effective(static []config.Group, tunnelPort uint16, self netip.A
 		if len(dyn) == 0 {
 			continue
 		}
-		targets := byAddr[g]
+		targets := placement(static, byAddr[g])
 		if len(targets) == 0 {
 			out = append(out, config.Group{Address: g, Members: dyn})
 			continue
-		}
-		for _, i := range targets {
-			if out[i].Port == 0 {
-				targets = []int{i}
-				break
-			}
 		}
 		for _, i := range targets {
 			listed := make(map[netip.Addr]bool, len(out[i].Members))
@@ -393,4 +387,26 @@ func (t *Table) Effective(static []config.Group, tunnelPort uint16, self netip.A
 		}
 	}
 	return out
+}
+
+// Placement returns the indices in static of the groups a dynamic member of addr joins (see
+// Effective): the one of addr without a port if there is one, else every one of addr; none
+// when no group has that address.
+func Placement(static []config.Group, addr netip.Addr) []int {
+	var of []int
+	for i, g := range static {
+		if g.Address == addr {
+			of = append(of, i)
+		}
+	}
+	return placement(static, of)
+}
+
+func placement(static []config.Group, of []int) []int {
+	for _, i := range of {
+		if static[i].Port == 0 {
+			return []int{i}
+		}
+	}
+	return of
 }

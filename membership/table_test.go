@@ -166,7 +166,9 @@ func TestFilters(t *testing.T) {
 		}
 		return e[0].Mode, e[0].Sources
 	}
-	rec := func(typ igmp.RecordType, srcs ...netip.Addr) { tb.Report(m1, []igmp.Record{{Type: typ, Group: g2, Sources: srcs}}) }
+	rec := func(typ igmp.RecordType, srcs ...netip.Addr) {
+		tb.Report(m1, []igmp.Record{{Type: typ, Group: g2, Sources: srcs}})
+	}
 	sends := func() bool { return len(tb.Effective(nil, 4754, self)) == 1 }
 	for _, step := range []struct {
 		typ   igmp.RecordType
