@@ -124,9 +124,15 @@ func (w *world) joined(h *topo.Host, g netip.Addr) map[string]daemon.JoinedMembe
 // sender side sends to them: its group of address g (the first) has them as members.
 func (w *world) waitJoined(src *topo.Host, g netip.Addr, hosts ...*topo.Host) {
 	w.t.Helper()
+	w.waitJoinedWithin(src, g, 5*time.Second, hosts...)
+}
+
+// waitJoinedWithin is waitJoined with a timeout.
+func (w *world) waitJoinedWithin(src *topo.Host, g netip.Addr, timeout time.Duration, hosts ...*topo.Host) {
+	w.t.Helper()
 	var got map[string]daemon.JoinedMember
 	var sending []string
-	ok := poll(5*time.Second, func() bool {
+	ok := poll(timeout, func() bool {
 		got = w.joined(src, g)
 		sending = w.sendingTo(src, g)
 		if len(got) != len(hosts) {
@@ -251,5 +257,97 @@ func TestDynamicMembership(t *testing.T) {
 		if st.Source == nil {
 			t.Fatal("no source status")
 		}
+	})
+}
+
+// TestDynamicMemberExpiry: a member host whose mctun is killed (kill -9), then one whose link
+// is cut, stops reporting; the source keeps sending to it for 3 report intervals after its
+// last report (30 s) and not a moment less, then stops; when the host comes back it is added
+// again without an operator. The other member loses nothing throughout.
+func TestDynamicMemberExpiry(t *testing.T) {
+	onEachDatapath(t, func(t *testing.T, dp string) {
+		w := newWorldOn(t, 4, dp)
+		h0, h1, h2 := w.hosts[0], w.hosts[1], w.hosts[2]
+		w.up(h1, memberConfig)
+		w.up(h2, memberConfig)
+		w.up(h0, joinSource)
+		const n, rate = 22000, 200 // 110 s of stream: longer than the two outages and the returns
+		rec1 := startRecorder(t, h1, netip.AddrPortFrom(group, 65535), h0.Addr, n)
+		rec2 := startRecorder(t, h2, netip.AddrPortFrom(group, 65535), h0.Addr, n)
+		w.waitJoined(h0, group, h1, h2)
+		onH1 := w.watchLink(h1, h0.Addr)
+		done := make(chan error, 1)
+		go func() {
+			_, err := tools.Send(w.ctx, h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 100, Rate: rate, Duration: 3 * time.Minute})
+			done <- err
+		}()
+		if !rec1.waitCount(100, 5*time.Second) {
+			t.Fatalf("h1 receives nothing: %s", rec1.summary(n))
+		}
+		hold := 30 * time.Second
+
+		// kill -9: no leave is sent; the last report the source had is where the 30 s start.
+		killed := time.Now()
+		w.kill9(h1, true)
+		refreshed := w.joined(h0, group)[h1.Addr.String()].Refreshed
+		var gone time.Time
+		if !poll(hold+5*time.Second, func() bool {
+			_, ok := w.joined(h0, group)[h1.Addr.String()]
+			gone = time.Now()
+			return !ok
+		}) {
+			t.Fatalf("h1 still a member of %s 35 s after its mctun was killed", group)
+		}
+		time.Sleep(200 * time.Millisecond) // for the last tunnel packets in flight
+		_, last := onH1.count()
+		kept := last.Sub(refreshed)
+		t.Logf("kill -9: h1's last report %v before the kill; the source sent to h1 until %v after that report, and dropped it %v after it",
+			killed.Sub(refreshed).Round(time.Millisecond), kept.Round(time.Millisecond), gone.Sub(refreshed).Round(time.Millisecond))
+		if kept < hold-time.Second/rate || kept > hold+time.Second {
+			t.Errorf("kill -9: the source sent to h1 until %v after its last report; want %v, and no more than a second over", kept, hold)
+		}
+		if after := onH1.between(refreshed.Add(hold+time.Second), time.Now()); after != 0 {
+			t.Errorf("kill -9: %d tunnel packets reached h1 more than %v after its last report", after, hold+time.Second)
+		}
+		// Back: mctun up takes over the TUN, where h1's application is still joined, and
+		// reports it; no operator adds anything.
+		if r := w.mctun(h1, "up", "-c", w.writeConfig(h1, memberConfig)); r.code != 0 {
+			t.Fatalf("h1: mctun up again: %v", r)
+		}
+		back := time.Now()
+		w.waitJoined(h0, group, h1, h2)
+		t.Logf("kill -9: h1 a member again %v after mctun up", time.Since(back).Round(time.Millisecond))
+		if !rec1.waitCount(rec1.count()+50, 5*time.Second) {
+			t.Errorf("h1 does not receive again after mctun up: %s", rec1.summary(n))
+		}
+
+		// The link cut: the host goes on reporting, into nothing.
+		w.linkDown(h1)
+		time.Sleep(100 * time.Millisecond)
+		refreshed = w.joined(h0, group)[h1.Addr.String()].Refreshed
+		if !poll(hold+5*time.Second, func() bool {
+			_, ok := w.joined(h0, group)[h1.Addr.String()]
+			gone = time.Now()
+			return !ok
+		}) {
+			t.Fatalf("h1 still a member of %s 35 s after its link was cut", group)
+		}
+		t.Logf("link cut: h1 dropped %v after its last report", gone.Sub(refreshed).Round(time.Millisecond))
+		if d := gone.Sub(refreshed); d < hold || d > hold+time.Second {
+			t.Errorf("link cut: h1 dropped %v after its last report; want %v, and no more than a second over", d, hold)
+		}
+		if contains(w.sendingTo(h0, group), h1.Addr.String()) {
+			t.Errorf("link cut: h1 expired from the table, yet still sent to")
+		}
+		w.linkUp(h1)
+		back = time.Now()
+		w.waitJoinedWithin(h0, group, 12*time.Second, h1, h2) // its next report, at most 10 s on
+		t.Logf("link cut: h1 a member again %v after its link came back", time.Since(back).Round(time.Millisecond))
+
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		rec2.settle(n, time.Second, 10*time.Second)
+		rec2.checkComplete("h2 (through h1's outages)", n)
 	})
 }
