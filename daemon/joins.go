@@ -53,7 +53,7 @@ func (d *daemon) startJoins(auth *encap.Auth) error {
 	if len(cfg.Source.JoinFrom) == 0 {
 		return nil
 	}
-	d.reportConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{RecvBuffer: 1 << 20, SendBuffer: 64 << 10})
+	d.reportConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
 	if err != nil {
 		return fmt.Errorf("source.join_from: %w", err)
 	}
@@ -175,6 +175,9 @@ type JoinStatus struct {
 	JoinFrom    []netip.Prefix       `json:"join_from"`
 	Memberships int                  `json:"memberships"` // dynamic members, counted once per group
 	Reports     datapath.ReportStats `json:"reports"`
+	// SocketDrops counts reports the kernel dropped, its tunnel port's socket full, on a
+	// source that is not a member (on one that is, see MemberStatus.SocketDrops).
+	SocketDrops uint64 `json:"socket_drops"`
 	membership.Counters
 }
 
@@ -182,5 +185,9 @@ func (d *daemon) joinStatus() *JoinStatus {
 	if d.joins == nil {
 		return nil
 	}
-	return &JoinStatus{JoinFrom: d.cfg.Source.JoinFrom, Memberships: d.joins.Len(), Reports: d.reports.Stats(), Counters: d.joins.Counters()}
+	st := &JoinStatus{JoinFrom: d.cfg.Source.JoinFrom, Memberships: d.joins.Len(), Reports: d.reports.Stats(), Counters: d.joins.Counters()}
+	if d.reportConn != nil {
+		st.SocketDrops, _ = d.reportConn.ReceiveDrops()
+	}
+	return st
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"mctun/daemon"
 	"mctun/datapath"
 	"mctun/test/mcapp"
 	"mctun/test/stream"
@@ -246,6 +247,7 @@ type status struct {
 			KernelDrop uint64 `json:"kernel_drops"`
 		} `json:"captures"`
 		Stats datapath.SenderStats `json:"stats"`
+		Joins *daemon.JoinStatus   `json:"joins"`
 	} `json:"source"`
 	Member *struct {
 		SocketDrops uint64                 `json:"socket_drops"`
