@@ -4,14 +4,22 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 
 	"mctun/daemon"
 	"mctun/test/mcapp"
@@ -349,5 +357,274 @@ func TestDynamicMemberExpiry(t *testing.T) {
 		}
 		rec2.settle(n, time.Second, 10*time.Second)
 		rec2.checkComplete("h2 (through h1's outages)", n)
+	})
+}
+
+// TestDynamicManyToMany: three hosts, each a source that accepts joins and a member of the
+// other two, each application sending to one group and receiving it: every application
+// receives every other's datagrams once, and its own once (its host's loopback), never twice.
+func TestDynamicManyToMany(t *testing.T) {
+	onEachDatapath(t, func(t *testing.T, dp string) {
+		w := newWorldOn(t, 4, dp)
+		hosts := w.hosts[:3]
+		for i, h := range hosts {
+			var others []string
+			for j, o := range hosts {
+				if j != i {
+					others = append(others, fmt.Sprintf("%q", o.Addr))
+				}
+			}
+			w.up(h, joinSource+fmt.Sprintf("\n[member]\nsources = [%s]\n", strings.Join(others, ", ")))
+		}
+		const n = 3000
+		g := netip.AddrPortFrom(netip.MustParseAddr("224.7.7.7"), 7000)
+		// On each host, one recorder per sender: the same socket options and port, each
+		// counting one sender's stream and the other two's as foreign.
+		recs := map[[2]int]*recorder{}
+		for i, h := range hosts {
+			for j, from := range hosts {
+				recs[[2]int{i, j}] = startRecorder(t, h, g, from.Addr, n)
+			}
+		}
+		for i, h := range hosts {
+			var others []*topo.Host
+			for j, o := range hosts {
+				if j != i {
+					others = append(others, o)
+				}
+			}
+			w.waitJoined(h, g.Addr(), others...)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, len(hosts))
+		for _, h := range hosts {
+			wg.Go(func() {
+				_, err := tools.Send(w.ctx, h, mcapp.SendOptions{Group: g.Addr(), Port: int(g.Port()), Count: n, Size: 300, Rate: 1500})
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, h := range hosts {
+			for j, from := range hosts {
+				r := recs[[2]int{i, j}]
+				r.settle(n, time.Second, 10*time.Second)
+				r.mu.Lock()
+				ok := r.unique == n && r.dups == 0 && r.bad == 0 && r.foreign == 2*n
+				r.mu.Unlock()
+				if !ok {
+					t.Errorf("%s, the application counting %s's stream: %s; want all %d once, and the other two's %d once each",
+						h, from, r.summary(n), n, n)
+				}
+			}
+		}
+		for _, h := range hosts {
+			st := w.status(h).Source.Stats
+			for _, gs := range st.Groups {
+				if gs.MemberCount != 2 || gs.Packets != n {
+					t.Errorf("%s sends %v: %d packets to %d members; want %d to the other two", h, gs.Address, gs.Packets, gs.MemberCount, n)
+				}
+			}
+		}
+	})
+}
+
+// TestStaticAndDynamicMembers: a group with a static member, which its application also
+// joins, and a dynamic one; reloads that change the static list keep the dynamic members
+// and lose nothing, and no member gets a datagram twice.
+func TestStaticAndDynamicMembers(t *testing.T) {
+	onEachDatapath(t, func(t *testing.T, dp string) {
+		w := newWorldOn(t, 4, dp)
+		h0, h1, h2, h3 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3]
+		for _, m := range w.mbrs {
+			w.up(m, memberConfig)
+		}
+		static := func(members ...*topo.Host) string {
+			var ms []string
+			for _, m := range members {
+				ms = append(ms, fmt.Sprintf("%q", m.Addr))
+			}
+			return joinSource + fmt.Sprintf("[[source.group]]\naddress = \"224.1.2.3\"\nport = 65535\nmembers = [%s]\n", strings.Join(ms, ", "))
+		}
+		w.up(h0, static(h1))
+		const n = 20000
+		rec1 := startRecorder(t, h1, netip.AddrPortFrom(group, 65535), h0.Addr, n)
+		rec2 := startRecorder(t, h2, netip.AddrPortFrom(group, 65535), h0.Addr, n)
+		w.waitJoined(h0, group, h1, h2)
+		if j := w.joined(h0, group); !j[h1.Addr.String()].Static || j[h2.Addr.String()].Static {
+			t.Errorf("group show: %+v; want h1 marked a static member too, h2 not", j)
+		}
+		if s := w.sendingTo(h0, group); len(s) != 2 {
+			t.Errorf("h0 sends %v to %v; want h1 once and h2", group, s)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := tools.Send(w.ctx, h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 200, Rate: 4000})
+			done <- err
+		}()
+		for _, v := range [][]*topo.Host{{h1, h3}, {h3}, {h1}} {
+			time.Sleep(time.Second)
+			w.writeConfig(h0, static(v...))
+			if r := w.mctun(h0, "reload"); r.code != 0 {
+				t.Errorf("mctun reload: %v", r)
+			}
+			if j := w.joined(h0, group); len(j) != 2 {
+				t.Errorf("after a reload to static members %v, the dynamic members are %v; want h1 and h2", hostNames(v), keys(j))
+			}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range []*recorder{rec1, rec2} {
+			r.settle(n, time.Second, 10*time.Second)
+			r.checkComplete([]string{"h1 (static and joined)", "h2 (joined)"}[i]+" through reloads of the static list", n)
+		}
+		for _, h := range []*topo.Host{h1, h2} {
+			if f := w.status(h).flow(h0.Addr.String(), group.String()); f.Packets != n || f.Lost != 0 || f.Duplicates != 0 {
+				t.Errorf("%s: flow %+v, want %d packets, none lost or duplicated", h, f, n)
+			}
+		}
+	})
+}
+
+// TestReportOnTheWire: tshark, with no options, decodes a member's report on the wire as
+// IGMPv3 inside GRE inside UDP: the join of 224.1.2.3 by h1's application.
+func TestReportOnTheWire(t *testing.T) {
+	onEachDatapath(t, func(t *testing.T, dp string) {
+		w := newWorldOn(t, 4, dp)
+		h0, h1 := w.hosts[0], w.hosts[1]
+		w.up(h0, joinSource)
+		w.up(h1, memberConfig)
+		wire := w.captureTunnel(h0, 1)
+		startRecorder(t, h1, netip.AddrPortFrom(group, 65535), h0.Addr, 1)
+		path := wire()
+		out, err := rootRun(w, "tshark", "-r", path, "-T", "fields", "-E", "separator=;",
+			"-e", "ip.src", "-e", "gre.key", "-e", "ip.ttl", "-e", "ip.opt.ra", "-e", "igmp.version", "-e", "igmp.type",
+			"-e", "igmp.num_grp_recs", "-e", "igmp.record_type", "-e", "igmp.maddr", "-e", "igmp.num_src")
+		if err != nil {
+			t.Fatalf("tshark: %v: %s", err, out)
+		}
+		// Outer and inner IPv4 source both h1; the key; the inner TTL 1 (after the outer's
+		// 64, less the router's hop) and Router Alert; IGMPv3, a v3 report (0x22), one
+		// record CHANGE_TO_EXCLUDE_MODE (4) for 224.1.2.3 with no sources.
+		want := "198.18.2.2,198.18.2.2;0x00000000;63,1;0;3;0x22;1;4;224.1.2.3;0"
+		lines := strings.Split(strings.TrimSpace(out), "\n") // after what tshark says of running as root
+		if got := lines[len(lines)-1]; got != want {
+			full, _ := rootRun(w, "tshark", "-r", path, "-V")
+			t.Errorf("tshark decodes the report as\n%s\nwant\n%s\nin full:\n%s", got, want, full)
+		}
+	})
+}
+
+// ssmApp is an application on h that binds g's port and joins g with a source filter, as
+// SSM receivers do, and counts what arrives.
+type ssmApp struct {
+	conn *net.UDPConn
+	mu   sync.Mutex
+	got  int
+}
+
+func startSSMApp(t *testing.T, h *topo.Host, g netip.AddrPort, join func(pc *ipv4.PacketConn, grp *net.UDPAddr) error) *ssmApp {
+	t.Helper()
+	a := &ssmApp{}
+	err := h.Do(func() error {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) })
+			return errors.Join(err, serr)
+		}}
+		pc, err := lc.ListenPacket(context.Background(), "udp4", g.String())
+		if err != nil {
+			return err
+		}
+		a.conn = pc.(*net.UDPConn)
+		return join(ipv4.NewPacketConn(a.conn), &net.UDPAddr{IP: g.Addr().AsSlice()})
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", h, err)
+	}
+	t.Cleanup(func() { a.conn.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := a.conn.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			a.mu.Lock()
+			a.got++
+			a.mu.Unlock()
+		}
+	}()
+	return a
+}
+
+func (a *ssmApp) count() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.got
+}
+
+// TestSourceSpecificJoins: the source filters of the members' applications decide where the
+// source sends. h1's application joins 232.1.1.1 from h0 only (IGMPv3 INCLUDE, as SSM does),
+// h2's from another host only, h3's from every host but h0 (EXCLUDE): h0 sends to h1 alone.
+func TestSourceSpecificJoins(t *testing.T) {
+	onEachDatapath(t, func(t *testing.T, dp string) {
+		w := newWorldOn(t, 4, dp)
+		h0, h1, h2, h3 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3]
+		for _, m := range w.mbrs {
+			w.up(m, memberConfig)
+		}
+		w.up(h0, joinSource)
+		ssm := netip.AddrPortFrom(netip.MustParseAddr("232.1.1.1"), 5000)
+		h0Addr := &net.UDPAddr{IP: h0.Addr.AsSlice()}
+		elsewhere := &net.UDPAddr{IP: net.IPv4(198, 18, 9, 9)}
+		apps := []*ssmApp{
+			startSSMApp(t, h1, ssm, func(pc *ipv4.PacketConn, g *net.UDPAddr) error { return pc.JoinSourceSpecificGroup(nil, g, h0Addr) }),
+			startSSMApp(t, h2, ssm, func(pc *ipv4.PacketConn, g *net.UDPAddr) error { return pc.JoinSourceSpecificGroup(nil, g, elsewhere) }),
+			startSSMApp(t, h3, ssm, func(pc *ipv4.PacketConn, g *net.UDPAddr) error {
+				if err := pc.JoinGroup(nil, g); err != nil {
+					return err
+				}
+				return pc.ExcludeSourceSpecificGroup(nil, g, h0Addr)
+			}),
+		}
+		var j map[string]daemon.JoinedMember
+		if !poll(5*time.Second, func() bool { j = w.joined(h0, ssm.Addr()); return len(j) == 3 }) {
+			t.Fatalf("the members of %v: %v; want all three, with their filters", ssm.Addr(), j)
+		}
+		for h, want := range map[*topo.Host]daemon.JoinedMember{
+			h1: {Mode: "include", Sources: []string{h0.Addr.String()}},
+			h2: {Mode: "include", Sources: []string{"198.18.9.9"}, Excluded: true},
+			h3: {Mode: "exclude", Sources: []string{h0.Addr.String()}, Excluded: true},
+		} {
+			got := j[h.Addr.String()]
+			if got.Mode != want.Mode || !slices.Equal(got.Sources, want.Sources) || got.Excluded != want.Excluded {
+				t.Errorf("group show: %s joined as %+v; want %s %v, excluded %v", h, got, want.Mode, want.Sources, want.Excluded)
+			}
+		}
+		if !poll(2*time.Second, func() bool { s := w.sendingTo(h0, ssm.Addr()); return len(s) == 1 && s[0] == h1.Addr.String() }) {
+			t.Errorf("h0 sends %v to %v; want h1 alone", ssm.Addr(), w.sendingTo(h0, ssm.Addr()))
+		}
+		onH2, onH3 := w.watchLink(h2, h0.Addr), w.watchLink(h3, h0.Addr)
+		const n = 500
+		w.send(h0, mcapp.SendOptions{Group: ssm.Addr(), Port: int(ssm.Port()), Count: n, Rate: 1000})
+		if !poll(3*time.Second, func() bool { return apps[0].count() == n }) {
+			t.Errorf("h1's application (from h0 only) received %d of %d", apps[0].count(), n)
+		}
+		time.Sleep(200 * time.Millisecond)
+		for i, lw := range []*linkWatch{onH2, onH3} {
+			if got, _ := lw.count(); got != 0 || apps[i+1].count() != 0 {
+				t.Errorf("%s, whose application's filter leaves h0 out: %d tunnel packets on its link, %d datagrams delivered; want none",
+					w.mbrs[i+1], got, apps[i+1].count())
+			}
+		}
+		if out := w.mctun(h1, "status").stdout; !strings.Contains(out, "reports 232.1.1.1 (only from 198.18.1.2) to 198.18.1.2") {
+			t.Errorf("h1's mctun status does not say what it reports to whom:\n%s", out)
+		}
 	})
 }
