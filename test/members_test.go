@@ -462,6 +462,11 @@ func TestStaticAndDynamicMembers(t *testing.T) {
 		if s := w.sendingTo(h0, group); len(s) != 2 {
 			t.Errorf("h0 sends %v to %v; want h1 once and h2", group, s)
 		}
+		list, show := w.mctun(h0, "group", "list"), w.mctun(h0, "group", "show", group.String())
+		if !strings.Contains(list.stdout, "224.1.2.3:65535  1        2") || !strings.Contains(show.stdout, "a static member too: sent each packet once") {
+			t.Errorf("group list and show do not show the static and the dynamic members apart:\n%s\n%s", list, show)
+		}
+		t.Logf("mctun group list:\n%s\nmctun group show %v:\n%s\nmctun status:\n%s", list.stdout, group, show.stdout, w.mctun(h0, "status").stdout)
 		done := make(chan error, 1)
 		go func() {
 			_, err := tools.Send(w.ctx, h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 200, Rate: 4000})
