@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
@@ -348,24 +349,40 @@ func (t *Table) Len() int {
 // the static ones. A member listed in a group already, on any port, is not added again: it
 // gets each packet once.
 func (t *Table) Effective(static []config.Group, tunnelPort uint16, self netip.Addr) []config.Group {
-	entries := t.Entries() // by group, then member
+	// The members of each group that want self, as numbers, so that sorting them (for an
+	// order that does not change from one call to the next) is cheap: at the table's
+	// limit this runs in tens of milliseconds, before each Configure.
+	t.mu.Lock()
+	byGroup := make(map[netip.Addr][]uint32, len(t.count))
+	for m, groups := range t.members {
+		a := m.As4()
+		n := binary.BigEndian.Uint32(a[:])
+		for g, e := range groups {
+			if e.Wants(self) {
+				byGroup[g] = append(byGroup[g], n)
+			}
+		}
+	}
+	t.mu.Unlock()
+	addrs := make([]netip.Addr, 0, len(byGroup))
+	for g := range byGroup {
+		addrs = append(addrs, g)
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+
 	out := slices.Clone(static)
 	byAddr := map[netip.Addr][]int{}
 	for i, g := range static {
 		byAddr[g.Address] = append(byAddr[g.Address], i)
 	}
-	for start := 0; start < len(entries); {
-		g := entries[start].Group
-		end := start
-		var dyn []netip.AddrPort
-		for ; end < len(entries) && entries[end].Group == g; end++ {
-			if entries[end].Wants(self) {
-				dyn = append(dyn, netip.AddrPortFrom(entries[end].Member, tunnelPort))
-			}
-		}
-		start = end
-		if len(dyn) == 0 {
-			continue
+	for _, g := range addrs {
+		nums := byGroup[g]
+		slices.Sort(nums)
+		dyn := make([]netip.AddrPort, len(nums))
+		for i, n := range nums {
+			var a [4]byte
+			binary.BigEndian.PutUint32(a[:], n)
+			dyn[i] = netip.AddrPortFrom(netip.AddrFrom4(a), tunnelPort)
 		}
 		targets := placement(static, byAddr[g])
 		if len(targets) == 0 {

@@ -248,3 +248,25 @@ func TestKeep(t *testing.T) {
 		t.Fatalf("Keep: %v, %d left", ev, tb.Len())
 	}
 }
+
+// BenchmarkEffective: the effective groups with the table full (65,536 memberships: 16
+// groups of 4,096 members), which the daemon computes before each Configure.
+func BenchmarkEffective(b *testing.B) {
+	tb, _ := newTable(Limits{})
+	for i := range 4096 {
+		m := netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)})
+		var recs []igmp.Record
+		for g := range 16 {
+			recs = append(recs, join(netip.AddrFrom4([4]byte{224, 1, 2, byte(g)})))
+		}
+		tb.Report(m, recs)
+	}
+	if tb.Len() != 65536 {
+		b.Fatalf("%d memberships", tb.Len())
+	}
+	static := []config.Group{{Address: netip.MustParseAddr("224.1.2.0"), Port: 5000}}
+	b.ResetTimer()
+	for range b.N {
+		tb.Effective(static, 4754, self)
+	}
+}

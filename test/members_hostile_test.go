@@ -3,6 +3,7 @@
 package test
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
@@ -146,6 +147,13 @@ func testHostileReports(t *testing.T, dp string, authenticated bool) {
 		{name: "h2, IGMPv2 report", counter: "malformed", send: func(int) error {
 			v2 := []byte{0x16, 0, 0, 0, 224, 9, 9, 9}
 			return insider(tunnel(insiderSealOrNil, 0, encaptest.IPv4Packet(h2.Addr, other, encap.ProtoIGMP, v2)))
+		}},
+		{name: "h2, a report for a unicast address", counter: "malformed", send: func(int) error {
+			b := report(h2.Addr)
+			b[len(b)-4] = 10 // the record's group: 10.9.9.9
+			b[26], b[27] = 0, 0
+			binary.BigEndian.PutUint16(b[26:], encap.Checksum(0, b[24:]))
+			return insider(tunnel(insiderSealOrNil, 0, b))
 		}},
 		{name: "h2, truncated GRE header", counter: "bad_tunnel_header", send: func(int) error { return insider(plain(0, nil)[:6]) }},
 		{name: "h2, data, not a report", counter: "not_a_report", send: func(int) error {

@@ -255,6 +255,10 @@ func TestDynamicMembership(t *testing.T) {
 		h2rec.settle(m, time.Second, 10*time.Second)
 		h2rec.checkComplete("h2 (through h1's leave and join)", m)
 		t.Logf("leave to the last tunnel packet on h1's link: %v; join to the first datagram: %v", leaveToStop.Round(100*time.Microsecond), joinToFirst.Round(100*time.Microsecond))
+		if log := w.log(h0); !strings.Contains(log, `msg="member joined" member=198.18.2.2 group=224.1.2.3`) ||
+			!strings.Contains(log, `msg="member left" member=198.18.2.2 group=224.1.2.3`) {
+			t.Errorf("h0's log does not record h1's joins and leaves:\n%s", log)
+		}
 
 		// h3's applications joined nothing: not one tunnel packet reached its link.
 		if got, _ := onH3.count(); got != 0 {
@@ -341,6 +345,9 @@ func TestDynamicMemberExpiry(t *testing.T) {
 			t.Fatalf("h1 still a member of %s 35 s after its link was cut", group)
 		}
 		t.Logf("link cut: h1 dropped %v after its last report", gone.Sub(refreshed).Round(time.Millisecond))
+		if log := w.log(h0); strings.Count(log, `msg="member expired" member=198.18.2.2 group=224.1.2.3`) != 2 {
+			t.Errorf("h0's log does not record h1's two expiries:\n%s", log)
+		}
 		if d := gone.Sub(refreshed); d < hold || d > hold+time.Second {
 			t.Errorf("link cut: h1 dropped %v after its last report; want %v, and no more than a second over", d, hold)
 		}
