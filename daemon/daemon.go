@@ -504,6 +504,11 @@ func (d *daemon) stop() error {
 		d.reporter.Stop() // leaves every group at every source, while the socket is open
 	}
 	close(d.stopping)
+	if d.joins != nil && d.joins.Len() > 0 {
+		if err := d.state.saveMembers(d.joins.Entries()); err != nil {
+			d.log.Warn("cannot keep the dynamic members for the next start", "err", err)
+		}
+	}
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}

@@ -314,6 +314,37 @@ func (t *Table) Keep(keep func(member netip.Addr) bool) []Event {
 	return events
 }
 
+// Restore puts back memberships a previous run of the source kept (see Entries), those that
+// have not expired yet and for which keep is true, within the limits. They are not counted
+// as joins: the members joined before. It returns how many it restored.
+func (t *Table) Restore(entries []Entry, keep func(member netip.Addr) bool) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	n := 0
+	for _, e := range entries {
+		groups := t.members[e.Member]
+		if !now.Before(e.Expires) || !keep(e.Member) || !e.Group.IsMulticast() || groups[e.Group] != nil ||
+			len(e.Sources) > t.lim.MaxSources || len(groups) >= t.lim.MaxGroupsPerMember ||
+			t.count[e.Group] >= t.lim.MaxMembersPerGroup || t.total >= t.lim.MaxMemberships {
+			continue
+		}
+		if groups == nil {
+			groups = map[netip.Addr]*Entry{}
+			t.members[e.Member] = groups
+		}
+		e.Sources = sorted(e.Sources)
+		groups[e.Group] = &e
+		t.count[e.Group]++
+		t.total++
+		n++
+	}
+	if n > 0 {
+		t.signal()
+	}
+	return n
+}
+
 // Entries returns a copy of every membership, by group, then member.
 func (t *Table) Entries() []Entry {
 	t.mu.Lock()

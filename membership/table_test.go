@@ -270,3 +270,24 @@ func BenchmarkEffective(b *testing.B) {
 		tb.Effective(static, 4754, self)
 	}
 }
+
+func TestRestore(t *testing.T) {
+	tb, c := newTable(Limits{})
+	tb.Report(m1, []igmp.Record{join(g1), {Type: igmp.ModeIsInclude, Group: g2, Sources: []netip.Addr{self}}})
+	c.advance(20 * time.Second)
+	tb.Report(m2, []igmp.Record{join(g1)})
+	kept := tb.Entries()
+	c.advance(5 * time.Second)
+	again := New(Limits{}, c.now)
+	if n := again.Restore(kept, func(m netip.Addr) bool { return true }); n != 3 {
+		t.Fatalf("restored %d, want 3", n)
+	}
+	if !reflect.DeepEqual(again.Entries(), kept) || again.Counters() != (Counters{}) || !changed(again) {
+		t.Fatalf("restored %+v, counters %+v", again.Entries(), again.Counters())
+	}
+	c.advance(6 * time.Second) // m1's are 31 s old now
+	third := New(Limits{}, c.now)
+	if n := third.Restore(kept, func(m netip.Addr) bool { return m != m2 }); n != 0 {
+		t.Fatalf("restored %d: expired ones, or ones keep refuses", n)
+	}
+}

@@ -260,6 +260,16 @@ func TestDynamicMembership(t *testing.T) {
 			t.Errorf("h0's log does not record h1's joins and leaves:\n%s", log)
 		}
 
+		// A restart of the source (an upgrade) keeps its dynamic members: it sends to them at
+		// once, not after their next report.
+		if r := w.mctun(h0, "down"); r.code != 0 {
+			t.Fatalf("h0: mctun down: %v", r)
+		}
+		if r := w.mctun(h0, "up", "-c", w.writeConfig(h0, joinSource)); r.code != 0 {
+			t.Fatalf("h0: mctun up: %v", r)
+		}
+		w.waitJoinedWithin(h0, group, time.Second, h1, h2)
+
 		// h3's applications joined nothing: not one tunnel packet reached its link.
 		if got, _ := onH3.count(); got != 0 {
 			t.Errorf("h3 joined nothing, yet %d tunnel packets from h0 reached its link", got)
