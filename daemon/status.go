@@ -63,6 +63,15 @@ type MemberStatus struct {
 
 // status is what status shows, and what stats shows but for each member's counters.
 func (d *daemon) status() Status {
+	var view datapath.SenderView
+	if d.sender != nil {
+		view = d.sender.View()
+	}
+	return d.statusOf(view)
+}
+
+// statusOf is status with the sender side's counters of view.
+func (d *daemon) statusOf(view datapath.SenderView) Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := Status{PID: os.Getpid(), Version: d.version, Started: d.started, Config: d.cfg.Path,
@@ -74,7 +83,7 @@ func (d *daemon) status() Status {
 			Interface: d.iface,
 			Captures:  []CaptureStatus{{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}},
 			Skipped:   d.skipped,
-			Stats:     d.sender.Stats(),
+			Stats:     view.Stats(),
 			Joins:     d.joinStatus(),
 		}
 	}
@@ -99,11 +108,17 @@ type GroupMembers struct {
 func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(s.d.status()); err != nil {
+	// One view of the sender side's groups for both parts: a member joining in between
+	// must not make the second part name groups the first does not have.
+	var view datapath.SenderView
+	if s.d.sender != nil {
+		view = s.d.sender.View()
+	}
+	if err := enc.Encode(s.d.statusOf(view)); err != nil {
 		return err
 	}
 	if s.d.sender != nil {
-		err := s.d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+		err := view.Members(func(i int, ms []datapath.MemberStats) error {
 			return enc.Encode(GroupMembers{Group: i, Members: ms})
 		})
 		if err != nil {
