@@ -292,6 +292,44 @@ func (r *Receiver) Flush() error {
 	return nil
 }
 
+// Resync makes the flows of group start their accounting afresh at their next packet, from
+// whichever path it comes.
+func (r *Receiver) Resync(group netip.Addr) error {
+	var args accountBatch
+	var k, next receiverFlowKey
+	flush := func() error {
+		if args.n == 0 {
+			return nil
+		}
+		binary.NativeEndian.PutUint32(args.buf[0:], uint32(args.n))
+		args.n = 0
+		_, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: args.buf[:]})
+		return err
+	}
+	for err := r.objs.Flows.NextKey(nil, &next); err == nil; err = r.objs.Flows.NextKey(&k, &next) {
+		k = next
+		if k.Group != be32(group) {
+			continue
+		}
+		b := args.buf[8+args.n*16:]
+		binary.NativeEndian.PutUint32(b[0:], k.Source)
+		binary.NativeEndian.PutUint32(b[4:], k.Group)
+		binary.NativeEndian.PutUint32(b[12:], resync)
+		if args.n++; args.n == accountMax {
+			if err := flush(); err != nil {
+				return fmt.Errorf("kernel path: resync: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("kernel path: resync: %w", err)
+	}
+	return nil
+}
+
+// resync is RESYNC: an account record's bytes that restart the flow's accounting.
+const resync = 0xffffffff
+
 // Flows returns every flow's counters, in order of first packet: the flows' one account.
 func (r *Receiver) Flows() []datapath.FlowStats {
 	type flow struct {
