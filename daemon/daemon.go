@@ -348,6 +348,14 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	if err := d.host.SetSysctl("net/ipv4/ipfrag_max_dist", "0"); err != nil {
 		return err
 	}
+	// The kernel path first: tunnel packets that waited in the socket for the user-space
+	// receiver, while the kernel delivered newer ones, would count as late.
+	if d.kReceiver != nil {
+		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Hooks: d.hooks(), Log: d.log})
+		if err != nil {
+			return err
+		}
+	}
 	d.recvConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
 	if err != nil {
 		return err
@@ -377,10 +385,6 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	d.receiver = datapath.NewReceiver(d.recvConn, d.tunDev, cfg.Key, *m, open, onEpoch, d.log)
 	if d.kReceiver != nil {
 		d.receiver.ShareFlows(d.kReceiver)
-		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Hooks: d.hooks(), Log: d.log})
-		if err != nil {
-			return err
-		}
 	}
 	d.reporter, err = newReporter(d.recvConn, seal, m.TUN, cfg.Key, cfg.Port, m.Sources, d.receiver.Resync, d.log)
 	if err != nil {

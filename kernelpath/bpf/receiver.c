@@ -16,7 +16,7 @@
 3. validate: the inner packet passes the checks of encap.CheckInner, to an allowed group,
    within the TUN's MTU. Its sequence number is accounted for its flow (source and group:
    flows). IGMP (a member's membership report among it) goes on to user space, which
-   decides.
+   judges it, before these checks: a report carries an IP option.
 4. write to TUN: strip the outer headers and redirect the inner packet into the TUN's
    ingress: the host delivers it to the sockets that joined its group there, as if it had
    arrived on the TUN (tcpdump -i mctun0 sees it).
@@ -404,9 +404,11 @@ int mctun_ingress(struct __sk_buff *skb)
 	n = inner_len < MAX_IHL ? inner_len : MAX_IHL;
 	if (n > 0 && bpf_skb_load_bytes(skb, ETH_HLEN_ + ENCAP_LEN, hdr, n))
 		return drop(REASON_MALFORMED);
-	r = inner_check(hdr, inner_len, MAX_IHL);
-	if (r == REASON_IGMP)
+	/* IGMP goes up whole, before the checks: a membership report carries the Router Alert
+	 * option, and user space judges reports apart from the inner packets it delivers. */
+	if (inner_len > 9 && (hdr[0] >> 4) == 4 && hdr[9] == IPPROTO_IGMP)
 		return pass(PASS_IGMP);
+	r = inner_check(hdr, inner_len, MAX_IHL);
 	if (r != REASON_COUNT)
 		return drop(r);
 	in = (struct iphdr *)hdr;
