@@ -59,6 +59,7 @@ func init() {
 		{"dump", "[-w FILE|-] [-c COUNT] [--group G] [--duration D]", "write the tunnelled traffic as pcap, while forwarding goes on", cmdDump},
 		{"check", "[-c FILE]", "validate the config and print it with every default filled in", cmdCheck},
 		{"version", "", "print the version", cmdVersion},
+		{"completion", "bash|zsh|fish", "print the shell completion script for bash, zsh or fish", cmdCompletion},
 	}
 }
 
@@ -99,6 +100,12 @@ func dispatch(args []string) int {
 		}
 		return exitOK
 	}
+	switch args[0] { // hidden: for the packages and the completion scripts
+	case "__man":
+		return cmdMan(args[1:])
+	case "__complete":
+		return cmdComplete(args[1:])
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			fs := flag.NewFlagSet("mctun "+c.name, flag.ContinueOnError)
@@ -123,7 +130,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "mctun carries IPv4 multicast across networks that drop it, as GRE-in-UDP unicast.")
 	fmt.Fprintln(w, "\nusage: mctun COMMAND [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nThe config is %s unless -c names another. The group, member and source commands\n", config.DefaultPath)
 	fmt.Fprintln(w, "write their changes to the managed file next to it, never to the config itself.")
