@@ -56,6 +56,7 @@ func (d *daemon) edit(a EditArgs) (any, error) {
 		return nil, err
 	}
 	d.log.Info(a.Verb, "done", done, "diff", strings.Join(changes, "; "))
+	d.notifySystemd(d.statusLine())
 	return EditResult{Done: done, Changes: changes}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -267,6 +268,9 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 	cmd.ExtraFiles = []*os.File{notify}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this shell
+	// The daemon up starts answers up, not systemd: a unit whose ExecStart runs mctun up
+	// would otherwise have it report READY for a process systemd does not know.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") })
 	if err := cmd.Start(); err != nil {
 		return failf("mctun up: start the daemon: %v", err)
 	}
