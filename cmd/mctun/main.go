@@ -102,8 +102,8 @@ func dispatch(args []string) int {
 		return exitOK
 	}
 	switch args[0] { // hidden: for the packages and the completion scripts
-	case "__man":
-		return cmdMan(args[1:])
+	case "__doc":
+		return cmdDoc(args[1:])
 	case "__complete":
 		return cmdComplete(args[1:])
 	}

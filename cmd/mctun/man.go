@@ -12,23 +12,29 @@ import (
 	"mctun/config"
 )
 
-// The man pages, mctun(8) and mctun.toml(5), are written by the binary itself (mctun __man 8,
-// mctun __man 5; make package installs them) from the tables --help prints (commands,
-// subcommands and each one's flag set) and from config.Reference, which the README's
-// configuration reference is checked against: they cannot drift from either. The roff is
-// written here rather than converted from Markdown, so that building the packages needs
-// nothing but Go.
+// The man pages, mctun(8) and mctun.toml(5), are written by the binary itself (mctun __doc;
+// make package installs them) from the tables --help prints (commands, subcommands and each
+// one's flag set) and from config.Reference, which the README's configuration reference is
+// checked against: they cannot drift from either. The roff is written here rather than
+// converted from Markdown, so that building the packages needs nothing but Go.
 
-// cmdMan is the hidden command "mctun __man 8|5": it prints a man page as roff.
-func cmdMan(args []string) int {
-	if len(args) != 1 || (args[0] != "8" && args[0] != "5") {
-		return usagef("usage: mctun __man 8|5")
+// cmdDoc is the hidden command "mctun __doc FILE", which prints the file the packages install
+// under that name: the man pages mctun.8 and mctun.toml.5 (roff), and mctun.toml, the
+// commented example config.
+func cmdDoc(args []string) int {
+	if len(args) != 1 {
+		return usagef("usage: mctun __doc mctun.8|mctun.toml.5|mctun.toml")
 	}
 	m := &roff{w: os.Stdout}
-	if args[0] == "8" {
+	switch args[0] {
+	case "mctun.8":
 		writeMan8(m)
-	} else {
+	case "mctun.toml.5":
 		writeMan5(m)
+	case "mctun.toml":
+		fmt.Print(config.Example())
+	default:
+		return usagef("usage: mctun __doc mctun.8|mctun.toml.5|mctun.toml")
 	}
 	return exitOK
 }
