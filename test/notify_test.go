@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,8 +24,9 @@ import (
 	"mctun/test/topo"
 )
 
-// mctun run as systemd runs it (mctun.service is Type=notify), with a socket of the test's
-// standing in for systemd's: READY=1 comes once packets are being forwarded (a datagram sent
+// mctun run as systemd runs it (mctun.service is Type=notify, and leaves mctun only the
+// capabilities its CapabilityBoundingSet= names), with a socket of the test's standing in for
+// systemd's: READY=1 comes once packets are being forwarded (a datagram sent
 // the moment it arrives reaches the member's application), with a STATUS line of the roles,
 // groups and members; a reload is bracketed by RELOADING=1 and READY=1, whether or not it
 // applies, and a management command updates STATUS; SIGTERM brings STOPPING=1 and a host
@@ -42,6 +45,7 @@ func TestSystemdNotify(t *testing.T) {
 		if !strings.Contains(ready, "STATUS=forwarding in user space; member on mctun0: 1 source, any group") {
 			t.Errorf("h1's READY message: %q", ready)
 		}
+		checkCapabilities(t, member, unitCapabilities(t))
 		rs := w.receive([]*topo.Host{h1}, mcapp.RecvOptions{Group: group, Port: 65535, Idle: time.Second, Timeout: 10 * time.Second})
 
 		// The source, with systemd's socket a file. Nothing before READY=1; the moment it
@@ -121,20 +125,31 @@ members = ["198.18.2.2", "198.18.3.2"]
 			t.Errorf("h0 not restored after SIGTERM:\n%s\nwant:\n%s", got, clean)
 		}
 
-		// Daemons that cannot start: a config that is not valid (exit 2), and one that is but
-		// names an interface the host lacks (exit 1). Neither sends READY=1.
-		for _, bad := range []struct{ config, status string }{
-			{"[source]\n[[source.group]]\naddress = \"10.1.1.1\"\nmembers = [\"198.18.2.2\"]\n", "exit status 2"},
-			{"[source]\ninterface = \"nosuch0\"\n[[source.group]]\naddress = \"224.1.2.3\"\nmembers = [\"198.18.2.2\"]\n", "exit status 1"},
+		// Daemons that cannot start: a config that is not valid (exit 2), one that is but
+		// names an interface the host lacks (exit 1), and, showing that the unit needs each
+		// of these capabilities, a member without CAP_NET_ADMIN (it creates the TUN) and a
+		// source without CAP_NET_RAW (it captures). None sends READY=1.
+		without := func(cap string) []string {
+			return slices.DeleteFunc(unitCapabilities(t), func(c string) bool { return c == cap })
+		}
+		for _, bad := range []struct {
+			config, status string
+			caps           []string
+		}{
+			{"[source]\n[[source.group]]\naddress = \"10.1.1.1\"\nmembers = [\"198.18.2.2\"]\n", "exit status 2", unitCapabilities(t)},
+			{"[source]\ninterface = \"nosuch0\"\n[[source.group]]\naddress = \"224.1.2.3\"\nmembers = [\"198.18.2.2\"]\n", "exit status 1", unitCapabilities(t)},
+			{memberConfig, "exit status 1", without("net_admin")},
+			{cfg, "exit status 1", without("net_raw")},
 		} {
 			h2 := w.mbrs[1]
 			sock := listenNotify(t, nil, filepath.Join(w.dir, "notify-bad"))
-			run := w.startRun(h2, sock, bad.config)
+			run := w.startRunWith(h2, sock, bad.config, bad.caps)
 			err := run.wait()
 			if err == nil || err.Error() != bad.status {
 				t.Errorf("mctun run with a bad config: %v, want %s\n%s", err, bad.status, run.out.String())
 			}
 			for _, msg := range sock.drain() {
+				t.Logf("%s, capabilities %v: %q", bad.status, bad.caps, msg)
 				if strings.Contains(msg, "READY=1") {
 					t.Errorf("a daemon that did not start sent %q", msg)
 				} else if !strings.HasPrefix(msg, "STATUS=mctun did not start: ") {
@@ -145,6 +160,32 @@ members = ["198.18.2.2", "198.18.3.2"]
 			os.Remove(filepath.Join(w.dir, "notify-bad"))
 		}
 	})
+}
+
+// checkCapabilities checks that the daemon runs with exactly caps in its effective set.
+func checkCapabilities(t *testing.T, d *runningDaemon, caps []string) {
+	t.Helper()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapEff:\s*([0-9a-f]+)$`).FindSubmatch(status)
+	if m == nil {
+		t.Fatalf("no CapEff in /proc/%d/status", d.cmd.Process.Pid)
+	}
+	eff, _ := strconv.ParseUint(string(m[1]), 16, 64)
+	numbers := map[string]uint{"net_admin": unix.CAP_NET_ADMIN, "net_raw": unix.CAP_NET_RAW, "bpf": unix.CAP_BPF, "perfmon": unix.CAP_PERFMON, "sys_admin": unix.CAP_SYS_ADMIN}
+	var want uint64
+	for _, c := range caps {
+		n, ok := numbers[c]
+		if !ok {
+			t.Fatalf("capability %s: add its number here", c)
+		}
+		want |= 1 << n
+	}
+	if eff != want {
+		t.Errorf("mctun runs with the capabilities %#x, want %#x (%v)", eff, want, caps)
+	}
 }
 
 // notifySocket is the test's stand-in for systemd's notification socket.
@@ -249,12 +290,42 @@ func (r *runningDaemon) wait() error {
 	}
 }
 
-// startRun writes config for h and starts mctun run with it, telling it of sock as systemd
-// would; the test's end stops it if it still runs.
+// unitCapabilities returns the capabilities mctun.service leaves mctun
+// (CapabilityBoundingSet=), as setpriv writes them: "net_admin", ...
+func unitCapabilities(t *testing.T) []string {
+	data, err := os.ReadFile("../packaging/mctun.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^CapabilityBoundingSet=(.+)$`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("mctun.service has no CapabilityBoundingSet=")
+	}
+	var caps []string
+	for _, c := range strings.Fields(string(m[1])) {
+		caps = append(caps, strings.ToLower(strings.TrimPrefix(c, "CAP_")))
+	}
+	return caps
+}
+
+// startRun writes config for h and starts mctun run with it as mctun.service does: with only
+// the unit's capabilities and no new privileges, telling it of sock as systemd would. The
+// test's end stops it if it still runs.
 func (w *world) startRun(h *topo.Host, sock *notifySocket, config string) *runningDaemon {
 	w.t.Helper()
+	return w.startRunWith(h, sock, config, unitCapabilities(w.t))
+}
+
+// startRunWith is startRun with the capabilities caps.
+func (w *world) startRunWith(h *topo.Host, sock *notifySocket, config string, caps []string) *runningDaemon {
+	w.t.Helper()
 	path := w.writeConfig(h, config)
-	cmd := h.Command(context.Background(), mctunBin, "run", "-c", path)
+	bset := "-all"
+	for _, c := range caps {
+		bset += ",+" + c
+	}
+	cmd := h.Command(context.Background(), "setpriv", "--bounding-set", bset, "--inh-caps", "-all", "--no-new-privs",
+		"--", mctunBin, "run", "-c", path)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock.name)
 	out := &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
