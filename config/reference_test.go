@@ -38,6 +38,22 @@ func TestReferenceCoversSchema(t *testing.T) {
 			t.Errorf("Reference[%d]: %q: a | would break the README's table", i, k.Key)
 		}
 	}
+	// The order TOML needs (and the example file relies on): top-level values first, then
+	// each table followed by its own values.
+	table := ""
+	for i, k := range Reference {
+		parent := ""
+		if j := strings.LastIndex(k.Key, "."); j >= 0 {
+			parent = k.Key[:j]
+		}
+		if k.Kind != Value {
+			table = k.Key
+			continue
+		}
+		if parent != table {
+			t.Errorf("Reference[%d]: %q must come right after the entries of [%s] (top-level keys before every table)", i, k.Key, parent)
+		}
+	}
 	for k := range keys {
 		if !seen[k] {
 			t.Errorf("config key %q has no entry in config.Reference (config/reference.go): add its Default, Doc and Example there, and its row to the README (TestReadmeReference prints it)", k)
