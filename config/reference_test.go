@@ -56,7 +56,7 @@ func TestReferenceCoversSchema(t *testing.T) {
 	}
 	for k := range keys {
 		if !seen[k] {
-			t.Errorf("config key %q has no entry in config.Reference (config/reference.go): add its Default, Doc and Example there, and its row to the README (TestReadmeReference prints it)", k)
+			t.Errorf("config key %q has no entry in config.Reference (config/reference.go): add one (a value: Default, Doc, Example; a table: Kind and Doc) and its row to the README (TestReadmeReference prints the table)", k)
 		}
 	}
 }
