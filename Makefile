@@ -8,13 +8,23 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit e2e demo bench fuzz soak lint package clean
+.PHONY: all build test unit e2e demo bench fuzz soak lint package clean generate check-generate
 
 all: build
 
 # A static binary: no cgo anywhere on the packet path.
 build:
 	CGO_ENABLED=0 $(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/mctun ./cmd/mctun
+
+# The kernel path's programs (kernelpath/bpf/*.c), compiled with clang into the objects and
+# Go bindings that are committed, so that go build needs no clang. Needs Debian's clang, llvm
+# (llvm-strip) and libbpf-dev. check-generate fails when the committed ones are not what the
+# sources give (CI runs it).
+generate:
+	$(GO) generate ./kernelpath
+
+check-generate: generate
+	@git diff --exit-code --stat -- kernelpath || { echo "kernelpath: the committed objects are not what bpf/*.c gives: run make generate and commit"; exit 1; }
 
 # Everything: formatting and vet, the unit tests under the race detector, then the
 # end-to-end tests with the real binary in network namespaces (root).
@@ -60,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseEndpoint$$' -fuzztime $(FUZZTIME) ./config/
 	$(GO) test -run '^$$' -fuzz '^FuzzCompleteChecksum$$' -fuzztime $(FUZZTIME) ./capture/
 	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./test/stream/
+	$(GO) test -run '^$$' -fuzz '^FuzzImport$$' -fuzztime $(FUZZTIME) ./legacy/
 
 # The soak (root; SOAKTIME, default 10 minutes, and about a minute more): a steady stream
 # through the worked example for SOAKTIME, with reloads and a member's flaps along the way,

@@ -106,3 +106,35 @@ func CompleteChecksum(pkt []byte) error {
 	binary.BigEndian.PutUint16(seg[at:], c)
 	return nil
 }
+
+// ChecksumUnfinished reports whether pkt, an IPv4 UDP datagram that is not a fragment,
+// carries in its checksum field what a host that offloads the checksum leaves there, the
+// pseudo-header's sum, instead of a checksum that verifies.
+//
+// A datagram whose checksum offload travels with it (the kernel's CHECKSUM_PARTIAL, which a
+// veth or virtio link carries to the next host) reaches a tunnel unfinished when a
+// kernel-path source encapsulates it: a kernel-path member delivers it as it is, and its host
+// trusts the offload; a user-space member writes bytes into its TUN, whose host checks them,
+// so it finishes them first (CompleteChecksum). A datagram broken on the way fails the check
+// and keeps its checksum, unless the breakage left exactly the pseudo-header's sum there.
+func ChecksumUnfinished(pkt []byte) bool {
+	if len(pkt) < 20 || pkt[0]>>4 != 4 || pkt[9] != encap.ProtoUDP || binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {
+		return false
+	}
+	ihl := int(pkt[0]&0x0f) * 4
+	if ihl < 20 || len(pkt) < ihl+8 {
+		return false
+	}
+	udp := pkt[ihl:]
+	n := int(binary.BigEndian.Uint16(udp[4:6]))
+	field := binary.BigEndian.Uint16(udp[udpChecksumAt:])
+	if n < 8 || n > len(udp) || field == 0 {
+		return false
+	}
+	pseudo := uint64(binary.BigEndian.Uint32(pkt[12:16])) + uint64(binary.BigEndian.Uint32(pkt[16:20])) +
+		uint64(encap.ProtoUDP) + uint64(n)
+	if field != ^encap.Checksum(pseudo, nil) {
+		return false
+	}
+	return encap.Checksum(pseudo, udp[:n]) != 0
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -178,4 +179,58 @@ func mustHex(tb testing.TB, s string) []byte {
 		tb.Fatal(err)
 	}
 	return b
+}
+
+// ChecksumUnfinished tells a datagram whose checksum a host left for its NIC to finish (the
+// pseudo-header's sum) from a finished one, a broken one and the ones it does not judge.
+func TestChecksumUnfinished(t *testing.T) {
+	finished := udpPacket(t, 100)
+	unfinished := slices.Clone(finished)
+	// What the kernel leaves for the NIC: the pseudo-header's sum, not complemented.
+	pseudo := uint64(binary.BigEndian.Uint32(unfinished[12:16])) + uint64(binary.BigEndian.Uint32(unfinished[16:20])) + 17 + 108
+	binary.BigEndian.PutUint16(unfinished[26:28], ^encap.Checksum(pseudo, nil))
+	broken := slices.Clone(finished)
+	broken[40] ^= 0xff
+	noChecksum := slices.Clone(finished)
+	binary.BigEndian.PutUint16(noChecksum[26:28], 0)
+	fragment := slices.Clone(unfinished)
+	fragment[6] |= 0x20 // MF
+	for _, tt := range []struct {
+		name string
+		pkt  []byte
+		want bool
+	}{
+		{"finished", finished, false},
+		{"unfinished", unfinished, true},
+		{"broken on the way", broken, false},
+		{"no checksum", noChecksum, false},
+		{"a fragment", fragment, false},
+		{"too short", unfinished[:24], false},
+	} {
+		if got := ChecksumUnfinished(tt.pkt); got != tt.want {
+			t.Errorf("%s: ChecksumUnfinished = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	if err := CompleteChecksum(unfinished); err != nil || !bytes.Equal(unfinished, finished) || ChecksumUnfinished(unfinished) {
+		t.Errorf("CompleteChecksum of the unfinished one: %v, equal to the finished one %v", err, bytes.Equal(unfinished, finished))
+	}
+}
+
+// udpPacket is an IPv4 UDP datagram from 198.18.1.2 to 224.1.2.3:65535 with n bytes of data,
+// its checksums finished.
+func udpPacket(t *testing.T, n int) []byte {
+	t.Helper()
+	p := make([]byte, 28+n)
+	copy(p, []byte{0x45, 0, byte((28 + n) >> 8), byte(28 + n), 0x12, 0x34, 0, 0, 1, 17, 0, 0, 198, 18, 1, 2, 224, 1, 2, 3})
+	binary.BigEndian.PutUint16(p[10:], encap.Checksum(0, p[:20]))
+	binary.BigEndian.PutUint16(p[20:], 5000)
+	binary.BigEndian.PutUint16(p[22:], 65535)
+	binary.BigEndian.PutUint16(p[24:], uint16(8+n))
+	for i := range n {
+		p[28+i] = byte(i)
+	}
+	if err := CompleteChecksum(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

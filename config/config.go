@@ -45,6 +45,7 @@ type Config struct {
 	// or DatapathUser.
 	Datapath string
 	Log      Log
+	Metrics  Metrics
 
 	Source *Source // nil when the host has no [source] table
 	Member *Member // nil when the host has no [member] table
@@ -67,6 +68,20 @@ type Log struct {
 	File   string // an absolute path to append to; "" means stderr
 	Level  string // "debug", "info", "warn" or "error"
 }
+
+// Metrics is the [metrics] table: the Prometheus endpoint.
+type Metrics struct {
+	// Listen is where the HTTP endpoint that serves /metrics listens, "ip:port". The zero
+	// value, the default, turns the endpoint off.
+	Listen netip.AddrPort
+	// PerMember adds series for each member of each group on the sender side: three per
+	// member. Off by default, so that the number of series follows the groups, not the
+	// members (a source may have 65,536 of them).
+	PerMember bool
+}
+
+// Enabled reports whether the endpoint is on.
+func (m Metrics) Enabled() bool { return m.Listen.IsValid() }
 
 // Source is the sender side's configuration.
 type Source struct {

@@ -31,6 +31,10 @@ func ExampleLoad() {
 	// file   = "" # stderr
 	// level  = "info"
 	//
+	// [metrics]
+	// listen     = "127.0.0.1:9477"
+	// per_member = false
+	//
 	// [source]
 	// interface = "eth0"
 	//

@@ -34,6 +34,14 @@ func (c *Config) Format() string {
 	}
 	fmt.Fprintf(&b, "level  = %s\n", quote(c.Log.Level))
 
+	b.WriteString("\n[metrics]\n")
+	if c.Metrics.Enabled() {
+		fmt.Fprintf(&b, "listen     = %s\n", quote(c.Metrics.Listen.String()))
+	} else {
+		b.WriteString("listen     = \"\" # off\n")
+	}
+	fmt.Fprintf(&b, "per_member = %t\n", c.Metrics.PerMember)
+
 	if s := c.Source; s != nil {
 		b.WriteString("\n[source]\n")
 		if s.Interface == "" {

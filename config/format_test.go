@@ -124,6 +124,10 @@ format = "text"
 file   = "" # stderr
 level  = "info"
 
+[metrics]
+listen     = "" # off
+per_member = false
+
 [source]
 interface = "" # chosen when mctun starts
 

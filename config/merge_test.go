@@ -65,6 +65,12 @@ func TestMergeProblems(t *testing.T) {
 			},
 		},
 		{
+			name:    "metrics only in the config file",
+			main:    []string{member},
+			managed: []string{"[metrics]", `listen = "127.0.0.1:9477"`},
+			errs:    []string{"mctun.managed.toml:1: metrics: not allowed in the managed file; put it in mctun.toml"},
+		},
+		{
 			name:    "a key no file may have",
 			main:    []string{group},
 			managed: []string{"[[source.group]]", `address = "224.1.2.4"`, `members = ["198.18.1.1"]`, "membres = []", "[sorce]"},
@@ -657,6 +663,10 @@ format = "text"
 file   = "" # stderr
 level  = "info"
 
+[metrics]
+listen     = "" # off
+per_member = false
+
 [source]
 interface = "" # chosen when mctun starts
 
@@ -706,6 +716,22 @@ func TestFormatLog(t *testing.T) {
 		t.Errorf("Format() =\n%s\nwant it to contain\n%s", out, want)
 	}
 	roundTrip(t, cfg)
+}
+
+// TestFormatMetrics checks [metrics] in mctun check's output when it is set.
+func TestFormatMetrics(t *testing.T) {
+	for _, tt := range []struct{ file, want string }{
+		{"listen = \"127.0.0.1:9477\"\nper_member = true", "\n[metrics]\nlisten     = \"127.0.0.1:9477\"\nper_member = true\n"},
+		{"listen = \"[::1]:9477\"", "\n[metrics]\nlisten     = \"[::1]:9477\"\nper_member = false\n"},
+		{"listen = \"[fe80::1%eth0]:9477\"", "\n[metrics]\nlisten     = \"[fe80::1%eth0]:9477\"\nper_member = false\n"},
+		{"per_member = true", "\n[metrics]\nlisten     = \"\" # off\nper_member = true\n"},
+	} {
+		cfg := mustParse(t, member+"\n[metrics]\n"+tt.file)
+		if out := cfg.Format(); !strings.Contains(out, tt.want) {
+			t.Errorf("Format() =\n%s\nwant it to contain\n%s", out, tt.want)
+		}
+		roundTrip(t, cfg)
+	}
 }
 
 // TestParseLargeManaged parses the large config as the managed file, as commands may grow it.

@@ -97,20 +97,26 @@ func (c *checker) decode(schema map[string]bool, conf string) *rawConfig {
 // a value is a rawValue, so that a value of the wrong type is one more problem for validation to
 // report rather than the end of decoding.
 type rawConfig struct {
-	Key        rawValue   `toml:"key"`
-	Port       rawValue   `toml:"port"`
-	SecretFile rawValue   `toml:"secret_file"`
-	Encrypt    rawValue   `toml:"encrypt"`
-	Datapath   rawValue   `toml:"datapath"`
-	Log        *rawLog    `toml:"log"`
-	Source     *rawSource `toml:"source"`
-	Member     *rawMember `toml:"member"`
+	Key        rawValue    `toml:"key"`
+	Port       rawValue    `toml:"port"`
+	SecretFile rawValue    `toml:"secret_file"`
+	Encrypt    rawValue    `toml:"encrypt"`
+	Datapath   rawValue    `toml:"datapath"`
+	Log        *rawLog     `toml:"log"`
+	Metrics    *rawMetrics `toml:"metrics"`
+	Source     *rawSource  `toml:"source"`
+	Member     *rawMember  `toml:"member"`
 }
 
 type rawLog struct {
 	Format rawValue `toml:"format"`
 	File   rawValue `toml:"file"`
 	Level  rawValue `toml:"level"`
+}
+
+type rawMetrics struct {
+	Listen    rawValue `toml:"listen"`
+	PerMember rawValue `toml:"per_member"`
 }
 
 type rawSource struct {
@@ -156,6 +162,9 @@ var schema = map[string]bool{
 	"log.format":           true,
 	"log.file":             true,
 	"log.level":            true,
+	"metrics":              false,
+	"metrics.listen":       true,
+	"metrics.per_member":   true,
 	"source":               false,
 	"source.interface":     true,
 	"source.group":         false,
@@ -237,7 +246,7 @@ func (c *checker) decodeError(md toml.MetaData, err error) {
 		return
 	}
 	n := len(c.errs)
-	for _, t := range []string{"log", "source", "member"} {
+	for _, t := range []string{"log", "metrics", "source", "member"} {
 		if typ := md.Type(t); typ != "" && typ != "Hash" {
 			c.errorf(t, "want a table, got %s; write it as [%s]", tomlType(typ), t)
 		}

@@ -53,6 +53,7 @@ func TestLoadExample(t *testing.T) {
 		Port:        4754,
 		Datapath:    DatapathAuto,
 		Log:         Log{Format: "text", Level: "info"},
+		Metrics:     Metrics{Listen: netip.MustParseAddrPort("127.0.0.1:9477")},
 		Source: &Source{
 			Interface: "eth0",
 			Groups: []Group{{

@@ -82,6 +82,12 @@ var Reference = []KeyDoc{
 		Doc: "An absolute path to append the log to. Under systemd leave it out: journald takes stderr. A daemon started by `mctun up` writes stderr to `/run/mctun/netns-<cookie>/mctun.log`."},
 	{Key: "log.level", Default: "`info`", Example: `"info"`,
 		Doc: "`debug`, `info`, `warn` or `error`."},
+	{Key: "metrics", Kind: Table,
+		Doc: "A Prometheus endpoint; see [Metrics](#metrics)."},
+	{Key: "metrics.listen", Default: "off", Example: `"127.0.0.1:9477"`,
+		Doc: "`\"ip:port\"` to serve `/metrics` on over HTTP, such as `\"127.0.0.1:9477\"`; the address must be written out."},
+	{Key: "metrics.per_member", Default: "`false`", Example: "false",
+		Doc: "Series for each member of each group too (three per member)."},
 }
 
 // Keys returns every key path a config file may have (tables included), as the schema lists

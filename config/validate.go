@@ -145,6 +145,9 @@ func (c *checker) settings(cfg *Config, r *rawConfig) {
 	if r.Log != nil {
 		cfg.Log = c.log(r.Log)
 	}
+	if r.Metrics != nil {
+		cfg.Metrics = c.metrics(r.Metrics)
+	}
 	if r.Source == nil && r.Member == nil {
 		c.errorf("", "no [source] or [member] table; a host needs at least one")
 	}
@@ -184,6 +187,26 @@ func (c *checker) log(r *rawLog) Log {
 		l.Level = s
 	}
 	return l
+}
+
+// metrics validates [metrics].
+func (c *checker) metrics(r *rawMetrics) Metrics {
+	var m Metrics
+	if s, ok := c.text("metrics.listen", r.Listen.v); ok && s != "" { // "": off, as Format writes it
+		a, msg := parseListen(s)
+		if msg != "" {
+			c.errorf("metrics.listen", "%s", msg)
+		}
+		m.Listen = a
+	}
+	if r.PerMember.v != nil {
+		b, ok := r.PerMember.v.(bool)
+		if !ok {
+			c.errorf("metrics.per_member", "want true or false, got %s", describe(r.PerMember.v))
+		}
+		m.PerMember = b
+	}
+	return m
 }
 
 // source validates [source] but its groups.

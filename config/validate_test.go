@@ -515,6 +515,83 @@ func TestParseProblems(t *testing.T) {
 			errs: []string{"mctun.toml: no [source] or [member] table; a host needs at least one"},
 		},
 
+		// [metrics].
+		{
+			name: "metrics set",
+			file: []string{member, "[metrics]", `listen = "127.0.0.1:9477"`, "per_member = true"},
+		},
+		{
+			name: "metrics on an IPv6 address, every address, or off",
+			file: []string{member, "[metrics]", `listen = "[::1]:9477"`, "[source]", "[[source.group]]", `address = "224.1.2.3"`, `members = ["198.18.1.1"]`},
+		},
+		{
+			name: "metrics off",
+			file: []string{member, "[metrics]", `listen = ""`, "per_member = false"},
+		},
+		{
+			name: "metrics listen without an address",
+			file: []string{member, "[metrics]", `listen = ":9477"`},
+			errs: []string{`mctun.toml:4: metrics.listen: ":9477" has no address: write "127.0.0.1:9477" for this host alone, or "0.0.0.0:9477" for every address`},
+		},
+		{
+			name: "metrics listen without a port",
+			file: []string{member, "[metrics]", `listen = "127.0.0.1"`},
+			errs: []string{`mctun.toml:4: metrics.listen: 127.0.0.1 has no port; write "ip:port"`},
+		},
+		{
+			name: "metrics listen on a name",
+			file: []string{member, "[metrics]", `listen = "localhost:9477"`},
+			errs: []string{`mctun.toml:4: metrics.listen: "localhost:9477" is not "ip:port"`},
+		},
+		{
+			name: "metrics listen port out of range",
+			file: []string{member, "[metrics]", `listen = "127.0.0.1:0"`, "[log]", "[metrics.x]"},
+			errs: []string{
+				"mctun.toml:4: metrics.listen: 127.0.0.1:0 has port 0, out of range 1..65535",
+				"mctun.toml:6: metrics.x: unknown key",
+			},
+		},
+		{
+			name: "metrics listen port too large",
+			file: []string{member, "[metrics]", `listen = "127.0.0.1:65536"`},
+			errs: []string{"mctun.toml:4: metrics.listen: 127.0.0.1:65536 has port 65536, out of range 1..65535"},
+		},
+		{
+			name: "metrics listen on a multicast address",
+			file: []string{member, "[metrics]", `listen = "224.1.2.3:9477"`},
+			errs: []string{"mctun.toml:4: metrics.listen: 224.1.2.3:9477 is a multicast address; listen on an address of this host"},
+		},
+		{
+			name: "metrics listen on the broadcast address",
+			file: []string{member, "[metrics]", `listen = "255.255.255.255:9477"`},
+			errs: []string{"mctun.toml:4: metrics.listen: 255.255.255.255:9477 is the broadcast address; listen on an address of this host"},
+		},
+		{
+			name: "metrics listen of the wrong type",
+			file: []string{member, "[metrics]", `listen = 9477`},
+			errs: []string{"mctun.toml:4: metrics.listen: want a string, got an integer (9477)"},
+		},
+		{
+			name: "metrics per_member not a boolean",
+			file: []string{member, "[metrics]", `listen = "127.0.0.1:9477"`, `per_member = "yes"`},
+			errs: []string{`mctun.toml:5: metrics.per_member: want true or false, got a string ("yes")`},
+		},
+		{
+			name: "unknown key in metrics",
+			file: []string{member, "[metrics]", `port = 9477`},
+			errs: []string{"mctun.toml:4: metrics.port: unknown key"},
+		},
+		{
+			name: "metrics is not a table",
+			file: []string{`metrics = "127.0.0.1:9477"`, member},
+			errs: []string{`mctun.toml:1: metrics: want a table, got a string; write it as [metrics]`},
+		},
+		{
+			name: "metrics alone is not a role",
+			file: []string{"[metrics]", `listen = "127.0.0.1:9477"`},
+			errs: []string{"mctun.toml: no [source] or [member] table; a host needs at least one"},
+		},
+
 		// Warnings.
 		{
 			name: "member listed twice",

@@ -131,6 +131,36 @@ func parseEndpoint(s string) (a netip.Addr, port uint16, msg string) {
 	return a, uint16(n), ""
 }
 
+// parseListen parses s as metrics.listen has it, "ip:port" with both given, or says what is
+// wrong with it. The address must be written out: Go's ":port" means every address, which
+// should be a choice, not an accident.
+func parseListen(s string) (netip.AddrPort, string) {
+	if _, err := netip.ParseAddr(s); err == nil {
+		return netip.AddrPort{}, fmt.Sprintf("%s has no port; write \"ip:port\"", s)
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 || !isDigits(s[i+1:]) {
+		return netip.AddrPort{}, fmt.Sprintf("%q is not \"ip:port\"", s)
+	}
+	if i == 0 {
+		return netip.AddrPort{}, fmt.Sprintf("%q has no address: write \"127.0.0.1%s\" for this host alone, or \"0.0.0.0%s\" for every address", s, s, s)
+	}
+	a, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(s[:i], "["), "]"))
+	if err != nil {
+		return netip.AddrPort{}, fmt.Sprintf("%q is not \"ip:port\"", s)
+	}
+	n, err := strconv.ParseUint(s[i+1:], 10, 16)
+	switch {
+	case err != nil || n == 0:
+		return netip.AddrPort{}, fmt.Sprintf("%s has port %s, out of range 1..65535", s, s[i+1:])
+	case a.IsMulticast():
+		return netip.AddrPort{}, s + " is a multicast address; listen on an address of this host"
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.AddrPort{}, s + " is the broadcast address; listen on an address of this host"
+	}
+	return netip.AddrPortFrom(a, uint16(n)), ""
+}
+
 func isDigits(s string) bool {
 	for _, r := range s {
 		if r < '0' || r > '9' {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -23,6 +24,7 @@ import (
 	"mctun/control"
 	"mctun/datapath"
 	"mctun/encap"
+	"mctun/kernelpath"
 	"mctun/route"
 	"mctun/tun"
 )
@@ -47,15 +49,22 @@ type daemon struct {
 	datapath       string // config.DatapathKernel or config.DatapathUser: the one running
 	datapathReason string // why auto chose user space
 
-	iface    string             // the source interface
-	skipped  []netip.AddrPort   // members that are addresses of this host
-	capture  *capture.AFPacket  // sender side, on iface
-	dev      *tun.Native        // receiver side
-	sendConn *encap.UDPConn     // sender side, ephemeral port
-	recvConn *encap.UDPConn     // receiver side, on cfg.Port
-	sender   *datapath.Sender   // nil without [source]
-	receiver *datapath.Receiver // nil without [member]
-	closers  []io.Closer        // what start opened, in order
+	iface     string               // the source interface
+	skipped   []netip.AddrPort     // members that are addresses of this host
+	capture   *capture.AFPacket    // sender side, on iface
+	dev       *tun.Native          // receiver side
+	sendConn  *encap.UDPConn       // sender side, ephemeral port
+	recvConn  *encap.UDPConn       // receiver side, on cfg.Port
+	sender    *datapath.Sender     // nil without [source]
+	receiver  *datapath.Receiver   // nil without [member]
+	kSender   *kernelpath.Sender   // the sender side in the kernel; nil without it
+	kReceiver *kernelpath.Receiver // the receiver side in the kernel; nil without it
+	closers   []io.Closer          // what start opened, in order
+
+	metrics     *metricsServer // serving [metrics]; nil when off. Guarded by mu.
+	metricsHTTP http.Handler   // its handler, made once (metricsHandler)
+	reloads     Outcomes       // guarded by mu
+	commands    Outcomes       // management commands that change the instance; guarded by mu
 
 	routines int        // packet-path goroutines started
 	failed   chan error // a packet path that stopped on its own
@@ -204,6 +213,9 @@ func NotifyUp(notify *os.File, err error) {
 // whatever start got done.
 func (d *daemon) start() error {
 	cfg := d.cfg
+	if err := d.startMetrics(); err != nil {
+		return err
+	}
 	var auth *encap.Auth
 	if cfg.SecretFile != "" { // before anything changes on the host
 		secret, err := config.ReadSecret(cfg.SecretFile)
@@ -214,14 +226,14 @@ func (d *daemon) start() error {
 			return fmt.Errorf("secret_file %s: %w", cfg.SecretFile, err)
 		}
 	}
-	if err := d.chooseDatapath(); err != nil {
-		return err
-	}
 	if cfg.Source != nil {
 		// Before the member's route exists: afterwards 224.0.0.0/4 points into the TUN.
 		if err := d.chooseInterface(); err != nil {
 			return err
 		}
+	}
+	if err := d.chooseDatapath(); err != nil {
+		return err
 	}
 	if cfg.Member != nil {
 		if err := d.startMember(auth); err != nil {
@@ -236,6 +248,9 @@ func (d *daemon) start() error {
 		}
 	}
 
+	if d.metrics != nil { // there is something to read now; before the control socket, so before any reload
+		d.metrics.serve()
+	}
 	ctl, err := control.Listen(control.SocketName, d.log)
 	if err != nil {
 		return err
@@ -329,6 +344,13 @@ func (d *daemon) startMember(auth *encap.Auth) error {
 		}
 	}
 	d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
+	if d.kReceiver != nil {
+		d.receiver.ShareFlows(d.kReceiver)
+		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Log: d.log})
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -363,14 +385,33 @@ func (d *daemon) startSource(auth *encap.Auth) error {
 			return err
 		}
 	}
+	if d.kSender != nil {
+		addr, err := d.host.PrimaryAddr(d.iface)
+		if err != nil {
+			return err
+		}
+		o := kernelpath.SenderOptions{Interface: d.iface, Addr: addr, Port: d.sendConn.LocalAddr().Port(),
+			Key: cfg.Key, Groups: groups, Log: d.log}
+		if cfg.Member != nil { // the host's own multicast leaves by the TUN
+			o.TUN = cfg.Member.TUN
+		}
+		if err := d.kSender.Start(o); err != nil {
+			return err
+		}
+	}
 	d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
+	if d.kSender != nil {
+		d.sender.ShareSequences(d.kSender.Sequence)
+		d.kSender.ReportMembers(d.sender.MemberFailing)
+	}
 	return nil
 }
 
 // chooseDatapath settles where packets are forwarded: in the kernel when the config allows
 // it (datapath auto or kernel, and the plain tunnel) and the host does, else in user space.
-// For auto it records why user space was chosen; for kernel, a host that does not allow it
-// is an error.
+// The host allows it when the kernel takes the programs, which is tried here, before the
+// host changes. For auto it records why user space was chosen; for kernel, a host that does
+// not allow it is an error.
 func (d *daemon) chooseDatapath() error {
 	d.datapath = config.DatapathUser
 	switch {
@@ -380,16 +421,60 @@ func (d *daemon) chooseDatapath() error {
 		d.datapathReason = "the authenticated tunnel runs in user space"
 		return nil
 	}
-	err := errNoKernelPath
-	if d.cfg.Datapath == config.DatapathKernel {
+	err := d.loadKernelPath()
+	switch {
+	case err == nil:
+		d.datapath = config.DatapathKernel
+		return nil
+	case d.cfg.Datapath == config.DatapathKernel:
 		return fmt.Errorf("datapath kernel: %w", err)
 	}
 	d.datapathReason = err.Error()
 	return nil
 }
 
-// errNoKernelPath is why this build cannot forward in the kernel.
-var errNoKernelPath = errors.New("the kernel path is not part of this build")
+// loadKernelPath loads the kernel path's programs for this host's roles, attaching nothing.
+func (d *daemon) loadKernelPath() error {
+	if why := os.Getenv(refuseKernelEnv); why != "" {
+		return fmt.Errorf("refused by %s: %s", refuseKernelEnv, why)
+	}
+	if d.cfg.Source != nil {
+		ks, err := kernelpath.LoadSender(d.iface)
+		if err != nil {
+			return err
+		}
+		d.kSender = ks
+	}
+	if d.cfg.Member != nil {
+		kr, err := kernelpath.LoadReceiver()
+		if err != nil {
+			d.closeKernelPath()
+			return err
+		}
+		d.kReceiver = kr
+	}
+	return nil
+}
+
+// refuseKernelEnv, set to a reason, makes the kernel path refuse to load, as a kernel that
+// does not take its programs would: so that the fallback of datapath = "auto" can be seen
+// and tested on a host that has everything.
+const refuseKernelEnv = "MCTUN_REFUSE_KERNEL_PATH"
+
+// closeKernelPath detaches and unloads the kernel path. The packet paths must have stopped:
+// the user-space sender takes sequence numbers from memory the kernel path maps.
+func (d *daemon) closeKernelPath() error {
+	var errs []error
+	if d.kSender != nil {
+		errs = append(errs, d.kSender.Close())
+		d.kSender = nil
+	}
+	if d.kReceiver != nil {
+		errs = append(errs, d.kReceiver.Close())
+		d.kReceiver = nil
+	}
+	return errors.Join(errs...)
+}
 
 // run starts a packet path; if it ever returns, the daemon stops.
 func (d *daemon) run(name string, f func() error) {
@@ -474,16 +559,24 @@ func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.Add
 // host changes.
 func (d *daemon) stop() error {
 	close(d.stopping)
+	d.stopMetrics()
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}
+	stopped := true
 	for range d.routines {
 		select {
 		case <-d.failed:
 		case <-time.After(5 * time.Second):
 			d.log.Error("a packet path did not stop within 5s")
+			stopped = false
 		}
 	}
+	if stopped {
+		if err := d.closeKernelPath(); err != nil {
+			d.log.Error("could not unload the kernel path", "err", err)
+		}
+	} // else the process is about to exit, which unloads it
 	return d.host.Undo()
 }
 
@@ -497,6 +590,9 @@ func (d *daemon) logStarted() {
 	}
 	if m := d.cfg.Member; m != nil {
 		attrs = append(attrs, "tun", m.TUN, "sources", len(m.Sources))
+	}
+	if d.metrics != nil {
+		attrs = append(attrs, "metrics", d.metrics.url())
 	}
 	d.log.Info("forwarding", attrs...)
 	if d.cfg.SecretFile == "" {

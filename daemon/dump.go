@@ -40,10 +40,22 @@ func (s dumpStream) Stream(ctx context.Context, w io.Writer) error {
 	if sender {
 		s.d.sender.AddTap(tap)
 		defer s.d.sender.RemoveTap(tap)
+		if k := s.d.kSender; k != nil {
+			if err := k.AddTap(tap); err != nil {
+				return fmt.Errorf("dump the kernel path's sender side: %w", err)
+			}
+			defer k.RemoveTap(tap)
+		}
 	}
 	if receiver {
 		s.d.receiver.AddTap(tap)
 		defer s.d.receiver.RemoveTap(tap)
+		if k := s.d.kReceiver; k != nil {
+			if err := k.AddTap(tap); err != nil {
+				return fmt.Errorf("dump the kernel path's receiver side: %w", err)
+			}
+			defer k.RemoveTap(tap)
+		}
 	}
 	s.d.log.Info("dump started", "group", s.args.Group, "side", s.args.Side)
 	written := 0

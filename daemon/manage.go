@@ -36,9 +36,16 @@ type EditResult struct {
 // edit is the daemon's side of a management command: edit the managed part, validate the
 // result with the config file, write the managed file aside and rename it into place, then
 // apply it like a reload. Any failure before the rename changes nothing.
-func (d *daemon) edit(a EditArgs) (any, error) {
+func (d *daemon) edit(a EditArgs) (_ any, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer func() {
+		if err != nil {
+			d.commands.Refused++
+		} else {
+			d.commands.Applied++
+		}
+	}()
 	managed, done, err := editManaged(d.cfg, d.cfg.Managed(), a)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"mctun/config"
+	"mctun/datapath"
 	"mctun/internal/words"
 )
 
@@ -45,14 +46,17 @@ func (d *daemon) reload() ([]string, error) {
 		d.log.Warn("config: " + w.String())
 	}
 	if err != nil {
+		d.reloads.Refused++
 		d.log.Error("reload refused: the config is not valid; nothing changed", "err", err)
 		return nil, err
 	}
 	changes, err := d.apply(next)
 	if err != nil {
+		d.reloads.Refused++
 		d.log.Error("reload refused; nothing changed", "err", err)
 		return nil, err
 	}
+	d.reloads.Applied++
 	d.mainData = main
 	d.log.Info("reloaded", "changes", len(changes), "diff", strings.Join(changes, "; "))
 	return changes, nil
@@ -70,6 +74,23 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
+	select {
+	case <-d.stopping: // stop is closing the metrics endpoint: do not open another
+		return nil, errors.New("mctun is stopping")
+	default:
+	}
+	// Binding a new metrics.listen can fail, so it comes first; it changes nothing until
+	// commitMetrics, and abortMetrics undoes it if anything after it fails.
+	commitMetrics, abortMetrics, err := d.rebindMetrics(next.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	applied := false
+	defer func() {
+		if !applied {
+			abortMetrics()
+		}
+	}()
 	if m := next.Member; m != nil {
 		if m.MTU != d.cfg.Member.MTU {
 			if err := d.host.SetMTU(m.TUN, m.MTU); err != nil {
@@ -90,13 +111,21 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		if d.kSender != nil { // first: a new group's sequence is the kernel's
+			d.kSender.Configure(next.Key, groups)
+		}
 		d.sender.Configure(next.Key, groups)
 		d.skipped = skipped
 	}
 	if m := next.Member; m != nil {
+		if d.kReceiver != nil {
+			d.kReceiver.Configure(next.Key, *m)
+		}
 		d.receiver.Configure(next.Key, *m)
 	}
 	d.cfg = next
+	commitMetrics()
+	applied = true
 	return changes, nil
 }
 
@@ -127,6 +156,12 @@ func diffConfig(old, new *config.Config, iface string) (changes, restart []strin
 	}
 	if old.Log != new.Log {
 		changes = append(changes, fmt.Sprintf("log %+v -> %+v", old.Log, new.Log))
+	}
+	if o, n := old.Metrics, new.Metrics; o.Listen != n.Listen {
+		changes = append(changes, fmt.Sprintf("metrics.listen %s -> %s", listenOrOff(o), listenOrOff(n)))
+	}
+	if o, n := old.Metrics, new.Metrics; o.PerMember != n.PerMember {
+		changes = append(changes, fmt.Sprintf("metrics.per_member %t -> %t", o.PerMember, n.PerMember))
 	}
 	if old.Source != nil && new.Source != nil {
 		if i := new.Source.Interface; i != "" && i != iface {
@@ -212,20 +247,21 @@ func added[T comparable](old, new []T) []T {
 	return out
 }
 
-// GroupName is how commands and messages write a group: 224.1.2.3:65535, or the bare address
-// for a group that takes every packet to it.
-func GroupName(addr netip.Addr, port uint16) string {
-	if port == 0 {
-		return addr.String()
-	}
-	return netip.AddrPortFrom(addr, port).String()
-}
+// GroupName is datapath.GroupName.
+func GroupName(addr netip.Addr, port uint16) string { return datapath.GroupName(addr, port) }
 
 func groupsOrAny(gs []netip.Addr) string {
 	if len(gs) == 0 {
 		return "any"
 	}
 	return words.JoinAddrs(gs)
+}
+
+func listenOrOff(m config.Metrics) string {
+	if !m.Enabled() {
+		return "off"
+	}
+	return m.Listen.String()
 }
 
 func addedOrRemoved(added bool) string {

@@ -48,6 +48,9 @@ func TestDiffConfig(t *testing.T) {
 		}, nil, []string{"port 4754 -> 4800", "source.interface eth0 -> eth1", "member.tun mctun0 -> mctun1"}},
 		{"a role added or removed", func(c *config.Config) { c.Member = nil }, nil, []string{"[member] removed"}},
 		{"a secret", func(c *config.Config) { c.SecretFile = "/etc/mctun/secret" }, nil, []string{`secret_file "" -> "/etc/mctun/secret"`}},
+		{"metrics on", func(c *config.Config) {
+			c.Metrics = config.Metrics{Listen: ap("127.0.0.1:9477"), PerMember: true}
+		}, []string{"metrics.listen off -> 127.0.0.1:9477", "metrics.per_member false -> true"}, nil},
 		{"the interface chosen at start, still unset", func(c *config.Config) { c.Source.Interface = "" }, nil, nil},
 		{"the interface in use, now named", func(c *config.Config) { c.Source.Interface = "eth0" }, nil, nil},
 	}
@@ -60,5 +63,29 @@ func TestDiffConfig(t *testing.T) {
 				t.Errorf("diffConfig = %q, restart %q; want %q, restart %q", changes, restart, tt.changes, tt.restart)
 			}
 		})
+	}
+}
+
+// A reload applies metrics changes (they need no restart): moved, turned off.
+func TestDiffConfigMetrics(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	base := func() *config.Config {
+		return &config.Config{Port: 4754, Metrics: config.Metrics{Listen: ap("127.0.0.1:9477"), PerMember: true},
+			Member: &config.Member{TUN: "mctun0", MTU: 1500}}
+	}
+	for _, tt := range []struct {
+		name    string
+		edit    func(c *config.Config)
+		changes []string
+	}{
+		{"moved", func(c *config.Config) { c.Metrics.Listen = ap("198.18.2.2:9477") }, []string{"metrics.listen 127.0.0.1:9477 -> 198.18.2.2:9477"}},
+		{"off", func(c *config.Config) { c.Metrics = config.Metrics{} }, []string{"metrics.listen 127.0.0.1:9477 -> off", "metrics.per_member true -> false"}},
+	} {
+		next := base()
+		tt.edit(next)
+		changes, restart := diffConfig(base(), next, "")
+		if !slices.Equal(changes, tt.changes) || restart != nil {
+			t.Errorf("%s: diffConfig = %q, restart %q; want %q", tt.name, changes, restart, tt.changes)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"mctun/datapath"
+	"mctun/kernelpath"
 )
 
 // Status is what mctun status shows, as the running instance reports it.
@@ -28,10 +29,23 @@ type Status struct {
 	Tunnel  string    `json:"tunnel"` // what protects it: "not authenticated", "authenticated (...)", ...
 	// Datapath is where packets are forwarded: "kernel" (the plain tunnel's fast path, with
 	// user space for what it hands up) or "user". DatapathReason says why auto chose user.
-	Datapath       string        `json:"datapath"`
-	DatapathReason string        `json:"datapath_reason,omitempty"`
-	Source         *SourceStatus `json:"source,omitempty"`
-	Member         *MemberStatus `json:"member,omitempty"`
+	Datapath       string `json:"datapath"`
+	DatapathReason string `json:"datapath_reason,omitempty"`
+	// Metrics is the URL of the Prometheus endpoint ([metrics]), or empty when it is off.
+	Metrics string `json:"metrics,omitempty"`
+	// Reloads counts reloads (mctun reload, SIGHUP); Commands the management commands that
+	// change the instance (group, member and source add, del, ...).
+	Reloads  Outcomes      `json:"reloads"`
+	Commands Outcomes      `json:"commands"`
+	Source   *SourceStatus `json:"source,omitempty"`
+	Member   *MemberStatus `json:"member,omitempty"`
+}
+
+// Outcomes counts requests to change the running instance: those applied, and those refused,
+// which changed nothing.
+type Outcomes struct {
+	Applied uint64 `json:"applied"`
+	Refused uint64 `json:"refused"`
 }
 
 // SourceStatus is the sender side's part of Status.
@@ -39,7 +53,17 @@ type SourceStatus struct {
 	Interface string               `json:"interface"`
 	Captures  []CaptureStatus      `json:"captures"`
 	Skipped   []netip.AddrPort     `json:"skipped_members,omitempty"` // this host's own addresses
-	Stats     datapath.SenderStats `json:"stats"`
+	Stats     datapath.SenderStats `json:"stats"`                     // both paths' counters, added up
+	Kernel    *KernelStatus        `json:"kernel,omitempty"`          // the kernel path's part
+}
+
+// KernelStatus is what the kernel path does on one side.
+type KernelStatus struct {
+	Attached []kernelpath.Attachment `json:"attached"` // its programs, and where they are attached
+	// Paths counts packets by the path they took: "kernel", or "user_..." with why the kernel
+	// path left them to user space.
+	Paths    map[string]uint64 `json:"paths"`
+	MapBytes uint64            `json:"map_bytes"` // kernel memory its maps hold
 }
 
 // CaptureStatus counts one capture source.
@@ -54,18 +78,25 @@ type MemberStatus struct {
 	TUN         string                 `json:"tun"`
 	MTU         int                    `json:"mtu"`
 	Sources     []netip.Addr           `json:"sources"`
-	Groups      []netip.Addr           `json:"groups"`       // empty: any
-	SocketDrops uint64                 `json:"socket_drops"` // receive buffer full
-	Stats       datapath.ReceiverStats `json:"stats"`
+	Groups      []netip.Addr           `json:"groups"`           // empty: any
+	SocketDrops uint64                 `json:"socket_drops"`     // receive buffer full
+	Stats       datapath.ReceiverStats `json:"stats"`            // both paths' counters, added up
+	Kernel      *KernelStatus          `json:"kernel,omitempty"` // the kernel path's part
 }
 
 // status is what status shows, and what stats shows but for each member's counters.
 func (d *daemon) status() Status {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.statusLocked()
+}
+
+// statusLocked is status for a caller that holds d.mu.
+func (d *daemon) statusLocked() Status {
 	st := Status{PID: os.Getpid(), Version: d.version, Started: d.started, Config: d.cfg.Path,
 		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key,
-		Tunnel: tunnelProtection(d.cfg), Datapath: d.datapath, DatapathReason: d.datapathReason}
+		Tunnel: tunnelProtection(d.cfg), Datapath: d.datapath, DatapathReason: d.datapathReason,
+		Metrics: d.metricsURL(), Reloads: d.reloads, Commands: d.commands}
 	if d.sender != nil {
 		cs := d.capture.Stats()
 		st.Source = &SourceStatus{
@@ -74,11 +105,19 @@ func (d *daemon) status() Status {
 			Skipped:   d.skipped,
 			Stats:     d.sender.Stats(),
 		}
+		if k := d.kSender; k != nil {
+			k.AddStats(&st.Source.Stats)
+			st.Source.Kernel = &KernelStatus{Attached: k.Attached(), Paths: k.Paths(), MapBytes: k.MapBytes()}
+		}
 	}
 	if m := d.cfg.Member; m != nil {
 		drops, _ := d.recvConn.ReceiveDrops()
 		st.Member = &MemberStatus{TUN: m.TUN, MTU: m.MTU, Sources: m.Sources, Groups: m.Groups,
 			SocketDrops: drops, Stats: d.receiver.Stats()}
+		if k := d.kReceiver; k != nil {
+			k.AddDrops(st.Member.Stats.Drops)
+			st.Member.Kernel = &KernelStatus{Attached: k.Attached(), Paths: k.Paths(), MapBytes: k.MapBytes()}
+		}
 	}
 	return st
 }
@@ -96,11 +135,12 @@ type GroupMembers struct {
 func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(s.d.status()); err != nil {
+	st := s.d.status()
+	if err := enc.Encode(st); err != nil {
 		return err
 	}
 	if s.d.sender != nil {
-		err := s.d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+		err := s.d.memberStats(st.Source.Stats.Groups, func(i int, ms []datapath.MemberStats) error {
 			return enc.Encode(GroupMembers{Group: i, Members: ms})
 		})
 		if err != nil {
@@ -142,4 +182,15 @@ func (d *daemon) logTo() string {
 		return d.state.LogPath()
 	}
 	return "stderr"
+}
+
+// memberStats calls f with each group's members' counters in turn, both paths' added up,
+// groups in the order of groups, which a status taken just before gave.
+func (d *daemon) memberStats(groups []datapath.GroupStats, f func(group int, members []datapath.MemberStats) error) error {
+	return d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+		if d.kSender != nil && i < len(groups) {
+			d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
+		}
+		return f(i, ms)
+	})
 }

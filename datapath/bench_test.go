@@ -103,7 +103,7 @@ func BenchmarkReceiverAccept(b *testing.B) {
 					b.StartTimer()
 					i = 0
 				}
-				if _, f := r.accept(p, src, pkts[i]); f == nil {
+				if _, _, ok := r.accept(p, src, pkts[i]); !ok {
 					b.Fatal("dropped")
 				}
 				i++

@@ -86,8 +86,8 @@ func openReason(err error) Reason {
 	}
 }
 
-// innerReason maps encap.CheckInner's errors, which it returns unwrapped, to drop reasons.
-func innerReason(err error) Reason {
+// InnerReason maps encap.CheckInner's errors, which it returns unwrapped, to drop reasons.
+func InnerReason(err error) Reason {
 	switch err {
 	case encap.ErrNotIPv4:
 		return NotIPv4

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"mctun/capture"
 	"mctun/config"
 	"mctun/encap"
 	"mctun/tun"
@@ -56,9 +57,36 @@ type Receiver struct {
 	flowsMu  sync.Mutex // guards flowList, which Snapshot reads
 	flowList []*flow
 
-	drained atomic.Uint64 // host packets read from the TUN and not forwarded
-	tunLogs logLimiter    // of TUN write failures
-	onEpoch func(src netip.Addr, epoch uint64)
+	drained     atomic.Uint64 // host packets read from the TUN and not forwarded
+	tunLogs     logLimiter    // of TUN write failures
+	accountLogs logLimiter    // of failures to account in a FlowAccount
+	onEpoch     func(src netip.Addr, epoch uint64)
+	account     FlowAccount // nil: the flows above are the accounts
+}
+
+// A FlowAccount keeps the flows' accounts when another packet path delivers into the same
+// TUN (the kernel path): each flow has one account, whichever path delivered its packets.
+// Only the receive loop calls it.
+type FlowAccount interface {
+	// Observe accounts a packet from source to group with sequence number seq, delivered
+	// (its length) or not (0).
+	Observe(source, group [4]byte, seq uint32, delivered int) error
+	// Flush makes what Observe took count.
+	Flush() error
+	// Flows returns the flows' counters, in order of first packet.
+	Flows() []FlowStats
+}
+
+// ShareFlows makes the receiver side account its flows in a, from now on. Call it before
+// Run.
+func (r *Receiver) ShareFlows(a FlowAccount) { r.account = a }
+
+// delivery is an accepted packet on its way into the TUN: its flow, or, with a FlowAccount,
+// what to account it by.
+type delivery struct {
+	f             *flow
+	source, group [4]byte
+	seq           uint32
 }
 
 // policy is what the receiver side accepts, from config.
@@ -134,7 +162,7 @@ func (r *Receiver) routineReceive() error {
 	sizes := make([]int, batch)
 	from := make([]netip.AddrPort, batch)
 	out := make([][]byte, 0, batch)
-	outFlows := make([]*flow, 0, batch)
+	outs := make([]delivery, 0, batch)
 	for {
 		if p := r.policy.Load(); p.mtu != mtu {
 			// Each buffer holds the largest tunnel packet whose inner packet fits the TUN,
@@ -150,54 +178,61 @@ func (r *Receiver) routineReceive() error {
 			return err
 		}
 		p := r.policy.Load()
-		out, outFlows = out[:0], outFlows[:0]
+		out, outs = out[:0], outs[:0]
 		for i := range n {
 			if sizes[i] == len(bufs[i]) { // filled: longer than any packet the TUN takes
 				r.drops.Add(TooBig)
 				continue
 			}
-			if inner, f := r.accept(p, from[i].Addr().As4(), bufs[i][:sizes[i]]); f != nil {
+			if inner, d, ok := r.accept(p, from[i].Addr().As4(), bufs[i][:sizes[i]]); ok {
 				out = append(out, inner)
-				outFlows = append(outFlows, f)
+				outs = append(outs, d)
 			}
 		}
-		if err := r.write(out, outFlows); err != nil {
+		if err := r.write(out, outs); err != nil {
 			return err
 		}
 	}
 }
 
 // accept takes one tunnel packet from src through steps 2 and 3 of the flow: it returns the
-// inner packet to write and its flow, or a nil flow when the packet was dropped (and counted).
-func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, *flow) {
+// inner packet to write and how to account it, or false when the packet was dropped (and
+// counted).
+func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, delivery, bool) {
 	if !p.sources[src] {
 		r.drops.Add(UnknownSource)
-		return nil, nil
+		return nil, delivery{}, false
 	}
 	h, inner, err := r.decapsulate(src, pkt)
 	if err != nil {
-		return nil, nil // counted
+		return nil, delivery{}, false // counted
 	}
 	if h.Key != p.key {
 		r.drops.Add(WrongKey)
-		return nil, nil
+		return nil, delivery{}, false
 	}
 	in, err := encap.CheckInner(inner)
 	if err != nil {
-		r.drops.Add(innerReason(err))
-		return nil, nil
+		r.drops.Add(InnerReason(err))
+		return nil, delivery{}, false
 	}
 	if p.groups != nil && !p.groups[in.Dst.As4()] {
 		r.drops.Add(GroupNotAllowed)
-		return nil, nil
+		return nil, delivery{}, false
 	}
 	if len(inner) > p.mtu {
 		r.drops.Add(TooBig)
-		return nil, nil
+		return nil, delivery{}, false
 	}
-	f := r.flow(src, in.Dst)
-	f.account(f.seq.observe(h.Seq))
-	return inner, f
+	if r.open == nil && in.HasPort && !in.Fragment && capture.ChecksumUnfinished(inner) {
+		capture.CompleteChecksum(inner) // a kernel-path source's offload: see ChecksumUnfinished
+	}
+	d := delivery{source: src, group: in.Dst.As4(), seq: h.Seq}
+	if r.account == nil {
+		d.f = r.flow(src, in.Dst)
+		d.f.account(d.f.seq.observe(h.Seq))
+	}
+	return inner, d, true
 }
 
 // decapsulate returns a tunnel packet's header and inner packet, checking the tag first
@@ -240,28 +275,51 @@ func (r *Receiver) newInstance(src [4]byte, res encap.Opened) {
 	}
 }
 
-// write injects the batch into the TUN. A packet the kernel refuses is counted and skipped.
-func (r *Receiver) write(out [][]byte, flows []*flow) error {
+// write injects the batch into the TUN and accounts each packet for its flow. A packet the
+// kernel refuses is counted and skipped.
+func (r *Receiver) write(out [][]byte, ds []delivery) error {
 	for len(out) > 0 {
 		n, err := r.dev.Write(out, 0)
 		for i := range n {
-			flows[i].packets.Add(1)
-			flows[i].bytes.Add(uint64(len(out[i])))
-			r.taps.offer(out[i], flows[i].group)
+			r.delivered(ds[i], len(out[i]))
+			r.taps.offer(out[i], netip.AddrFrom4(ds[i].group))
+		}
+		if err != nil && errors.Is(err, net.ErrClosed) {
+			return nil
 		}
 		if err == nil {
-			return nil
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return nil
+			break
 		}
 		r.drops.Add(TUNWriteFailed)
 		if ok, suppressed := r.tunLogs.allow(); ok {
 			r.log.Warn("the kernel refused a packet written to the TUN", "err", err, "not_logged", suppressed)
 		}
-		out, flows = out[n+1:], flows[n+1:]
+		r.delivered(ds[n], 0)
+		out, ds = out[n+1:], ds[n+1:]
+	}
+	if r.account != nil {
+		if err := r.account.Flush(); err != nil {
+			if ok, suppressed := r.accountLogs.allow(); ok {
+				r.log.Warn("cannot account delivered packets in the kernel path's flows", "err", err, "not_logged", suppressed)
+			}
+		}
 	}
 	return nil
+}
+
+// delivered accounts a packet written into the TUN (n bytes), or refused there (0).
+func (r *Receiver) delivered(d delivery, n int) {
+	switch {
+	case d.f != nil && n > 0:
+		d.f.packets.Add(1)
+		d.f.bytes.Add(uint64(n))
+	case r.account != nil:
+		if err := r.account.Observe(d.source, d.group, d.seq, n); err != nil {
+			if ok, suppressed := r.accountLogs.allow(); ok {
+				r.log.Warn("cannot account delivered packets in the kernel path's flows", "err", err, "not_logged", suppressed)
+			}
+		}
+	}
 }
 
 // flow returns the flow of a source and group, creating it on first sight.

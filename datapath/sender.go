@@ -44,6 +44,7 @@ type Sender struct {
 	table atomic.Pointer[groupTable]
 	drops Drops
 	taps  taps
+	seqs  Sequences // nil: every group keeps its own
 
 	setMu sync.Mutex // serializes Configure
 }
@@ -73,7 +74,8 @@ type groupRoute struct {
 type groupState struct {
 	addr    netip.Addr
 	port    uint16
-	seq     atomic.Uint32 // next sequence number
+	seq     *atomic.Uint32 // next sequence number: own, or shared with the kernel path
+	own     atomic.Uint32
 	packets atomic.Uint64 // captured and sent on
 	bytes   atomic.Uint64
 	logs    logLimiter // of its members' failing and recovering, all of them together
@@ -129,7 +131,7 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 		gk := groupKey{g.Address, g.Port}
 		state := oldGroups[gk]
 		if state == nil {
-			state = &groupState{addr: g.Address, port: g.Port}
+			state = s.newGroupState(g.Address, g.Port)
 		}
 		r := &groupRoute{groupState: state, members: make([]*memberState, len(g.Members))}
 		for i, addr := range g.Members {
@@ -152,6 +154,35 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 		}
 	}
 	s.table.Store(t)
+}
+
+// Sequences gives the sender side a group's sequence counter when another packet path
+// forwards the group's packets too (the kernel path), so that the group has one sequence;
+// nil means the sender side keeps the group's own.
+type Sequences func(addr netip.Addr, port uint16) *atomic.Uint32
+
+// ShareSequences makes the groups take their sequence numbers from seqs, from now on and
+// after every Configure. Call it before Run.
+func (s *Sender) ShareSequences(seqs Sequences) {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.seqs = seqs
+	for _, g := range s.table.Load().groups {
+		if seq := seqs(g.addr, g.port); seq != nil {
+			g.seq = seq
+		}
+	}
+}
+
+func (s *Sender) newGroupState(addr netip.Addr, port uint16) *groupState {
+	g := &groupState{addr: addr, port: port}
+	g.seq = &g.own
+	if s.seqs != nil {
+		if seq := s.seqs(addr, port); seq != nil {
+			g.seq = seq
+		}
+	}
+	return g
 }
 
 // Run runs routineCapture for every source until all of them are closed. It returns the first
@@ -221,7 +252,7 @@ func (s *Sender) forward(b *batch, n int) error {
 		inner := b.bufs[i][encap.Headroom : encap.Headroom+b.sizes[i]]
 		in, err := encap.CheckInner(inner)
 		if err != nil {
-			s.drops.Add(innerReason(err))
+			s.drops.Add(InnerReason(err))
 			continue
 		}
 		if len(inner) > b.maxInner {
@@ -341,10 +372,7 @@ func (s *Sender) flush(f *fanout) error {
 		m.packets.Add(1)
 		m.bytes.Add(uint64(len(f.bufs[i])))
 		if m.lastErr.Load() != nil {
-			m.lastErr.Store(nil)
-			if ok, suppressed := m.group.logs.allow(); ok {
-				s.log.Info("member reachable again", "group", m.group.addr, "member", m.addr, "not_logged", suppressed)
-			}
+			m.recovered(s.log)
 		}
 	}
 	return nil
@@ -358,11 +386,51 @@ func (f *fanout) reset() { f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0],
 // every member's state).
 func (m *memberState) fail(err error, log *slog.Logger) {
 	m.errors.Add(1)
+	m.failing(err, log)
+}
+
+// failing marks the member failing with err, logging it if it was not already.
+func (m *memberState) failing(err error, log *slog.Logger) {
 	if m.lastErr.Load() == nil {
 		msg := err.Error()
 		m.lastErr.Store(&msg)
 		if ok, suppressed := m.group.logs.allow(); ok {
 			log.Warn("member failing", "group", m.group.addr, "member", m.addr, "err", msg, "not_logged", suppressed)
+		}
+	}
+}
+
+// recovered marks the member no longer failing, and logs it.
+func (m *memberState) recovered(log *slog.Logger) {
+	m.lastErr.Store(nil)
+	if ok, suppressed := m.group.logs.allow(); ok {
+		log.Info("member reachable again", "group", m.group.addr, "member", m.addr, "not_logged", suppressed)
+	}
+}
+
+// MemberFailing tells the sender side what another packet path sending to a member of a
+// group found: that sends to it fail with err, or, with a nil err, that they no longer do.
+// The member shows as failing, and the log says so once, as when the sender side's own
+// sends fail.
+func (s *Sender) MemberFailing(addr netip.Addr, port uint16, member netip.AddrPort, err error) {
+	ag := s.table.Load().byAddr[addr.As4()]
+	if ag == nil {
+		return
+	}
+	g := ag.all
+	if port != 0 {
+		g = ag.byPort[port]
+	}
+	if g == nil {
+		return
+	}
+	for _, m := range g.members {
+		switch {
+		case m.addr != member:
+		case err != nil:
+			m.failing(err, s.log)
+		case m.lastErr.Load() != nil:
+			m.recovered(s.log)
 		}
 	}
 }

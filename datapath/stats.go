@@ -98,6 +98,10 @@ func (r *Receiver) Stats() ReceiverStats {
 		Drops:       r.drops.Snapshot(receiverReasons...),
 		HostPackets: r.drained.Load(),
 	}
+	if r.account != nil {
+		st.Flows = r.account.Flows()
+		return st
+	}
 	r.flowsMu.Lock()
 	flows := append(r.flowList[:len(r.flowList):len(r.flowList)], r.overflow)
 	r.flowsMu.Unlock()
@@ -112,4 +116,13 @@ func (r *Receiver) Stats() ReceiverStats {
 		})
 	}
 	return st
+}
+
+// GroupName is how commands and messages write a group: 224.1.2.3:65535, or the bare address
+// for a group that takes every packet to it.
+func GroupName(addr netip.Addr, port uint16) string {
+	if port == 0 {
+		return addr.String()
+	}
+	return netip.AddrPortFrom(addr, port).String()
 }

@@ -74,14 +74,21 @@ func (ts *taps) offer(pkt []byte, group netip.Addr) {
 	}
 	now := time.Now()
 	for _, t := range *list {
-		if t.group.IsValid() && t.group != group {
-			continue
-		}
-		select {
-		case t.Packets <- TapPacket{Time: now, Data: slices.Clone(pkt)}:
-		default:
-			t.dropped.Add(1)
-		}
+		t.Offer(now, pkt, group)
+	}
+}
+
+// Offer hands the tap a copy of pkt, an inner packet to group seen at now, if the tap takes
+// that group; a tap whose queue is full misses it, and counts it. The packet paths offer
+// what they forward; so does the kernel path, from what its programs copy.
+func (t *Tap) Offer(now time.Time, pkt []byte, group netip.Addr) {
+	if t.group.IsValid() && t.group != group {
+		return
+	}
+	select {
+	case t.Packets <- TapPacket{Time: now, Data: slices.Clone(pkt)}:
+	default:
+		t.dropped.Add(1)
 	}
 }
 

@@ -122,6 +122,15 @@ func ListenUDP(addr netip.AddrPort, opts UDPOptions) (*UDPConn, error) {
 			serr = fmt.Errorf("clear SO_BROADCAST: %w", serr)
 			return
 		}
+		// Tunnel packets carry UDP checksum 0, as RFC 8086 allows over IPv4 and as the
+		// kernel path sends them: the inner packet carries its own checksums (and the
+		// authenticated form a tag), and a zero checksum is one a receiver's kernel path can
+		// take without computing it.
+		serr = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_NO_CHECK, 1)
+		if serr != nil {
+			serr = fmt.Errorf("UDP checksum off (SO_NO_CHECK): %w", serr)
+			return
+		}
 		// The FORCE variants exceed net.core.[rw]mem_max for a privileged process; the
 		// plain ones are the fallback, capped by the kernel.
 		if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opts.RecvBuffer) != nil {

@@ -50,8 +50,10 @@ func TestWithoutMctunNothingArrives(t *testing.T) {
 
 // 2. With mctun up everywhere every member receives a stream of 10,000 datagrams, byte for
 // byte, with the source host as sender; tcpdump on the TUN shows them as native multicast.
-func TestWorkedExample(t *testing.T) {
-	w := newWorld(t, 4)
+func TestWorkedExample(t *testing.T) { onEachDatapath(t, testWorkedExample) }
+
+func testWorkedExample(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	w.upWorkedExample()
 	const n = 10000
 	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 3 * time.Second, Timeout: time.Minute})
@@ -69,6 +71,10 @@ func TestWorkedExample(t *testing.T) {
 	g := st.Source.Stats.Groups[0]
 	if g.Packets != n || len(g.Members) != 3 {
 		t.Errorf("source mctun status: group %+v, want %d packets to 3 members", g, n)
+	}
+	// All but the first few, sent before the router's address was resolved.
+	for _, h := range w.hosts[:4] {
+		w.checkInKernel(h, n-100)
 	}
 	for _, m := range g.Members {
 		if m.Packets != n || m.Errors != 0 {
@@ -121,8 +127,10 @@ func startTcpdump(t *testing.T, w *world, h *topo.Host, iface string, count int)
 }
 
 // 3. A full-size datagram and one the sender's kernel fragments arrive whole.
-func TestLargeDatagrams(t *testing.T) {
-	w := newWorld(t, 4)
+func TestLargeDatagrams(t *testing.T) { onEachDatapath(t, testLargeDatagrams) }
+
+func testLargeDatagrams(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	w.upWorkedExample()
 	for _, size := range []int{1472, 8000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
@@ -137,8 +145,10 @@ func TestLargeDatagrams(t *testing.T) {
 }
 
 // 4. Any IP protocol: VRRP (protocol 112 to 224.0.0.18) as keepalived sends it.
-func TestVRRP(t *testing.T) {
-	w := newWorld(t, 4)
+func TestVRRP(t *testing.T) { onEachDatapath(t, testVRRP) }
+
+func testVRRP(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	for _, m := range w.mbrs {
 		w.up(m, memberConfig)
 	}
@@ -158,8 +168,10 @@ members = ["198.18.2.2", "198.18.3.2", "198.18.4.2"]
 }
 
 // 5. Only configured groups and ports are forwarded.
-func TestUnconfiguredNotForwarded(t *testing.T) {
-	w := newWorld(t, 4)
+func TestUnconfiguredNotForwarded(t *testing.T) { onEachDatapath(t, testUnconfiguredNotForwarded) }
+
+func testUnconfiguredNotForwarded(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	w.upWorkedExample()
 	m := w.mbrs[:1]
 	other := w.receive(m, mcapp.RecvOptions{Group: netip.MustParseAddr("224.1.2.4"), Port: 65535, Idle: time.Second, Timeout: 4 * time.Second})
@@ -183,8 +195,10 @@ func TestUnconfiguredNotForwarded(t *testing.T) {
 // key, carrying a unicast inner packet, truncated. None reaches the application (which,
 // bound to the port on every address, would see even a unicast one), and each drop counter
 // moves by exactly one.
-func TestBadTunnelPacketsDropped(t *testing.T) {
-	w := newWorld(t, 5)
+func TestBadTunnelPacketsDropped(t *testing.T) { onEachDatapath(t, testBadTunnelPacketsDropped) }
+
+func testBadTunnelPacketsDropped(t *testing.T, dp string) {
+	w := newWorldOn(t, 5, dp)
 	member, attacker := w.mbrs[0], w.hosts[4]
 	w.up(member, memberConfig)
 	rs := w.receive([]*topo.Host{member}, mcapp.RecvOptions{Group: group, Port: 65535, Idle: 2 * time.Second, Timeout: 5 * time.Second})
@@ -234,8 +248,10 @@ func sendFrom(t *testing.T, h *topo.Host, dst netip.AddrPort, payload []byte) {
 
 // 7. down leaves every host as it was, also on a source host that had no multicast route;
 // up after kill -9 of the daemon cleans up and works.
-func TestDownRestoresHost(t *testing.T) {
-	w := newWorld(t, 4)
+func TestDownRestoresHost(t *testing.T) { onEachDatapath(t, testDownRestoresHost) }
+
+func testDownRestoresHost(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	// h0 reaches the members by a route to 198.18.0.0/15 instead of a default route, so
 	// nothing carries 224.0.0.0/4 there: mctun must add the route, and take it away again.
 	if _, err := w.src.Run(w.ctx, "sh", "-c", "ip route del default && ip route add 198.18.0.0/15 via 198.18.1.1"); err != nil {
@@ -390,8 +406,10 @@ func TestBadConfigRefused(t *testing.T) {
 // 9. Hosts that are source and member at once: h0 sends group A to h1 and h2 (and lists
 // itself, as a config shared by all hosts would), h1 sends group B to h0. Every datagram is
 // delivered exactly once and nothing loops.
-func TestSourceAndMember(t *testing.T) {
-	w := newWorld(t, 4)
+func TestSourceAndMember(t *testing.T) { onEachDatapath(t, testSourceAndMember) }
+
+func testSourceAndMember(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	h0, h1, h2 := w.hosts[0], w.hosts[1], w.hosts[2]
 	groupB := netip.MustParseAddr("224.5.6.7")
 	w.up(h0, `
@@ -419,9 +437,9 @@ sources = ["198.18.1.2"]
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w.send(h1, mcapp.SendOptions{Group: groupB, Port: 6000, Count: n, Rate: 2000})
+		w.send(h1, mcapp.SendOptions{Group: groupB, Port: 6000, Count: n, Size: 1000, Rate: 2000})
 	}()
-	w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Rate: 2000})
+	w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 2000})
 	<-done
 	for i, rep := range w.reports(recvA) {
 		w.checkStream([]string{"h0 (its own group)", "h1", "h2"}[i], rep, n, "198.18.1.2")
@@ -442,12 +460,16 @@ sources = ["198.18.1.2"]
 	if m := w.status(h0).Source.Stats.Groups[0].Members; len(m) != 2 {
 		t.Errorf("h0 sends group A to %v; want h1 and h2 only (not itself)", m)
 	}
+	// h0 sent its own group from its TUN's egress, and received group B, in the kernel.
+	w.checkInKernel(h0, 2*n-200)
 }
 
 // 10. Members whose kernel filters reverse paths strictly (1, the RHEL default) or loosely
 // (2, the Ubuntu default) deliver too.
-func TestReversePathFilter(t *testing.T) {
-	w := newWorld(t, 4)
+func TestReversePathFilter(t *testing.T) { onEachDatapath(t, testReversePathFilter) }
+
+func testReversePathFilter(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
 	for i, mode := range []string{"1", "2", "0"} {
 		for _, key := range []string{"net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"} {
 			if err := w.mbrs[i].Sysctl(key, mode); err != nil {

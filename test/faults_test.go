@@ -38,7 +38,7 @@ const (
 // says; after a kill -9 and up, without), loses only what was sent during the fault, and its
 // counters say what happened; mctun down leaves the host as it was.
 func TestFaults(t *testing.T) {
-	inBothForms(t, testFaults)
+	inEachForm(t, testFaults)
 }
 
 // faultSource is the worked example's source, with a fourth member h4 that will vanish.
@@ -50,8 +50,8 @@ port    = 65535
 members = ["198.18.2.2", "198.18.3.2", "198.18.4.2", "198.18.5.2"]
 `
 
-func testFaults(t *testing.T, authenticated bool) {
-	w := newWorld(t, 5)
+func testFaults(t *testing.T, authenticated bool, dp string) {
+	w := newWorldOn(t, 5, dp)
 	h0, h1, h2, h3, h4 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3], w.hosts[4]
 	before := w.keepRestored()
 	secretLine := ""

@@ -82,7 +82,7 @@ type world struct {
 
 // datapaths are the packet paths the tests that exercise one run against (see
 // onEachDatapath).
-var datapaths = []string{"user"}
+var datapaths = []string{"user", "kernel"}
 
 // onEachDatapath runs f as one subtest per packet path, named after it. f builds its world
 // with newWorldOn(t, n, datapath), so every mctun it starts forwards on that path.
@@ -92,11 +92,13 @@ func onEachDatapath(t *testing.T, f func(t *testing.T, datapath string)) {
 	}
 }
 
-// inBothForms runs f as two subtests: the tunnel with a secret ("authenticated") and
-// without ("plain").
-func inBothForms(t *testing.T, f func(t *testing.T, authenticated bool)) {
-	t.Run("authenticated", func(t *testing.T) { f(t, true) })
-	t.Run("plain", func(t *testing.T) { f(t, false) })
+// inEachForm runs f as a subtest for the tunnel with a secret ("authenticated", which runs
+// in user space) and one without ("plain") on each datapath.
+func inEachForm(t *testing.T, f func(t *testing.T, authenticated bool, datapath string)) {
+	t.Run("authenticated", func(t *testing.T) { f(t, true, "user") })
+	t.Run("plain", func(t *testing.T) {
+		onEachDatapath(t, func(t *testing.T, dp string) { f(t, false, dp) })
+	})
 }
 
 // newWorld builds a topology of n hosts (at least 4: h0 and three members).
@@ -245,12 +247,49 @@ type status struct {
 			Packets    uint64 `json:"packets"`
 			KernelDrop uint64 `json:"kernel_drops"`
 		} `json:"captures"`
-		Stats datapath.SenderStats `json:"stats"`
+		Stats  datapath.SenderStats `json:"stats"`
+		Kernel *kernelStatus        `json:"kernel"`
 	} `json:"source"`
 	Member *struct {
 		SocketDrops uint64                 `json:"socket_drops"`
 		Stats       datapath.ReceiverStats `json:"stats"`
+		Kernel      *kernelStatus          `json:"kernel"`
 	} `json:"member"`
+	Datapath string `json:"datapath"`
+}
+
+// kernelStatus is the part of a side's status the kernel path adds.
+type kernelStatus struct {
+	Attached []struct {
+		Program, Interface, Hook string
+		ID                       uint32
+	} `json:"attached"`
+	Paths map[string]uint64 `json:"paths"`
+}
+
+// inKernel returns how many packets h's kernel path forwarded itself: sent on its sender
+// side plus delivered on its receiver side; 0 without a kernel path.
+func (st status) inKernel() uint64 {
+	var n uint64
+	if st.Source != nil && st.Source.Kernel != nil {
+		n += st.Source.Kernel.Paths["kernel"]
+	}
+	if st.Member != nil && st.Member.Kernel != nil {
+		n += st.Member.Kernel.Paths["kernel"]
+	}
+	return n
+}
+
+// checkInKernel asserts that on the kernel datapath, h's kernel path itself forwarded at
+// least want packets: what a test sends took the fast path, not the fallback.
+func (w *world) checkInKernel(h *topo.Host, want uint64) {
+	w.t.Helper()
+	if w.datapath != "kernel" {
+		return
+	}
+	if got := w.status(h).inKernel(); got < want {
+		w.t.Errorf("%s: its kernel path forwarded %d packets itself, want at least %d", h, got, want)
+	}
 }
 
 // status is h's mctun stats --json: every counter.

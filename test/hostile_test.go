@@ -62,7 +62,7 @@ members = ["198.18.2.2"]
 // flat. It runs in the authenticated form and in the plain one, where what the README says
 // the plain form cannot refuse (forged packets from a source's address) is shown, not hidden.
 func TestHostileInput(t *testing.T) {
-	inBothForms(t, testHostile)
+	inEachForm(t, testHostile)
 }
 
 // attacker sends tunnel packets to the member from one place.
@@ -82,8 +82,8 @@ type hostileKind struct {
 	firstEr error
 }
 
-func testHostile(t *testing.T, authenticated bool) {
-	w := newWorld(t, 5)
+func testHostile(t *testing.T, authenticated bool, dp string) {
+	w := newWorldOn(t, 5, dp)
 	h0, h1, h2, h3, h4 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3], w.hosts[4]
 	checkRouterForwardsSpoofed(t, w, h3)
 

@@ -35,6 +35,10 @@ func TestSystemdNotify(t *testing.T) {
 	onEachDatapath(t, func(t *testing.T, dp string) {
 		w := newWorldOn(t, 4, dp)
 		h0, h1 := w.src, w.mbrs[0]
+		where := "in user space"
+		if dp == "kernel" {
+			where = "in the kernel"
+		}
 		clean := w.snapshot(h0)
 
 		// The member, with systemd's socket in the abstract namespace (as it is in
@@ -42,7 +46,7 @@ func TestSystemdNotify(t *testing.T) {
 		memberSock := listenNotify(t, h1, fmt.Sprintf("@mctun-test-notify-%d", os.Getpid()))
 		member := w.startRun(h1, memberSock, memberConfig)
 		ready := memberSock.expect(t, "READY=1")
-		if !strings.Contains(ready, "STATUS=forwarding in user space; member on mctun0: 1 source, any group") {
+		if !strings.Contains(ready, "STATUS=forwarding "+where+"; member on mctun0: 1 source, any group") {
 			t.Errorf("h1's READY message: %q", ready)
 		}
 		checkCapabilities(t, member, unitCapabilities(t))
@@ -60,12 +64,24 @@ members = ["198.18.2.2"]
 `
 		source := w.startRun(h0, sourceSock, cfg)
 		ready = sourceSock.expect(t, "READY=1")
+		// Also dumped, by the daemon with the unit's capabilities (the kernel path reads
+		// its dump through a perf event buffer).
+		dump := h1.Command(w.ctx, mctunBin, "dump", "-c", "5")
+		var dumped bytes.Buffer
+		dump.Stdout, dump.Stderr = &dumped, &dumped
+		if err := dump.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond) // the dump begins
 		w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: 5, Rate: 1000})
-		if want := "STATUS=forwarding in user space; source on eth0: 1 group, 1 member"; !strings.Contains(ready, want) {
+		if want := "STATUS=forwarding " + where + "; source on eth0: 1 group, 1 member"; !strings.Contains(ready, want) {
 			t.Errorf("h0's READY message: %q, want %q", ready, want)
 		}
 		if rep := w.reports(rs)[0]; rep.Unique != 5 {
 			t.Errorf("h1 received %d of the 5 datagrams sent the moment h0 was READY: %+v", rep.Unique, rep)
+		}
+		if err := waitTimeout(dump, 10*time.Second); err != nil || !strings.Contains(dumped.String(), "mctun dump: 5 packets") {
+			t.Errorf("mctun dump -c 5 on h1: %v\n%s", err, dumped.String())
 		}
 
 		// A reload (what systemctl reload runs), one that applies and one that is refused.
@@ -103,7 +119,7 @@ members = ["198.18.2.2", "198.18.3.2"]
 		if r := w.mctun(h0, "group", "add", "224.6.6.6", "--member", "198.18.4.2"); r.code != 0 {
 			t.Fatalf("mctun group add: %v", r)
 		}
-		if msg := sourceSock.next(t); msg != "STATUS=forwarding in user space; source on eth0: 3 groups, 4 members\n" {
+		if msg := sourceSock.next(t); msg != "STATUS=forwarding "+where+"; source on eth0: 3 groups, 4 members\n" {
 			t.Errorf("after group add: %q", msg)
 		}
 
@@ -128,11 +144,12 @@ members = ["198.18.2.2", "198.18.3.2"]
 		// Daemons that cannot start: a config that is not valid (exit 2), one that is but
 		// names an interface the host lacks (exit 1), and, showing that the unit needs each
 		// of these capabilities, a member without CAP_NET_ADMIN (it creates the TUN) and a
-		// source without CAP_NET_RAW (it captures). None sends READY=1.
+		// source without CAP_NET_RAW (it captures), and on the kernel path a member without
+		// CAP_BPF or CAP_PERFMON (its programs). None sends READY=1.
 		without := func(cap string) []string {
 			return slices.DeleteFunc(unitCapabilities(t), func(c string) bool { return c == cap })
 		}
-		for _, bad := range []struct {
+		bads := []struct {
 			config, status string
 			caps           []string
 		}{
@@ -140,7 +157,19 @@ members = ["198.18.2.2", "198.18.3.2"]
 			{"[source]\ninterface = \"nosuch0\"\n[[source.group]]\naddress = \"224.1.2.3\"\nmembers = [\"198.18.2.2\"]\n", "exit status 1", unitCapabilities(t)},
 			{memberConfig, "exit status 1", without("net_admin")},
 			{cfg, "exit status 1", without("net_raw")},
-		} {
+		}
+		if dp == "kernel" { // datapath = "kernel": mctun starts only if it can load the programs
+			bads = append(bads,
+				struct {
+					config, status string
+					caps           []string
+				}{memberConfig, "exit status 1", without("bpf")},
+				struct {
+					config, status string
+					caps           []string
+				}{memberConfig, "exit status 1", without("perfmon")})
+		}
+		for _, bad := range bads {
 			h2 := w.mbrs[1]
 			sock := listenNotify(t, nil, filepath.Join(w.dir, "notify-bad"))
 			run := w.startRunWith(h2, sock, bad.config, bad.caps)
@@ -186,6 +215,13 @@ func checkCapabilities(t *testing.T, d *runningDaemon, caps []string) {
 	if eff != want {
 		t.Errorf("mctun runs with the capabilities %#x, want %#x (%v)", eff, want, caps)
 	}
+}
+
+// waitTimeout waits for cmd, killing it after d.
+func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
+	t := time.AfterFunc(d, func() { cmd.Process.Kill() })
+	defer t.Stop()
+	return cmd.Wait()
 }
 
 // notifySocket is the test's stand-in for systemd's notification socket.

@@ -137,6 +137,8 @@ func complete(words []string, listing func() (daemon.Listing, bool)) (cands []st
 		return matching(out...)
 	}
 	switch {
+	case name == "import": // the original tool's JSON files
+		return nil, true
 	case name == "completion" && len(args) == 0:
 		return matching("bash", "zsh", "fish"), false
 	case (name == "group del" || name == "group show" || name == "group add" || name == "member join" || name == "member quit") && len(args) == 0:

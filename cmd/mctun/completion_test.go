@@ -56,6 +56,8 @@ func TestComplete(t *testing.T) {
 		{words: "stats|--j", want: []string{"--json"}},
 		{words: "stats|-j", want: []string{"--json"}},
 		{words: "completion|", want: []string{"bash", "zsh", "fish"}},
+		{words: "import|", files: true},
+		{words: "import|-w|", files: true},
 		{words: "nosuch|"},
 	} {
 		listing := tc.listing

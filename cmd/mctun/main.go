@@ -59,6 +59,7 @@ func init() {
 		{"source", "add|del|clear|list ...", "manage the sources this member accepts (mctun source --help)", cmdSource},
 		{"dump", "[-w FILE|-] [-c COUNT] [--group G] [--duration D]", "write the tunnelled traffic as pcap, while forwarding goes on", cmdDump},
 		{"check", "[-c FILE]", "validate the config and print it with every default filled in", cmdCheck},
+		{"import", "[-w FILE [--force]] FILE...", "convert the original multicast proxy's server and client JSON files into an mctun config", cmdImport},
 		{"version", "", "print the version", cmdVersion},
 		{"completion", "bash|zsh|fish", "print the shell completion script for bash, zsh or fish", cmdCompletion},
 	}
@@ -90,6 +91,11 @@ func usageOf(name string) string {
 }
 
 func main() {
+	// Invoked as the original's admin commands (links the packages install): run what
+	// their flags mean.
+	if prog := adminName(os.Args[0]); prog != "" {
+		os.Exit(runAdmin(prog, os.Args[1:]))
+	}
 	os.Exit(dispatch(os.Args[1:]))
 }
 

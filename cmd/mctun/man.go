@@ -265,6 +265,7 @@ func writeMan8(m *roff) {
 		{"1", "Failed, with the reason on standard error; also: mctun is not running in this network namespace, for the commands that need a running instance."},
 		{"2", "Bad command line or config; nothing was changed."},
 		{"3", "Not running (status, stats)."},
+		{"4", "Imported, but not exactly (import): the config is printed or written all the same, with what could not be carried over."},
 	} {
 		m.req("TP")
 		m.line(`\fB` + s[0] + `\fR`)

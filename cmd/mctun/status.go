@@ -37,6 +37,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 			fmt.Fprintf(w, "  member %s is this host: not sent to\n", m)
 		}
 		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops))
+		printKernelSummary(w, s.Kernel)
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), from %s, for %s\n", m.TUN, m.MTU, words.JoinAddrs(m.Sources), groupsOrAnyGroup(m.Groups))
@@ -49,7 +50,44 @@ func printStatus(w io.Writer, st daemon.Status) {
 			fmt.Fprintln(w, "  nothing received yet")
 		}
 		fmt.Fprintf(w, "  dropped: %s\n", formatCounts(m.Stats.Drops))
+		printKernelSummary(w, m.Kernel)
 	}
+}
+
+// printKernelSummary says in a line where the kernel path runs and how many packets it
+// forwarded itself.
+func printKernelSummary(w io.Writer, k *daemon.KernelStatus) {
+	if k == nil {
+		return
+	}
+	var user uint64
+	for name, n := range k.Paths {
+		if name != "kernel" {
+			user += n
+		}
+	}
+	fmt.Fprintf(w, "  kernel path on %s: %d packets in the kernel, %d left to user space\n", attachedTo(k), k.Paths["kernel"], user)
+}
+
+// attachedTo says where the kernel path's programs are: "eth0 egress, mctun0 egress".
+func attachedTo(k *daemon.KernelStatus) string {
+	var where []string
+	for _, a := range k.Attached {
+		where = append(where, a.Interface+" "+a.Hook)
+	}
+	return strings.Join(where, ", ")
+}
+
+// printKernelStats writes every counter of the kernel path's part of a side.
+func printKernelStats(w io.Writer, k *daemon.KernelStatus) {
+	if k == nil {
+		return
+	}
+	fmt.Fprintf(w, "  kernel path on %s (maps: %d KiB of kernel memory):\n", attachedTo(k), (k.MapBytes+1023)/1024)
+	for _, a := range k.Attached {
+		fmt.Fprintf(w, "    program %s (id %d) on %s %s\n", a.Program, a.ID, a.Interface, a.Hook)
+	}
+	printCounts(w, "by path", k.Paths)
 }
 
 func printHeader(w io.Writer, st daemon.Status) {
@@ -62,6 +100,9 @@ func printHeader(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, " (not the kernel: %s)", st.DatapathReason)
 	}
 	fmt.Fprintln(w)
+	if st.Metrics != "" {
+		fmt.Fprintf(w, "metrics: %s\n", st.Metrics)
+	}
 }
 
 // printStats writes every counter of daemon.Status for a person, zeros included.
@@ -86,6 +127,7 @@ func printStats(w io.Writer, st daemon.Status) {
 		}
 		tw.Flush()
 		printCounts(w, "not forwarded", s.Stats.Drops)
+		printKernelStats(w, s.Kernel)
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s\n", m.TUN)
@@ -98,6 +140,7 @@ func printStats(w io.Writer, st daemon.Status) {
 		printCounts(w, "dropped", m.Stats.Drops)
 		fmt.Fprintf(w, "  dropped by the kernel: %d (socket receive buffer full)\n", m.SocketDrops)
 		fmt.Fprintf(w, "  host multicast into %s, not forwarded (no [source]): %d\n", m.TUN, m.Stats.HostPackets)
+		printKernelStats(w, m.Kernel)
 	}
 }
 

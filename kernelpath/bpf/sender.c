@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: MIT OR GPL-2.0
+/*
+ * The sender side in the kernel: TC egress programs on the source interface (mctun_egress)
+ * and, on a host that is a member too, on the TUN its own multicast leaves by
+ * (mctun_tun_egress).
+
+	classify -> encapsulate -> fan out to members
+
+1. classify: an IPv4 packet to a multicast group that a group of the table takes, by its
+   address and UDP destination port (groups). Anything else goes on unchanged (TC_ACT_UNSPEC: to the next program, if any, then on),
+   the clones this program sends, unicast, pass here again and leave at once.
+2. check: the inner packet must be one the kernel path can forward in place: a whole,
+   sane IPv4 packet (the checks of encap.CheckInner), not a fragment, not GSO, whose tunnel
+   packet fits the source interface's MTU, of one group only, whose members' next hops are
+   all known (ready). Anything else goes on unchanged to user space, which the AF_PACKET
+   capture hands it (or, on the TUN, its reader), and is counted by why (sender_paths).
+3. encapsulate: take the group's next sequence number (group_seq, which the user-space
+   sender shares), and push the outer IPv4, UDP and GRE headers in front of the inner packet.
+4. fan out: for every member but the last, write its address, port and next hop's MAC and
+   send a clone (bpf_clone_redirect); the last member gets the packet itself.
+
+Counters are per group (group_stats) and per member (member_stats), read by user space when
+asked. A dump (mctun dump) gets each inner packet sent, through dump_events.
+ */
+#include "mctun.h"
+
+char _license[] SEC("license") = "Dual MIT/GPL";
+
+/* Capacities. Groups beyond MAX_GROUPS, and members beyond what MAX_FANOUT leaves room for,
+ * are forwarded by user space. */
+#define MAX_GROUPS 8192
+#define MAX_FANOUT (1 << 18)
+#define MAX_MEMBERS (1 << 17)
+/* A group's members, one bpf_loop iteration each. */
+#define MAX_GROUP_MEMBERS (1 << 16)
+
+struct sender_config {
+	__u32 key;     /* GRE key, host order */
+	__be32 saddr;  /* outer source: the source interface's address */
+	__be16 sport;  /* outer UDP source port: the user-space sender's socket's */
+	__u16 mtu;     /* the source interface's MTU */
+	__u32 ifindex; /* the source interface */
+	__u8 smac[6];  /* its MAC */
+	__u8 dump;     /* a dump runs: copy every inner packet sent to dump_events */
+	__u8 pad;
+};
+
+struct group_key {
+	__be32 addr;
+	__be16 port; /* 0: the group that takes every packet to addr */
+	__u16 pad;
+};
+
+struct group_route {
+	__u32 slot;  /* index of its counters (group_stats) and sequence number (group_seq) */
+	__u32 first; /* its members are fanout[first, first+count) */
+	__u32 count;
+	/* ... and after them, fanout[first+count, first+count+unreachable): members with no
+	 * route, as the user-space sender finds too; each packet counts a send error to each. */
+	__u16 unreachable;
+	__u8 ready; /* every other member's next hop is known: the kernel forwards the group */
+	__u8 pad;
+};
+
+struct fanout_entry {
+	__be32 daddr;
+	__be16 dport;
+	__u8 dmac[6];  /* the next hop's MAC */
+	__u32 counter; /* index of the member's counters (member_stats) */
+};
+
+struct member_count {
+	__u64 packets;
+	__u64 bytes; /* tunnel packets' bytes, GRE header included, as user space counts */
+	__u64 errors;
+};
+
+enum sender_path {
+	SENT_KERNEL,     /* encapsulated and fanned out here */
+	PUNT_NOT_READY,  /* a member's next hop is not known yet */
+	PUNT_TOO_BIG,    /* its tunnel packet would need fragmenting */
+	PUNT_FRAGMENT,   /* an inner fragment: user space keeps a datagram's fragments together */
+	PUNT_GSO,        /* a GSO packet, many datagrams at once */
+	PUNT_TWO_GROUPS, /* its port's group and its address's both take it */
+	PUNT_CHECK,      /* it fails a check of the inner packet: user space counts why */
+	SENDER_PATH_COUNT,
+};
+
+struct dump_meta {
+	__be32 group;
+	__u16 len;   /* the inner packet's */
+	__u8 offset; /* where it starts in the sample */
+	__u8 side;   /* 0: sent */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sender_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_GROUPS);
+	__type(key, struct group_key);
+	__type(value, struct group_route);
+} groups SEC(".maps");
+
+/* Shared with user space, which maps it and takes numbers with atomic adds too. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, __u32);
+} group_seq SEC(".maps");
+
+/* Counters user space reads from memory it maps, as the programs update them: atomically. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_GROUPS);
+	__type(key, __u32);
+	__type(value, struct count);
+} group_stats SEC(".maps");
+
+/* Written by user space into regions no group points at, then published by a group's
+ * route: an entry a program may read is never written. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MAX_FANOUT);
+	__type(key, __u32);
+	__type(value, struct fanout_entry);
+} fanout SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, MAX_MEMBERS);
+	__type(key, __u32);
+	__type(value, struct member_count);
+} member_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SENDER_PATH_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} sender_paths SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} dump_events SEC(".maps");
+
+/* Go mirrors of the types user space reads or writes (bpf2go -type). */
+const struct dump_meta *unused_dump_meta __attribute__((unused));
+const enum sender_path *unused_sender_path __attribute__((unused));
+
+static __always_inline void count_path(__u32 path)
+{
+	__u64 *n = bpf_map_lookup_elem(&sender_paths, &path);
+
+	if (n)
+		*n += 1;
+}
+
+/* The outer headers of a tunnel packet, as they are pushed. */
+struct outer {
+	struct iphdr ip;
+	struct udphdr udp;
+	__be16 gre_flags;
+	__be16 gre_proto;
+	__be32 gre_key;
+	__be32 gre_seq;
+};
+
+/* What the fan-out loop needs. */
+struct fan {
+	struct __sk_buff *skb;
+	__u32 first;
+	__u32 tunnel_len; /* GRE header and inner packet */
+	__be32 daddr;     /* the outer destination now in the packet */
+	__u32 ifindex;
+};
+
+/* set_member points the tunnel packet at member m: its next hop's MAC, its address (with
+ * the IPv4 checksum brought up to date) and its UDP port. */
+static __always_inline int set_member(struct fan *f, const struct fanout_entry *m)
+{
+	struct __sk_buff *skb = f->skb;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct outer *o = data + ETH_HLEN_;
+
+	if ((void *)(o + 1) > data_end)
+		return -1;
+	__builtin_memcpy(eth->h_dest, m->dmac, ETH_ALEN);
+	o->ip.check = csum_replace4(o->ip.check, f->daddr, m->daddr);
+	o->ip.daddr = m->daddr;
+	f->daddr = m->daddr;
+	o->udp.dest = m->dport;
+	return 0;
+}
+
+static __always_inline void count_member(const struct fanout_entry *m, __u32 bytes, int ok)
+{
+	struct member_count *c = bpf_map_lookup_elem(&member_stats, &m->counter);
+
+	if (!c)
+		return;
+	if (ok) {
+		__sync_fetch_and_add(&c->packets, 1);
+		__sync_fetch_and_add(&c->bytes, bytes);
+	} else {
+		__sync_fetch_and_add(&c->errors, 1);
+	}
+}
+
+/* fail_one counts a send error to unreachable member i of the group (bpf_loop's callback). */
+static long fail_one(__u32 i, void *ctx)
+{
+	struct fan *f = ctx;
+	__u32 idx = f->first + i;
+	struct fanout_entry *m = bpf_map_lookup_elem(&fanout, &idx);
+
+	if (m)
+		count_member(m, 0, 0);
+	return 0;
+}
+
+/* fan_one sends a clone to member i of the group (bpf_loop's callback). */
+static long fan_one(__u32 i, void *ctx)
+{
+	struct fan *f = ctx;
+	__u32 idx = f->first + i;
+	struct fanout_entry *m = bpf_map_lookup_elem(&fanout, &idx);
+
+	if (!m)
+		return 1; /* cannot be: user space publishes whole regions */
+	if (set_member(f, m) < 0)
+		return 1;
+	count_member(m, f->tunnel_len, bpf_clone_redirect(f->skb, f->ifindex, 0) == 0);
+	return 0;
+}
+
+/*
+ * classify is steps 1 and 2 for a packet whose inner IPv4 header is at offset l2 (14 behind
+ * an Ethernet header, 0 on the TUN). It returns the group that the kernel forwards the packet
+ * to, or 0 when the packet goes on unchanged (to user space, counted by why, if a group takes
+ * it). *len is the inner packet's length.
+ */
+static __always_inline struct group_route *classify(struct __sk_buff *skb, const struct sender_config *cfg,
+						    const __u32 l2, __u32 *len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + l2;
+	struct udphdr *udp = (void *)(ip + 1);
+	struct group_route *g = 0, *all;
+	struct group_key k = {};
+	__u32 last;
+
+	if ((void *)(ip + 1) > data_end || ip->version != 4 || !is_multicast(ip->daddr))
+		return 0;
+
+	/* 1. classify */
+	k.addr = ip->daddr;
+	all = bpf_map_lookup_elem(&groups, &k);
+	if (ip->protocol == IPPROTO_UDP && !is_fragment(ip) && ip->ihl == 5 && (void *)(udp + 1) <= data_end) {
+		k.port = udp->dest;
+		g = bpf_map_lookup_elem(&groups, &k);
+	}
+	if (!g && !all)
+		return 0; /* no group: user space counts it */
+	if (g && all) {
+		count_path(PUNT_TWO_GROUPS);
+		return 0;
+	}
+	if (!g)
+		g = all;
+
+	/* 2. check */
+	*len = skb->len - l2;
+	if (ip->ihl != 5 || inner_check((const __u8 *)ip, *len, IP_HLEN) != REASON_COUNT) {
+		count_path(PUNT_CHECK);
+		return 0;
+	}
+	if (is_fragment(ip)) {
+		count_path(PUNT_FRAGMENT);
+		return 0;
+	}
+	if (skb->gso_segs > 1) {
+		count_path(PUNT_GSO);
+		return 0;
+	}
+	if (*len + ENCAP_LEN > cfg->mtu) {
+		count_path(PUNT_TOO_BIG);
+		return 0;
+	}
+	last = g->first + g->count - 1;
+	if (!g->ready || g->count == 0 || g->count > MAX_GROUP_MEMBERS || !bpf_map_lookup_elem(&fanout, &last)) {
+		count_path(PUNT_NOT_READY);
+		return 0;
+	}
+	if (cfg->dump) {
+		struct dump_meta meta = {.group = ip->daddr, .len = *len, .offset = l2};
+
+		bpf_perf_event_output(skb, &dump_events, BPF_F_CURRENT_CPU | ((__u64)skb->len << 32), &meta,
+				      sizeof(meta));
+	}
+	return g;
+}
+
+/*
+ * send is steps 3 and 4 for a packet classify gave group g, with an Ethernet header in front
+ * of its inner packet. It leaves the packet itself aimed at the group's last member, for the
+ * caller to send on; it returns 0, or -1 when the packet is to be dropped.
+ */
+static __always_inline int send(struct __sk_buff *skb, const struct sender_config *cfg, const struct group_route *g,
+				__u32 len)
+{
+	__u32 slot = g->slot, last = g->first + g->count - 1;
+	struct fanout_entry *m;
+	struct outer o = {};
+	struct fan f = {};
+	struct count *gc;
+	void *data, *data_end;
+	__u32 *seq;
+
+	/* 3. encapsulate: room first, so that a failure costs no sequence number */
+	m = bpf_map_lookup_elem(&fanout, &last);
+	seq = bpf_map_lookup_elem(&group_seq, &slot);
+	if (!m || !seq)
+		return -1;
+	if (bpf_skb_adjust_room(skb, ENCAP_LEN, BPF_ADJ_ROOM_MAC,
+				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
+					BPF_F_ADJ_ROOM_ENCAP_L4_UDP | BPF_F_ADJ_ROOM_ENCAP_L2(GRE_HLEN)))
+		return -1;
+	o.ip.version = 4;
+	o.ip.ihl = 5;
+	o.ip.tot_len = bpf_htons(len + ENCAP_LEN);
+	o.ip.id = bpf_get_prandom_u32();
+	o.ip.ttl = 64;
+	o.ip.protocol = IPPROTO_UDP;
+	o.ip.saddr = cfg->saddr;
+	o.ip.daddr = 0; /* set_member writes each member's */
+	o.ip.check = ip_csum(&o.ip);
+	o.udp.source = cfg->sport;
+	o.udp.len = bpf_htons(len + UDP_HLEN + GRE_HLEN);
+	o.gre_flags = bpf_htons(GRE_FLAGS_KS);
+	o.gre_proto = bpf_htons(ETH_P_IP);
+	o.gre_key = bpf_htonl(cfg->key);
+	o.gre_seq = bpf_htonl(__sync_fetch_and_add(seq, 1));
+	if (bpf_skb_store_bytes(skb, ETH_HLEN_, &o, sizeof(o), 0))
+		return -1;
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	if (data + ETH_HLEN_ > data_end)
+		return -1;
+	__builtin_memcpy(((struct ethhdr *)data)->h_source, cfg->smac, ETH_ALEN);
+	((struct ethhdr *)data)->h_proto = bpf_htons(ETH_P_IP);
+
+	gc = bpf_map_lookup_elem(&group_stats, &slot);
+	if (gc) {
+		__sync_fetch_and_add(&gc->packets, 1);
+		__sync_fetch_and_add(&gc->bytes, len);
+	}
+
+	/* 4. fan out */
+	f.skb = skb;
+	f.first = g->first;
+	f.tunnel_len = GRE_HLEN + len;
+	f.daddr = 0;
+	f.ifindex = cfg->ifindex;
+	if (g->count > 1)
+		bpf_loop(g->count - 1, fan_one, &f, 0);
+	if (set_member(&f, m) < 0)
+		return -1;
+	count_member(m, f.tunnel_len, 1);
+	if (g->unreachable) {
+		f.first = g->first + g->count;
+		bpf_loop(g->unreachable, fail_one, &f, 0);
+	}
+	count_path(SENT_KERNEL);
+	return 0;
+}
+
+static __always_inline const struct sender_config *sender_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&config, &zero);
+}
+
+SEC("tc")
+int mctun_egress(struct __sk_buff *skb)
+{
+	const struct sender_config *cfg = sender_config();
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct group_route *g;
+	__u32 len = 0;
+
+	if (!cfg || (void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_UNSPEC;
+	g = classify(skb, cfg, ETH_HLEN_, &len);
+	if (!g)
+		return TC_ACT_UNSPEC;
+	if (send(skb, cfg, g, len) < 0)
+		return TC_ACT_SHOT;
+	return TC_ACT_UNSPEC; /* the last member's copy leaves as the packet itself */
+}
+
+/*
+ * On a host that is a member too, its applications' multicast leaves by the TUN, an L3
+ * device: what the kernel forwards gets an Ethernet header first, and it and its clones leave
+ * by the source interface. What user space is to forward stays on the TUN, for its reader.
+ */
+SEC("tc")
+int mctun_tun_egress(struct __sk_buff *skb)
+{
+	const struct sender_config *cfg = sender_config();
+	struct group_route *g;
+	__u32 len = 0;
+
+	if (!cfg)
+		return TC_ACT_UNSPEC;
+	g = classify(skb, cfg, 0, &len);
+	if (!g)
+		return TC_ACT_UNSPEC;
+	if (bpf_skb_change_head(skb, ETH_HLEN_, 0) || send(skb, cfg, g, len) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(cfg->ifindex, 0);
+}

@@ -1,0 +1,122 @@
+package kernelpath
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"mctun/config"
+)
+
+// Sender keeps the programs' tables in line with the groups it is given and the next hops
+// the host knows: a group is ready only when every member's MAC is known, a member with no
+// route is set apart and reported, and a neighbour that appears makes its group ready.
+func TestSenderPublishes(t *testing.T) {
+	inNetns(t, func() {
+		l, err := netlink.LinkByName("mct0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, err := range []error{
+			netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 1, 2), Mask: net.CIDRMask(24, 32)}}),
+			netlink.RouteAdd(&netlink.Route{Dst: &net.IPNet{IP: net.IPv4(198, 18, 77, 0), Mask: net.CIDRMask(24, 32)}, Type: unix.RTN_UNREACHABLE}),
+			netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, IP: net.IPv4(198, 18, 1, 3), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 1, 3}, State: netlink.NUD_PERMANENT, Family: netlink.FAMILY_V4}),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := LoadSender("mct0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		m3, m4, m77 := netip.MustParseAddrPort("198.18.1.3:4754"), netip.MustParseAddrPort("198.18.1.4:4754"), netip.MustParseAddrPort("198.18.77.7:4754")
+		group := func(members ...netip.AddrPort) []config.Group {
+			return []config.Group{{Address: txGroup, Port: 65535, Members: members}}
+		}
+		reports := map[netip.AddrPort]error{}
+		err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey, Groups: group(m3),
+			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.ReportMembers(func(_ netip.Addr, _ uint16, m netip.AddrPort, err error) { reports[m] = err })
+		route := func() senderGroupRoute {
+			var r senderGroupRoute
+			if err := s.objs.Groups.Lookup(groupKey{txGroup, 65535}.key(), &r); err != nil {
+				t.Fatalf("groups: %v", err)
+			}
+			return r
+		}
+		entry := func(i uint32) senderFanoutEntry {
+			var e senderFanoutEntry
+			if err := s.objs.Fanout.Lookup(i, &e); err != nil {
+				t.Fatal(err)
+			}
+			return e
+		}
+
+		r := route()
+		if r.Ready != 1 || r.Count != 1 || r.Unreachable != 0 {
+			t.Fatalf("one member, neighbour known: route %+v, want ready with 1 member", r)
+		}
+		if e := entry(r.First); addrOf(e.Daddr) != m3.Addr() || e.Dport != be16(4754) || e.Dmac != [6]byte{2, 0, 0, 0, 1, 3} {
+			t.Errorf("fan-out entry %+v, want 198.18.1.3:4754 at 02:00:00:00:01:03", e)
+		}
+		first := r.First
+
+		// Unchanged, the group keeps its run; with a member that has no route, it gets a new
+		// one with that member set apart, and the member is reported failing.
+		s.Configure(txKey, group(m3))
+		if r := route(); r.First != first {
+			t.Errorf("an unchanged group moved from run %d to %d", first, r.First)
+		}
+		s.Configure(txKey, group(m3, m77))
+		if r := route(); r.Ready != 1 || r.Count != 1 || r.Unreachable != 1 || r.First == first || addrOf(entry(r.First+1).Daddr) != m77.Addr() {
+			t.Errorf("with 198.18.77.7 (no route): route %+v, want ready, 1 member and 1 unreachable after it, in a new run", r)
+		}
+		if err := reports[m77]; err == nil || !errors.Is(err, unix.EHOSTUNREACH) {
+			t.Errorf("198.18.77.7 reported with %v, want no route to host", err)
+		}
+
+		// A member whose neighbour is not known yet holds the group back until it is.
+		s.Configure(txKey, group(m3, m4))
+		if r := route(); r.Ready != 0 {
+			t.Errorf("198.18.1.4 has no neighbour entry: route %+v, want not ready", r)
+		}
+		err = netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, IP: net.IPv4(198, 18, 1, 4), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 1, 4}, State: netlink.NUD_REACHABLE, Family: netlink.FAMILY_V4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for route().Ready != 1 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if r := route(); r.Ready != 1 || r.Count != 2 {
+			t.Errorf("after 198.18.1.4's neighbour appeared: route %+v, want ready with 2 members", r)
+		}
+
+		// The sequence counter user space takes numbers from is the program's.
+		seq := s.Sequence(txGroup, 65535)
+		seq.Store(41)
+		var v uint32
+		if err := s.objs.GroupSeq.Lookup(route().Slot, &v); err != nil || v != 41 {
+			t.Errorf("group_seq holds %d (%v), want 41", v, err)
+		}
+
+		s.Configure(txKey, nil)
+		var gone senderGroupRoute
+		if err := s.objs.Groups.Lookup(groupKey{txGroup, 65535}.key(), &gone); !errors.Is(err, ebpf.ErrKeyNotExist) {
+			t.Errorf("a removed group is still in groups: %+v, %v", gone, err)
+		}
+	})
+}

@@ -1,0 +1,417 @@
+package kernelpath
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"mctun/config"
+	"mctun/datapath"
+)
+
+// Receiver is the receiver side in the kernel: the ingress program on the interfaces the
+// tunnel arrives on, and what keeps its maps: the member's sources and groups, and this
+// host's addresses. It also keeps the flows' accounts for the user-space receiver, which
+// delivers what the program leaves to the stack (see Observe).
+//
+// Each map has one owner on each side. The program (and mctun_account) update flows,
+// receiver_drops and receiver_paths; Receiver writes config, sources, allowed_groups and
+// local_addrs, and reads the counters when asked.
+type Receiver struct {
+	objs  receiverObjects
+	log   *slog.Logger
+	nl    *netlink.Handle
+	dump  dumper
+	links map[int]link.Link // by ifindex
+
+	attachedMu sync.Mutex
+	attached   []Attachment
+
+	done    chan struct{}
+	stopped sync.WaitGroup
+
+	mu      sync.Mutex // guards what follows
+	conf    receiverReceiverConfig
+	sources []netip.Addr // as published in sources
+	groups  []netip.Addr // as published in allowed_groups
+
+	batch accountBatch // the user-space receiver's, unguarded: see Observe
+}
+
+// ReceiverOptions are the Receiver's edges on the host.
+type ReceiverOptions struct {
+	TUN    string // the TUN the program delivers into
+	Port   uint16 // the tunnel's UDP port
+	Key    uint32
+	Member config.Member
+	Log    *slog.Logger
+}
+
+// LoadReceiver loads the receiver side's programs and maps into the kernel, attaching
+// nothing: its error says why the kernel refuses them.
+func LoadReceiver() (*Receiver, error) {
+	if err := supported(); err != nil {
+		return nil, err
+	}
+	r := &Receiver{links: make(map[int]link.Link), done: make(chan struct{})}
+	if err := loadReceiverObjects(&r.objs, nil); err != nil {
+		return nil, loadError("receiver", err)
+	}
+	if err := probeTCX(r.objs.MctunIngress); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Start fills the maps and attaches the program to the interfaces the routes to the sources
+// leave by; from then on the kernel delivers what it can. On error the caller calls Close.
+func (r *Receiver) Start(o ReceiverOptions) error {
+	r.log = o.Log
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("kernel path: netlink: %w", err)
+	}
+	r.nl = nl
+	tun, err := nl.LinkByName(o.TUN)
+	if err != nil {
+		return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
+	}
+	// The overflow flow takes the packets of the flows beyond the table's capacity.
+	var blank receiverFlow
+	if err := r.objs.Flows.Update(receiverFlowKey{}, &blank, ebpf.UpdateNoExist); err != nil {
+		return fmt.Errorf("kernel path: %w", err)
+	}
+	r.mu.Lock()
+	r.conf = receiverReceiverConfig{Port: be16(o.Port), TunIfindex: uint32(tun.Attrs().Index)}
+	err = r.configure(o.Key, o.Member)
+	r.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if err := r.followAddrs(); err != nil {
+		return err
+	}
+	return r.attach(o.Member.Sources)
+}
+
+// Configure replaces what the program accepts, as datapath.Receiver.Configure does, and
+// attaches it to the interface of a new source's route if that is a new one. What it cannot
+// do it logs: a tunnel packet the program does not take still reaches user space.
+func (r *Receiver) Configure(key uint32, m config.Member) {
+	r.mu.Lock()
+	err := r.configure(key, m)
+	r.mu.Unlock()
+	if err == nil {
+		err = r.attach(m.Sources)
+	}
+	if err != nil {
+		r.log.Error("kernel path: cannot apply the member's config", "err", err)
+	}
+}
+
+// configure writes the key, the TUN's MTU, the sources and the groups. New sources and
+// groups go in before their absence is noticed by anyone, and old ones go after. The caller
+// holds r.mu.
+func (r *Receiver) configure(key uint32, m config.Member) error {
+	if err := syncSet(r.objs.Sources, r.sources, m.Sources); err != nil {
+		return fmt.Errorf("kernel path: sources: %w", err)
+	}
+	r.sources = slices.Clone(m.Sources)
+	if err := syncSet(r.objs.AllowedGroups, r.groups, m.Groups); err != nil {
+		return fmt.Errorf("kernel path: groups: %w", err)
+	}
+	r.groups = slices.Clone(m.Groups)
+	r.conf.Key = key
+	r.conf.Mtu = uint16(min(m.MTU, 0xffff))
+	r.conf.AnyGroup = 0
+	if len(m.Groups) == 0 {
+		r.conf.AnyGroup = 1
+	}
+	if err := r.objs.Config.Put(uint32(0), &r.conf); err != nil {
+		return fmt.Errorf("kernel path: %w", err)
+	}
+	return nil
+}
+
+// syncSet makes the set map m hold exactly want, where it held had.
+func syncSet(m *ebpf.Map, had, want []netip.Addr) error {
+	one := uint8(1)
+	for _, a := range want {
+		if !slices.Contains(had, a) {
+			if err := m.Put(be32(a), one); err != nil {
+				return err
+			}
+		}
+	}
+	for _, a := range had {
+		if !slices.Contains(want, a) {
+			if err := m.Delete(be32(a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// attach puts the program first on the ingress of each interface a route to a source leaves
+// by (and the default route's), where it is not yet. A tunnel packet that arrives elsewhere
+// still reaches the user-space receiver.
+func (r *Receiver) attach(sources []netip.Addr) error {
+	var ifindexes []int
+	if routes, err := r.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE); err == nil {
+		for _, rt := range routes {
+			if rt.Dst == nil || rt.Dst.IP.IsUnspecified() && rt.Dst.Mask != nil && net.IP(rt.Dst.Mask).IsUnspecified() {
+				ifindexes = append(ifindexes, rt.LinkIndex) // the default route
+			}
+		}
+	}
+	for _, src := range sources {
+		if routes, err := r.nl.RouteGet(net.IP(src.AsSlice())); err == nil && len(routes) > 0 {
+			ifindexes = append(ifindexes, routes[0].LinkIndex)
+		} // no route: nothing arrives from there yet
+	}
+	for _, ifindex := range ifindexes {
+		if _, ok := r.links[ifindex]; ok || ifindex == int(r.conf.TunIfindex) {
+			continue
+		}
+		if l, err := r.nl.LinkByIndex(ifindex); err != nil || l.Attrs().Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		name := fmt.Sprint(ifindex)
+		if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
+			name = nl.Attrs().Name
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: r.objs.MctunIngress, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+		if err != nil {
+			return fmt.Errorf("kernel path: attach to %s's ingress: %w", name, err)
+		}
+		r.links[ifindex] = l
+		r.attachedMu.Lock()
+		r.attached = append(r.attached, attachment(r.objs.MctunIngress, name, "ingress"))
+		r.attachedMu.Unlock()
+	}
+	return nil
+}
+
+// Attached lists the programs attached, and where.
+func (r *Receiver) Attached() []Attachment {
+	r.attachedMu.Lock()
+	defer r.attachedMu.Unlock()
+	return slices.Clone(r.attached)
+}
+
+// followAddrs keeps local_addrs, the addresses a tunnel packet may be for, in line with the
+// host's: the program leaves a datagram to any other address to the stack.
+func (r *Receiver) followAddrs() error {
+	updates := make(chan netlink.AddrUpdate, 16)
+	if err := netlink.AddrSubscribeWithOptions(updates, r.done, netlink.AddrSubscribeOptions{}); err != nil {
+		return fmt.Errorf("kernel path: follow addresses: %w", err)
+	}
+	addrs, err := r.nl.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("kernel path: addresses: %w", err)
+	}
+	one := uint8(1)
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			if err := r.objs.LocalAddrs.Put(be32(ip), one); err != nil {
+				return fmt.Errorf("kernel path: addresses: %w", err)
+			}
+		}
+	}
+	r.stopped.Add(1)
+	go func() {
+		defer r.stopped.Done()
+		for u := range updates {
+			ip, ok := netip.AddrFromSlice(u.LinkAddress.IP.To4())
+			if !ok {
+				continue
+			}
+			if u.NewAddr {
+				r.objs.LocalAddrs.Put(be32(ip), one)
+			} else {
+				r.objs.LocalAddrs.Delete(be32(ip))
+			}
+		}
+	}()
+	return nil
+}
+
+// accountBatch collects what the user-space receiver delivered, for one run of
+// mctun_account: struct account_args.
+type accountBatch struct {
+	buf [8 + accountMax*16]byte
+	n   int
+}
+
+const accountMax = 16 // ACCOUNT_MAX
+
+// Observe accounts one packet the user-space receiver took from source for group, with its
+// sequence number, delivered (its length) or not (0), in the flow's one account that the
+// program keeps too. It is the user-space receiver's own (datapath.FlowAccount): only its
+// receive loop calls it, and Flush.
+func (r *Receiver) Observe(source, group [4]byte, seq uint32, delivered int) error {
+	b := r.batch.buf[8+r.batch.n*16:]
+	copy(b[0:4], source[:])
+	copy(b[4:8], group[:])
+	binary.NativeEndian.PutUint32(b[8:], seq)
+	binary.NativeEndian.PutUint32(b[12:], uint32(delivered))
+	r.batch.n++
+	if r.batch.n == accountMax {
+		return r.Flush()
+	}
+	return nil
+}
+
+// Flush makes what Observe collected count.
+func (r *Receiver) Flush() error {
+	if r.batch.n == 0 {
+		return nil
+	}
+	binary.NativeEndian.PutUint32(r.batch.buf[0:], uint32(r.batch.n))
+	r.batch.n = 0
+	// The whole struct, whatever n: the kernel refuses a context shorter than what the
+	// program reads.
+	ret, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: r.batch.buf[:]})
+	if err == nil && ret != 0 {
+		err = fmt.Errorf("mctun_account returned %d", ret)
+	}
+	if err != nil {
+		return fmt.Errorf("kernel path: account: %w", err)
+	}
+	return nil
+}
+
+// Flows returns every flow's counters, in order of first packet: the flows' one account.
+func (r *Receiver) Flows() []datapath.FlowStats {
+	type flow struct {
+		datapath.FlowStats
+		first uint64
+	}
+	var flows []flow
+	var k, next receiverFlowKey
+	var v receiverFlow
+	for err := r.objs.Flows.NextKey(nil, &next); err == nil; err = r.objs.Flows.NextKey(&k, &next) {
+		k = next
+		if r.objs.Flows.LookupWithFlags(&k, &v, ebpf.LookupLock) != nil {
+			continue
+		}
+		f := flow{FlowStats: datapath.FlowStats{Packets: v.Packets, Bytes: v.Bytes, Lost: v.Lost,
+			Reordered: v.Reordered, Duplicates: v.Duplicates, Restarts: v.Restarts}, first: v.FirstNs}
+		if k == (receiverFlowKey{}) { // the overflow flow
+			if v.Packets == 0 {
+				continue
+			}
+			f.first = ^uint64(0)
+		} else {
+			f.Source, f.Group = addrOf(k.Source), addrOf(k.Group)
+		}
+		flows = append(flows, f)
+	}
+	sort.SliceStable(flows, func(i, j int) bool { return flows[i].first < flows[j].first })
+	out := make([]datapath.FlowStats, len(flows))
+	for i, f := range flows {
+		out[i] = f.FlowStats
+	}
+	return out
+}
+
+// reasons names the program's drop reasons (enum reason) as datapath does.
+var reasons = [...]datapath.Reason{
+	receiverReasonREASON_UNKNOWN_SOURCE:    datapath.UnknownSource,
+	receiverReasonREASON_BAD_TUNNEL_HEADER: datapath.BadTunnelHeader,
+	receiverReasonREASON_WRONG_KEY:         datapath.WrongKey,
+	receiverReasonREASON_NOT_IPV4:          datapath.NotIPv4,
+	receiverReasonREASON_MALFORMED:         datapath.Malformed,
+	receiverReasonREASON_IP_OPTIONS:        datapath.IPOptions,
+	receiverReasonREASON_BAD_FRAGMENT:      datapath.BadFragment,
+	receiverReasonREASON_NOT_MULTICAST:     datapath.NotMulticast,
+	receiverReasonREASON_BAD_SOURCE:        datapath.BadSource,
+	receiverReasonREASON_IGMP:              datapath.IGMP,
+	receiverReasonREASON_GROUP_NOT_ALLOWED: datapath.GroupNotAllowed,
+	receiverReasonREASON_TOO_BIG:           datapath.TooBig,
+}
+
+// AddDrops adds the program's drops to a snapshot of the user-space receiver's, by reason.
+func (r *Receiver) AddDrops(drops map[string]uint64) {
+	names := make([]string, len(reasons))
+	for i, reason := range reasons {
+		names[i] = reason.String()
+	}
+	for name, n := range percpuCounts(r.objs.ReceiverDrops, names) {
+		drops[name] += n
+	}
+}
+
+// receiverPaths names the paths a tunnel packet for this host takes (enum receiver_path).
+var receiverPaths = [...]string{
+	receiverReceiverPathDELIVERED_KERNEL: "kernel",
+	receiverReceiverPathPASS_FRAGMENT:    "user_fragment",
+	receiverReceiverPathPASS_GSO:         "user_gso",
+	receiverReceiverPathPASS_CHECKSUM:    "user_checksum",
+	receiverReceiverPathPASS_OUTER:       "user_outer_header",
+	receiverReceiverPathPASS_IGMP:        "user_igmp",
+}
+
+// Paths counts the tunnel packets by the path they took: delivered by the kernel, or left
+// to the stack and the user-space receiver, by why.
+func (r *Receiver) Paths() map[string]uint64 {
+	return percpuCounts(r.objs.ReceiverPaths, receiverPaths[:])
+}
+
+// MapBytes is the memory the kernel holds for the receiver side's maps.
+func (r *Receiver) MapBytes() uint64 {
+	o := &r.objs.receiverMaps
+	return mapBytes(o.Config, o.Sources, o.AllowedGroups, o.LocalAddrs, o.Flows, o.NewFlow, o.ReceiverDrops, o.ReceiverPaths, o.DumpEvents)
+}
+
+// AddTap starts copying the inner packets the kernel delivers to t (mctun dump).
+func (r *Receiver) AddTap(t *datapath.Tap) error {
+	return r.dump.add(t, r.objs.DumpEvents, r.dumpFlag)
+}
+
+// RemoveTap stops copying to t.
+func (r *Receiver) RemoveTap(t *datapath.Tap) { r.dump.remove(t, r.dumpFlag) }
+
+func (r *Receiver) dumpFlag(on bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conf.Dump = 0
+	if on {
+		r.conf.Dump = 1
+	}
+	return r.objs.Config.Put(uint32(0), &r.conf)
+}
+
+// Close detaches the program and unloads it with its maps. Nothing of them stays in the
+// kernel.
+func (r *Receiver) Close() error {
+	select {
+	case <-r.done:
+	default:
+		close(r.done)
+	}
+	var errs []error
+	for i, l := range r.links {
+		errs = append(errs, l.Close())
+		delete(r.links, i)
+	}
+	r.stopped.Wait()
+	errs = append(errs, r.dump.close(), r.objs.Close())
+	if r.nl != nil {
+		r.nl.Close()
+	}
+	return errors.Join(errs...)
+}

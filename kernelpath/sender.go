@@ -1,0 +1,594 @@
+package kernelpath
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"mctun/config"
+	"mctun/datapath"
+)
+
+// Capacities, as the programs declare them (bpf/sender.c). A group that finds no room is
+// forwarded by user space for as long as it exists.
+const (
+	maxGroups       = 8192
+	maxFanout       = 1 << 18
+	maxMembers      = 1 << 17
+	maxGroupMembers = 1 << 16
+)
+
+// grace is how long a fan-out run, group slot or member counter that was given up stays
+// unused, so that no program that read the route before it changed still reads it.
+const grace = time.Second
+
+// Sender is the sender side in the kernel: the egress programs on the source interface (and
+// on the TUN of a host that is a member too), and what keeps their maps: the groups and
+// members of Configure, and the next hops their tunnel packets go to.
+//
+// Each map has one owner on each side. The programs update group_seq (with user space),
+// group_stats, member_stats and sender_paths; Sender writes config, groups and fanout, and
+// reads the counters when asked.
+type Sender struct {
+	objs     senderObjects
+	seq      *mapped // group_seq, shared with the user-space sender
+	gstats   *mapped // group_stats
+	mstats   *mapped // member_stats
+	links    []link.Link
+	attached []Attachment
+	log      *slog.Logger
+	nl       *netlink.Handle
+	dump     dumper
+
+	done    chan struct{}
+	stopped sync.WaitGroup
+
+	mu       sync.Mutex // guards what follows
+	conf     senderSenderConfig
+	iface    string
+	groups   []config.Group
+	routes   map[groupKey]*route
+	refused  map[groupKey]bool // found no room: user space forwards them while they exist
+	counters map[memberKey]uint32
+	slots    *regions // of group_seq and group_stats
+	cnts     *regions // of member_stats
+	fan      *regions // of fanout
+	hops     *nexthops
+	report   MemberReport
+}
+
+type groupKey struct {
+	addr netip.Addr
+	port uint16
+}
+
+type memberKey struct {
+	group  groupKey
+	member netip.AddrPort
+}
+
+// route is one group in the kernel, as published in groups.
+type route struct {
+	slot        uint32
+	first       uint32
+	members     []netip.AddrPort
+	entries     []senderFanoutEntry // published in fanout[first:]; nil while not ready
+	reachable   int                 // entries[:reachable] are sent to, the others have no route
+	ready       bool
+	set         bool                     // groups holds it
+	unreachable map[netip.AddrPort]error // members with no route, and why
+}
+
+// SenderOptions are the Sender's edges on the host.
+type SenderOptions struct {
+	Interface string     // the source interface
+	Addr      netip.Addr // its address: the tunnel packets' source
+	Port      uint16     // the user-space sender's UDP port: the tunnel packets' source port
+	TUN       string     // on a host that is a member too, its TUN; else ""
+	Key       uint32
+	Groups    []config.Group // as datapath.Sender.Configure takes them
+	Log       *slog.Logger
+}
+
+// MemberReport learns that sends to a member of a group fail with err, because no route
+// leads to it, or with a nil err that they no longer do (datapath.Sender.MemberFailing).
+type MemberReport func(addr netip.Addr, port uint16, member netip.AddrPort, err error)
+
+// LoadSender loads the sender side's programs and maps into the kernel, attaching nothing:
+// its error says why the kernel, or the source interface iface, does not take them.
+func LoadSender(iface string) (*Sender, error) {
+	if err := supported(); err != nil {
+		return nil, err
+	}
+	if l, err := netlink.LinkByName(iface); err != nil {
+		return nil, fmt.Errorf("the source interface %s: %w", iface, err)
+	} else if a := l.Attrs(); a.EncapType != "ether" || len(a.HardwareAddr) != 6 {
+		return nil, fmt.Errorf("the source interface %s is not an Ethernet interface (%s)", iface, a.EncapType)
+	}
+	s := &Sender{
+		routes:   make(map[groupKey]*route),
+		refused:  make(map[groupKey]bool),
+		counters: make(map[memberKey]uint32),
+		slots:    newRegions(maxGroups, grace),
+		cnts:     newRegions(maxMembers, grace),
+		fan:      newRegions(maxFanout, grace),
+		done:     make(chan struct{}),
+	}
+	if err := loadSenderObjects(&s.objs, nil); err != nil {
+		return nil, loadError("sender", err)
+	}
+	if err := probeTCX(s.objs.MctunEgress); err != nil {
+		s.Close()
+		return nil, err
+	}
+	var err error
+	for _, m := range []struct {
+		to **mapped
+		m  *ebpf.Map
+	}{{&s.seq, s.objs.GroupSeq}, {&s.gstats, s.objs.GroupStats}, {&s.mstats, s.objs.MemberStats}} {
+		if *m.to, err = mapArray(m.m); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Start fills the maps and attaches the programs; from then on the kernel forwards what it
+// can. On error the caller calls Close.
+func (s *Sender) Start(o SenderOptions) error {
+	s.log = o.Log
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("kernel path: netlink: %w", err)
+	}
+	s.nl = nl
+	l, err := nl.LinkByName(o.Interface)
+	if err != nil {
+		return fmt.Errorf("kernel path: %s: %w", o.Interface, err)
+	}
+	a := l.Attrs()
+	if len(a.HardwareAddr) != 6 {
+		return fmt.Errorf("kernel path: %s is not an Ethernet interface", o.Interface)
+	}
+	if s.hops, err = newNexthops(nl, a.Index); err != nil {
+		return fmt.Errorf("kernel path: %w", err)
+	}
+	s.mu.Lock()
+	s.iface = o.Interface
+	s.conf = senderSenderConfig{Key: o.Key, Saddr: be32(o.Addr), Sport: be16(o.Port), Mtu: uint16(min(a.MTU, 0xffff)),
+		Ifindex: uint32(a.Index), Smac: [6]byte(a.HardwareAddr)}
+	err = s.objs.Config.Put(uint32(0), &s.conf)
+	s.groups = o.Groups
+	if err == nil {
+		s.publish(time.Now())
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("kernel path: %w", err)
+	}
+	if err := s.attach(a.Index, o.Interface, s.objs.MctunEgress); err != nil {
+		return err
+	}
+	if o.TUN != "" {
+		tl, err := nl.LinkByName(o.TUN)
+		if err != nil {
+			return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
+		}
+		if err := s.attach(tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress); err != nil {
+			return err
+		}
+	}
+	return s.follow()
+}
+
+// attach puts prog first on ifindex's egress (tcx). The link is not pinned: it goes when
+// mctun goes, however it goes.
+func (s *Sender) attach(ifindex int, name string, prog *ebpf.Program) error {
+	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
+	if err != nil {
+		return fmt.Errorf("kernel path: attach to %s's egress: %w", name, err)
+	}
+	s.links = append(s.links, l)
+	s.attached = append(s.attached, attachment(prog, name, "egress"))
+	return nil
+}
+
+// Attached lists the programs attached, and where.
+func (s *Sender) Attached() []Attachment { return slices.Clone(s.attached) }
+
+// follow keeps the next hops current: neighbour and route events as they come, and every 2 s
+// the interface's MTU, the runs given up, and the groups not ready yet.
+func (s *Sender) follow() error {
+	neighs := make(chan netlink.NeighUpdate, 64)
+	routes := make(chan netlink.RouteUpdate, 64)
+	if err := netlink.NeighSubscribeWithOptions(neighs, s.done, netlink.NeighSubscribeOptions{}); err != nil {
+		return fmt.Errorf("kernel path: follow neighbours: %w", err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(routes, s.done, netlink.RouteSubscribeOptions{}); err != nil {
+		return fmt.Errorf("kernel path: follow routes: %w", err)
+	}
+	s.stopped.Add(1)
+	go func() {
+		defer s.stopped.Done()
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.done:
+				return
+			case u, ok := <-neighs:
+				if !ok {
+					return
+				}
+				s.mu.Lock()
+				var changed bool
+				if u.Type == unix.RTM_DELNEIGH {
+					changed = s.hops.forget(u.Neigh)
+				} else {
+					changed = s.hops.update(u.Neigh)
+				}
+				if changed {
+					s.publish(time.Now())
+				}
+				s.mu.Unlock()
+			case _, ok := <-routes:
+				if !ok {
+					return
+				}
+				s.mu.Lock()
+				s.hops.routesChanged()
+				s.publish(time.Now())
+				s.mu.Unlock()
+			case now := <-tick.C:
+				s.refresh(now)
+			}
+		}
+	}()
+	return nil
+}
+
+// refresh rereads the interface's MTU and publishes again: runs given up are reclaimed, and
+// a group waiting for a route gets another look.
+func (s *Sender) refresh(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l, err := s.nl.LinkByIndex(int(s.conf.Ifindex)); err == nil {
+		if mtu := uint16(min(l.Attrs().MTU, 0xffff)); mtu != s.conf.Mtu {
+			s.conf.Mtu = mtu
+			s.objs.Config.Put(uint32(0), &s.conf)
+		}
+	}
+	s.hops.routesChanged()
+	s.publish(now)
+}
+
+// Configure replaces the key and the groups, as datapath.Sender.Configure does; call it
+// first, so that a new group's sequence number is the kernel's before user space takes one.
+// Groups and members that stay keep their slots, counters and sequence numbers, and packets
+// in flight are not disturbed: a group's new members are written beside the old ones and
+// take over with one update of its route.
+func (s *Sender) Configure(key uint32, groups []config.Group) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key != s.conf.Key {
+		s.conf.Key = key
+		if err := s.objs.Config.Put(uint32(0), &s.conf); err != nil {
+			s.log.Error("kernel path: cannot change the key", "err", err)
+		}
+	}
+	s.groups = groups
+	s.publish(time.Now())
+}
+
+// Sequence returns the group's sequence counter, which the programs and the user-space
+// sender share, or nil when the kernel does not forward the group. It stays valid while the
+// group is configured.
+func (s *Sender) Sequence(addr netip.Addr, port uint16) *atomic.Uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.routes[groupKey{addr, port}]
+	if r == nil {
+		return nil
+	}
+	return s.seq.uint32At(r.slot)
+}
+
+// publish brings the maps in line with s.groups and the next hops. The caller holds s.mu.
+func (s *Sender) publish(now time.Time) {
+	s.slots.reclaim(now)
+	s.cnts.reclaim(now)
+	s.fan.reclaim(now)
+	seen := make(map[groupKey]bool, len(s.groups))
+	for _, g := range s.groups {
+		k := groupKey{g.Address, g.Port}
+		seen[k] = true
+		if s.refused[k] {
+			continue
+		}
+		r := s.routes[k]
+		if r == nil {
+			slot, ok := s.slots.alloc(1, now)
+			if !ok {
+				s.refused[k] = true
+				s.log.Warn("kernel path: no room for the group: user space forwards it", "group", k, "groups", maxGroups)
+				continue
+			}
+			r = &route{slot: slot}
+			s.seq.uint32At(slot).Store(0)
+			s.gstats.word(slot, 0).Store(0)
+			s.gstats.word(slot, 1).Store(0)
+			s.routes[k] = r
+		}
+		s.update(k, r, g.Members, now)
+	}
+	for k, r := range s.routes {
+		if seen[k] {
+			continue
+		}
+		if err := s.objs.Groups.Delete(k.key()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			s.log.Error("kernel path: cannot remove a group", "group", k, "err", err)
+		}
+		s.fan.release(r.first, uint32(len(r.entries)), now)
+		s.slots.release(r.slot, 1, now)
+		for _, m := range r.members {
+			s.releaseCounter(memberKey{k, m}, now)
+		}
+		delete(s.routes, k)
+	}
+	for k := range s.refused {
+		if !seen[k] {
+			delete(s.refused, k)
+		}
+	}
+}
+
+// update publishes one group's members: a new run of fanout when they or their next hops
+// changed, or not ready when a next hop is not known. A member with no route at all is sent
+// nothing and counted a send error per packet, as the user-space sender's sends to it fail;
+// it does not keep its group from the kernel.
+func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time.Time) {
+	for _, m := range r.members {
+		if !slices.Contains(members, m) {
+			s.releaseCounter(memberKey{k, m}, now)
+			delete(r.unreachable, m)
+		}
+	}
+	r.members = slices.Clone(members)
+	ready := len(members) <= maxGroupMembers
+	var sent, failed []senderFanoutEntry
+	unreachable := make(map[netip.AddrPort]error)
+	for _, m := range members {
+		c, ok := s.counter(memberKey{k, m}, now)
+		if !ok {
+			ready = false
+		}
+		mac, known, err := s.hops.reach(m.Addr())
+		e := senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: mac, Counter: c}
+		switch {
+		case err != nil:
+			unreachable[m] = err
+			failed = append(failed, e)
+		case !known:
+			ready = false
+			sent = append(sent, e)
+		default:
+			sent = append(sent, e)
+		}
+	}
+	s.reportReach(k, r, unreachable)
+	if len(sent) == 0 {
+		ready = false
+	}
+	entries := append(sent, failed...)
+	if ready && r.ready && r.reachable == len(sent) && slices.Equal(entries, r.entries) {
+		return
+	}
+	v := senderGroupRoute{Slot: r.slot}
+	var first uint32
+	if ready {
+		var ok bool
+		if first, ok = s.fan.alloc(uint32(len(entries)), now); !ok {
+			ready = false
+			s.log.Warn("kernel path: no room for the group's members: user space forwards it", "group", k, "members", len(members))
+		}
+	}
+	if ready {
+		keys := make([]uint32, len(entries))
+		for i := range keys {
+			keys[i] = first + uint32(i)
+		}
+		if _, err := s.objs.Fanout.BatchUpdate(keys, entries, nil); err != nil {
+			s.log.Error("kernel path: cannot write the group's members", "group", k, "err", err)
+			s.fan.release(first, uint32(len(entries)), now)
+			ready = false
+		} else {
+			v = senderGroupRoute{Slot: r.slot, First: first, Count: uint32(len(sent)), Unreachable: uint16(len(failed)), Ready: 1}
+		}
+	}
+	if !ready && r.set && !r.ready {
+		return // not ready before either
+	}
+	if err := s.objs.Groups.Put(k.key(), &v); err != nil {
+		s.log.Error("kernel path: cannot publish the group", "group", k, "err", err)
+		if ready {
+			s.fan.release(first, uint32(len(entries)), now)
+		}
+		return
+	}
+	s.fan.release(r.first, uint32(len(r.entries)), now)
+	r.set, r.ready, r.first, r.entries, r.reachable = true, ready, first, nil, 0
+	if ready {
+		r.entries, r.reachable = entries, len(sent)
+	}
+}
+
+// reportReach tells the user-space sender which of a group's members have no route, and
+// which have one again.
+func (s *Sender) reportReach(k groupKey, r *route, unreachable map[netip.AddrPort]error) {
+	if s.report != nil {
+		for m, err := range unreachable {
+			if old, ok := r.unreachable[m]; !ok || old.Error() != err.Error() {
+				s.report(k.addr, k.port, m, err)
+			}
+		}
+		for m := range r.unreachable {
+			if _, ok := unreachable[m]; !ok {
+				s.report(k.addr, k.port, m, nil)
+			}
+		}
+	}
+	r.unreachable = unreachable
+}
+
+// ReportMembers makes the Sender tell f about members with no route, starting with those it
+// knows of now.
+func (s *Sender) ReportMembers(f MemberReport) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.report = f
+	for k, r := range s.routes {
+		for m, err := range r.unreachable {
+			f(k.addr, k.port, m, err)
+		}
+	}
+}
+
+// counter returns the member's counters' index, taking a fresh one for a new member.
+func (s *Sender) counter(k memberKey, now time.Time) (uint32, bool) {
+	if c, ok := s.counters[k]; ok {
+		return c, true
+	}
+	c, ok := s.cnts.alloc(1, now)
+	if !ok {
+		return 0, false
+	}
+	for i := range 3 {
+		s.mstats.word(c, i).Store(0)
+	}
+	s.counters[k] = c
+	return c, true
+}
+
+func (s *Sender) releaseCounter(k memberKey, now time.Time) {
+	if c, ok := s.counters[k]; ok {
+		s.cnts.release(c, 1, now)
+		delete(s.counters, k)
+	}
+}
+
+// Close detaches the programs and unloads them with their maps. Nothing of them stays in
+// the kernel.
+func (s *Sender) Close() error {
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	var errs []error
+	for _, l := range s.links {
+		errs = append(errs, l.Close())
+	}
+	s.links = nil
+	s.stopped.Wait()
+	errs = append(errs, s.dump.close())
+	errs = append(errs, s.seq.unmap(), s.gstats.unmap(), s.mstats.unmap(), s.objs.Close())
+	if s.nl != nil {
+		s.nl.Close()
+	}
+	return errors.Join(errs...)
+}
+
+func (k groupKey) key() senderGroupKey { return senderGroupKey{Addr: be32(k.addr), Port: be16(k.port)} }
+
+func (k groupKey) String() string { return datapath.GroupName(k.addr, k.port) }
+
+// AddTap starts copying the inner packets the kernel sends to t (mctun dump).
+func (s *Sender) AddTap(t *datapath.Tap) error { return s.dump.add(t, s.objs.DumpEvents, s.dumpFlag) }
+
+// RemoveTap stops copying to t.
+func (s *Sender) RemoveTap(t *datapath.Tap) { s.dump.remove(t, s.dumpFlag) }
+
+func (s *Sender) dumpFlag(on bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.conf.Dump = 0
+	if on {
+		s.conf.Dump = 1
+	}
+	return s.objs.Config.Put(uint32(0), &s.conf)
+}
+
+// AddStats adds what the kernel sent to a snapshot of the user-space sender's counters: each
+// group's packets and bytes, and its members' send errors.
+func (s *Sender) AddStats(st *datapath.SenderStats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var failed uint64
+	for i := range st.Groups {
+		g := &st.Groups[i]
+		k := groupKey{g.Address, g.Port}
+		r := s.routes[k]
+		if r == nil {
+			continue
+		}
+		g.Packets += s.gstats.word(r.slot, 0).Load()
+		g.Bytes += s.gstats.word(r.slot, 1).Load()
+		for _, m := range r.members {
+			if c, ok := s.counters[memberKey{k, m}]; ok {
+				e := s.mstats.word(c, 2).Load()
+				g.SendErrors += e
+				failed += e
+			}
+		}
+	}
+	st.Drops["send_failed"] += failed
+}
+
+// AddMemberStats adds the kernel's counters of a group's members to ms, the user-space
+// sender's.
+func (s *Sender) AddMemberStats(addr netip.Addr, port uint16, ms []datapath.MemberStats) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := groupKey{addr, port}
+	for i := range ms {
+		if c, ok := s.counters[memberKey{k, ms[i].Address}]; ok {
+			ms[i].Packets += s.mstats.word(c, 0).Load()
+			ms[i].Bytes += s.mstats.word(c, 1).Load()
+			ms[i].Errors += s.mstats.word(c, 2).Load()
+		}
+	}
+}
+
+// senderPaths names the paths a packet of a group takes (enum sender_path).
+var senderPaths = [...]string{
+	senderSenderPathSENT_KERNEL:     "kernel",
+	senderSenderPathPUNT_NOT_READY:  "user_next_hop_unknown",
+	senderSenderPathPUNT_TOO_BIG:    "user_too_big",
+	senderSenderPathPUNT_FRAGMENT:   "user_fragment",
+	senderSenderPathPUNT_GSO:        "user_gso",
+	senderSenderPathPUNT_TWO_GROUPS: "user_two_groups",
+	senderSenderPathPUNT_CHECK:      "user_check",
+}
+
+// Paths counts the packets of the groups by the path they took: sent by the kernel, or left
+// to user space, by why.
+func (s *Sender) Paths() map[string]uint64 {
+	return percpuCounts(s.objs.SenderPaths, senderPaths[:])
+}
+
+// MapBytes is the memory the kernel holds for the sender side's maps.
+func (s *Sender) MapBytes() uint64 {
+	o := &s.objs.senderMaps
+	return mapBytes(o.Config, o.Groups, o.GroupSeq, o.GroupStats, o.Fanout, o.MemberStats, o.SenderPaths, o.DumpEvents)
+}

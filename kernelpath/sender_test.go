@@ -1,0 +1,302 @@
+package kernelpath
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"mctun/encap"
+)
+
+// A test run's bpf_clone_redirect really sends, so the sender side's program runs in a
+// network namespace of the test's own, with a veth pair: the clones leave by mct0, and an
+// AF_PACKET socket on its peer mct1 reads them back. The namespace goes with the test.
+type txHarness struct {
+	t       *testing.T
+	s       *Sender
+	ifindex int
+	mac     [6]byte
+	peer    int // AF_PACKET socket on mct1
+}
+
+var (
+	txSource  = netip.MustParseAddr("198.18.1.2")
+	txGroup   = netip.MustParseAddr("224.1.2.3")
+	txAll     = netip.MustParseAddr("224.7.7.7") // a group without a port
+	txMembers = []struct {
+		addr netip.AddrPort
+		mac  [6]byte
+	}{
+		{netip.MustParseAddrPort("198.18.2.2:4754"), [6]byte{2, 0, 0, 0, 2, 2}},
+		{netip.MustParseAddrPort("198.18.3.2:4754"), [6]byte{2, 0, 0, 0, 3, 2}},
+		{netip.MustParseAddrPort("198.18.4.2:5000"), [6]byte{2, 0, 0, 0, 4, 2}},
+	}
+)
+
+const (
+	txKey   = 7
+	txSport = 5555
+)
+
+// inNetns runs f on a thread of its own in a new network namespace with the veth pair
+// mct0-mct1 up; the thread, and with it the namespace, ends with f.
+func inNetns(t *testing.T, f func()) {
+	needRoot(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies with its namespace
+		ns, err := netns.New()
+		if err != nil {
+			t.Errorf("new network namespace: %v", err)
+			return
+		}
+		defer ns.Close()
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "mct0"}, PeerName: "mct1"}
+		if err := netlink.LinkAdd(veth); err != nil {
+			t.Errorf("veth: %v", err)
+			return
+		}
+		for _, name := range []string{"lo", "mct0", "mct1"} {
+			l, err := netlink.LinkByName(name)
+			if err == nil {
+				err = netlink.LinkSetUp(l)
+			}
+			if err != nil {
+				t.Errorf("%s up: %v", name, err)
+				return
+			}
+		}
+		f()
+	}()
+	<-done
+}
+
+// newTx loads the sender side and fills its tables by hand: group 224.1.2.3:65535 with the
+// three members of txMembers, as user space would publish it.
+func newTx(t *testing.T) *txHarness {
+	s, err := LoadSender("mct0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	l, err := netlink.LinkByName("mct0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &txHarness{t: t, s: s, ifindex: l.Attrs().Index, mac: [6]byte(l.Attrs().HardwareAddr)}
+	conf := senderSenderConfig{Key: txKey, Saddr: be32(txSource), Sport: be16(txSport), Mtu: 1500,
+		Ifindex: uint32(h.ifindex), Smac: h.mac}
+	if err := s.objs.Config.Put(uint32(0), &conf); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range txMembers {
+		e := senderFanoutEntry{Daddr: be32(m.addr.Addr()), Dport: be16(m.addr.Port()), Dmac: m.mac, Counter: uint32(i)}
+		if err := s.objs.Fanout.Put(uint32(i), &e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: 3, Ready: 1})
+	peer, err := net.InterfaceByName("mct1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, int(be16(unix.ETH_P_ALL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: be16(unix.ETH_P_ALL), Ifindex: peer.Index}); err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 200000})
+	h.peer = fd
+	return h
+}
+
+func (h *txHarness) route(group netip.Addr, port uint16, r senderGroupRoute) {
+	h.t.Helper()
+	if err := h.s.objs.Groups.Put(groupKey{group, port}.key(), &r); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// run runs mctun_egress on one frame (with ctx, an __sk_buff, if not nil) and returns its
+// verdict, the frame as it left, and the clones that reached mct1.
+func (h *txHarness) run(pkt []byte, ctx []byte) (int32, []byte, [][]byte) {
+	h.t.Helper()
+	out := make([]byte, len(pkt)+256)
+	opts := &ebpf.RunOptions{Data: pkt, DataOut: out}
+	if ctx != nil {
+		opts.Context, opts.ContextOut = ctx, make([]byte, len(ctx))
+	}
+	ret, err := h.s.objs.MctunEgress.Run(opts)
+	if err != nil {
+		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+	}
+	var clones [][]byte
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+		buf := make([]byte, 4096)
+		n, _, err := unix.Recvfrom(h.peer, buf, 0)
+		if err != nil {
+			break
+		}
+		if n >= 14 && binary.BigEndian.Uint16(buf[12:]) == unix.ETH_P_IP && buf[14+9] == encap.ProtoUDP {
+			clones = append(clones, buf[:n])
+		}
+		if len(clones) == 2 {
+			break
+		}
+	}
+	return int32(ret), out[:len(pkt)+ENCAPLEN], clones
+}
+
+// ENCAPLEN is what a tunnel packet adds in front of its inner packet: IPv4, UDP, GRE.
+const ENCAPLEN = 20 + 8 + encap.HeaderLen
+
+// multicastFrame is what an application's datagram looks like on the source interface.
+func multicastFrame(src [6]byte, inner []byte) []byte {
+	dst := inner[16:20]
+	f := []byte{0x01, 0x00, 0x5e, dst[1] & 0x7f, dst[2], dst[3]}
+	f = append(f, src[:]...)
+	f = append(f, 0x08, 0x00)
+	return append(f, inner...)
+}
+
+// wantTunnel is the frame that carries inner to member m with sequence number seq, as both
+// paths send it, but for the outer IPv4 identification, which the frame's own is copied into.
+func (h *txHarness) wantTunnel(got []byte, m int, seq uint32, inner []byte) []byte {
+	mb := txMembers[m]
+	f := append(mb.mac[:], h.mac[:]...)
+	f = append(f, 0x08, 0x00)
+	ip := ipv4(txSource, mb.addr.Addr(), encap.ProtoUDP, 8+encap.HeaderLen+len(inner))
+	ip[8] = 64 // a TTL of 64, as the kernel's sockets send
+	if len(got) >= 20 {
+		copy(ip[4:6], got[18:20])
+	}
+	fixIPChecksum(ip)
+	f = append(f, ip...)
+	buf := make([]byte, encap.Headroom+len(inner))
+	copy(buf[encap.Headroom:], inner)
+	return append(f, udp(txSport, mb.addr.Port(), encap.Encapsulate(buf, len(inner), encap.Header{Key: txKey, Seq: seq}))...)
+}
+
+// paths returns the sender side's path counters.
+func (h *txHarness) paths() map[string]uint64 { return h.s.Paths() }
+
+func TestEgressFansOut(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		inner := innerUDP(txSource, txGroup, 65535, 100)
+		for seq := range uint32(2) {
+			verdict, out, clones := h.run(multicastFrame(h.mac, inner), nil)
+			if verdict != actUnspec {
+				t.Fatalf("verdict %d, want the packet to go on (%d)", verdict, actUnspec)
+			}
+			// The packet itself goes to the last member, a clone to each of the others.
+			if want := h.wantTunnel(out, 2, seq, inner); !bytes.Equal(out, want) {
+				t.Errorf("packet %d, to the last member:\n% x\nwant\n% x", seq, out, want)
+			}
+			if len(clones) != 2 {
+				t.Fatalf("packet %d: %d clones reached mct1, want 2", seq, len(clones))
+			}
+			for i, c := range clones {
+				if want := h.wantTunnel(c, i, seq, inner); !bytes.Equal(c, want) {
+					t.Errorf("packet %d, clone to member %d:\n% x\nwant\n% x", seq, i, c, want)
+				}
+				if encap.Checksum(0, c[14:34]) != 0 {
+					t.Errorf("clone to member %d: outer IPv4 checksum wrong", i)
+				}
+			}
+		}
+		if p := h.paths(); p["kernel"] != 2 {
+			t.Errorf("paths %v, want 2 in the kernel", p)
+		}
+		if n, b := h.s.gstats.word(0, 0).Load(), h.s.gstats.word(0, 1).Load(); n != 2 || b != 2*uint64(len(inner)) {
+			t.Errorf("group counted %d packets, %d bytes; want 2, %d", n, b, 2*len(inner))
+		}
+		for i := range txMembers {
+			n, b, e := h.s.mstats.word(uint32(i), 0).Load(), h.s.mstats.word(uint32(i), 1).Load(), h.s.mstats.word(uint32(i), 2).Load()
+			if want := 2 * uint64(encap.HeaderLen+len(inner)); n != 2 || b != want || e != 0 {
+				t.Errorf("member %d counted %d packets, %d bytes, %d errors; want 2, %d, 0", i, n, b, e, want)
+			}
+		}
+	})
+}
+
+// What the kernel path cannot forward in place goes on unchanged, to user space, counted by
+// why; what no group takes goes on uncounted.
+func TestEgressLeavesToUserSpace(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		h.route(txAll, 0, senderGroupRoute{Slot: 1, First: 0, Count: 3, Ready: 1})
+		h.route(netip.MustParseAddr("224.8.8.8"), 0, senderGroupRoute{Slot: 2, First: 0, Count: 3, Ready: 0})
+		h.route(txGroup, 0, senderGroupRoute{Slot: 3, First: 0, Count: 3, Ready: 1}) // 224.1.2.3 also without a port
+		fragment := innerUDP(txSource, txAll, 1, 16)
+		fragment[6] = 0x20 // MF
+		fixIPChecksum(fragment)
+		broken := innerUDP(txSource, txAll, 1, 16)
+		broken[10] ^= 0xff
+		gso := make([]byte, 192)
+		binary.NativeEndian.PutUint32(gso[164:], 2) // __sk_buff.gso_segs
+		for _, tt := range []struct {
+			name  string
+			inner []byte
+			ctx   []byte
+			path  string
+		}{
+			{"no group", innerUDP(txSource, netip.MustParseAddr("224.9.9.9"), 1, 16), nil, ""},
+			{"two groups take it", innerUDP(txSource, txGroup, 65535, 16), nil, "user_two_groups"},
+			{"a fragment", fragment, nil, "user_fragment"},
+			{"too big to tunnel whole", innerUDP(txSource, txAll, 1, 1500-20-8-ENCAPLEN+1), nil, "user_too_big"},
+			{"a next hop not known", innerUDP(txSource, netip.MustParseAddr("224.8.8.8"), 1, 16), nil, "user_next_hop_unknown"},
+			{"a broken inner packet", broken, nil, "user_check"},
+			{"GSO", innerUDP(txSource, txAll, 1, 16), gso, "user_gso"},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				before := h.paths()
+				pkt := multicastFrame(h.mac, tt.inner)
+				verdict, out, clones := h.run(pkt, tt.ctx)
+				after := h.paths()
+				if verdict != actUnspec || !bytes.Equal(out[:len(pkt)], pkt) || len(clones) != 0 {
+					t.Errorf("verdict %d, %d clones, out\n% x\nwant the packet on, unchanged", verdict, len(clones), out[:len(pkt)])
+				}
+				for name, n := range after {
+					want := uint64(0)
+					if name == tt.path {
+						want = 1
+					}
+					if n-before[name] != want {
+						t.Errorf("path %s moved by %d, want %d", name, n-before[name], want)
+					}
+				}
+			})
+		}
+	})
+}
+
+// A member with no route is sent nothing and counted a send error per packet; the others
+// get theirs.
+func TestEgressUnreachableMember(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: 2, Unreachable: 1, Ready: 1})
+		inner := innerUDP(txSource, txGroup, 65535, 100)
+		_, out, clones := h.run(multicastFrame(h.mac, inner), nil)
+		if want := h.wantTunnel(out, 1, 0, inner); !bytes.Equal(out, want) || len(clones) != 1 {
+			t.Errorf("%d clones, packet\n% x\nwant one clone and the packet to member 1\n% x", len(clones), out, want)
+		}
+		if e := h.s.mstats.word(2, 2).Load(); e != 1 {
+			t.Errorf("the unreachable member counted %d errors, want 1", e)
+		}
+	})
+}

@@ -1,0 +1,212 @@
+//go:build e2e
+
+package test
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"mctun/test/mcapp"
+	"mctun/test/topo"
+)
+
+// The tests of what is particular to the kernel path: that it interoperates with user
+// space both ways, leaves nothing in the kernel, and gives way, saying why, where the host
+// refuses it.
+
+// datapathLine is a config's datapath key.
+func datapathLine(dp string) string { return fmt.Sprintf("datapath = %q\n", dp) }
+
+// A kernel-path source and user-space members, and the reverse: the wire is one.
+func TestMixedPairs(t *testing.T) {
+	for _, tt := range []struct{ name, source, member string }{
+		{"kernel source, user members", "kernel", "user"},
+		{"user source, kernel members", "user", "kernel"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWorld(t, 4)
+			for _, m := range w.mbrs {
+				w.up(m, datapathLine(tt.member)+memberConfig)
+			}
+			w.up(w.src, datapathLine(tt.source)+sourceConfig)
+			// Datagrams of 1000 bytes, which the kernel path takes, and of 1472, whose tunnel
+			// packets are fragmented on the way and so take user space on both sides.
+			for _, size := range []int{1000, 1472} {
+				const n = 3000
+				rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 3 * time.Second, Timeout: time.Minute})
+				w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: size, Rate: 5000})
+				for i, rep := range w.reports(rs) {
+					w.checkStream(fmt.Sprintf("%s (%d bytes)", w.mbrs[i].Name, size), rep, n, "198.18.1.2")
+				}
+			}
+			kernelHosts := w.mbrs
+			if tt.source == "kernel" {
+				kernelHosts = []*topo.Host{w.src}
+			}
+			for _, h := range kernelHosts {
+				w.datapath = "kernel" // for checkInKernel
+				w.checkInKernel(h, 3000-100)
+			}
+			for _, m := range w.mbrs {
+				if f := w.status(m).flow("198.18.1.2", "224.1.2.3"); f.Packets != 6000 || f.Lost != 0 || f.Duplicates != 0 || f.Reordered != 0 {
+					t.Errorf("%s: flow %+v, want 6000 packets, none lost, duplicated or reordered", m, f)
+				}
+			}
+		})
+	}
+}
+
+// tcState is what tc shows in a host's namespace that a kernel path attached with clsact
+// would leave: qdiscs and filters.
+func tcState(t *testing.T, w *world, h *topo.Host) string {
+	t.Helper()
+	var b strings.Builder
+	for _, args := range [][]string{
+		{"qdisc", "show"},
+		{"filter", "show", "dev", "eth0", "ingress"},
+		{"filter", "show", "dev", "eth0", "egress"},
+	} {
+		out, err := h.Run(w.ctx, "tc", args...)
+		if err != nil {
+			t.Fatalf("%s: tc %v: %v", h, args, err)
+		}
+		fmt.Fprintf(&b, "$ tc %s\n%s", strings.Join(args, " "), out)
+	}
+	return b.String()
+}
+
+// down, and kill -9 then down, leave no program, link, map or qdisc behind, on a host that
+// is source and member (both sides' programs, on eth0 and on the TUN). The kernel holds
+// programs and links for the whole machine, so the test follows the ones mctun status names.
+func TestKernelPathLeavesNothing(t *testing.T) {
+	w := newWorldOn(t, 4, "kernel")
+	h := w.hosts[1]
+	cfg := `
+[source]
+[[source.group]]
+address = "224.1.2.3"
+port    = 65535
+members = ["198.18.1.2"]
+[member]
+sources = ["198.18.1.2"]
+`
+	bpftool := func(args ...string) (string, error) { return h.Run(w.ctx, "bpftool", args...) }
+	before := tcState(t, w, h)
+	for _, crash := range []bool{false, true} {
+		path := w.writeConfig(h, cfg)
+		if r := w.mctun(h, "up", "-c", path); r.code != 0 {
+			t.Fatalf("mctun up: %v", r)
+		}
+		st := w.status(h)
+		attached := append(st.Source.Kernel.Attached, st.Member.Kernel.Attached...)
+		var where []string
+		for _, a := range attached {
+			where = append(where, a.Program+" "+a.Interface+" "+a.Hook)
+		}
+		if got, want := strings.Join(where, ", "), "mctun_egress eth0 egress, mctun_tun_egress mctun0 egress, mctun_ingress eth0 ingress"; got != want {
+			t.Errorf("attached: %s, want %s", got, want)
+		}
+		links, err := bpftool("link", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range attached {
+			out, err := bpftool("prog", "show", "id", fmt.Sprint(a.ID))
+			if err != nil || !strings.Contains(out, a.Program) {
+				t.Errorf("bpftool prog show id %d: %q, %v; want %s", a.ID, out, err, a.Program)
+			}
+			if !strings.Contains(links, fmt.Sprintf("prog %d ", a.ID)) {
+				t.Errorf("bpftool link show lists no link to program %d (%s):\n%s", a.ID, a.Program, links)
+			}
+		}
+		if crash {
+			if _, err := h.Run(w.ctx, "kill", "-9", fmt.Sprint(st.PID)); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, st.PID)
+		}
+		if r := w.mctun(h, "down"); r.code != 0 {
+			t.Fatalf("mctun down (crash %v): %v", crash, r)
+		}
+		links, err = bpftool("link", "show")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range attached {
+			if out, err := bpftool("prog", "show", "id", fmt.Sprint(a.ID)); err == nil {
+				t.Errorf("after down (crash %v), bpftool prog show id %d: %s", crash, a.ID, out)
+			}
+			if strings.Contains(links, fmt.Sprintf("prog %d ", a.ID)) {
+				t.Errorf("after down (crash %v), a link to program %d remains:\n%s", crash, a.ID, links)
+			}
+		}
+		if after := tcState(t, w, h); after != before {
+			t.Errorf("after down (crash %v), tc shows:\n%s\nwant as before:\n%s", crash, after, before)
+		}
+	}
+}
+
+// waitGone waits until process pid has exited.
+func waitGone(t *testing.T, pid int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			return
+		}
+	}
+	t.Fatalf("pid %d did not exit", pid)
+}
+
+// datapath = "auto" gives way to user space, saying why, where the kernel refuses the
+// programs: for real, without CAP_BPF, and as a test can force it; "kernel" refuses to start.
+func TestAutoFallsBack(t *testing.T) {
+	w := newWorld(t, 4)
+	h := w.mbrs[0]
+	for _, tt := range []struct {
+		name   string
+		run    func(args ...string) result
+		reason string
+	}{
+		{"without CAP_BPF", func(args ...string) result {
+			return w.run(h, "capsh", append([]string{"--drop=cap_bpf,cap_sys_admin,cap_perfmon", "--", "-c", "exec \"$0\" \"$@\"", mctunBin}, args...)...)
+		}, "loading BPF programs is not permitted"},
+		{"forced", func(args ...string) result {
+			return w.run(h, "env", append([]string{"MCTUN_REFUSE_KERNEL_PATH=forced by the test", mctunBin}, args...)...)
+		}, "refused by MCTUN_REFUSE_KERNEL_PATH: forced by the test"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			auto := w.writeConfig(h, datapathLine("auto")+memberConfig)
+			if r := tt.run("up", "-c", auto); r.code != 0 {
+				t.Fatalf("mctun up with datapath auto: %v", r)
+			}
+			st := w.status(h)
+			status := w.mctun(h, "status")
+			log := w.log(h)
+			if r := w.mctun(h, "down"); r.code != 0 {
+				t.Fatalf("mctun down: %v", r)
+			}
+			if st.Datapath != "user" || !strings.Contains(status.stdout, "path:    user (not the kernel: "+tt.reason) {
+				t.Errorf("mctun status after auto fell back: datapath %q\n%s\nwant user, saying %q", st.Datapath, status.stdout, tt.reason)
+			}
+			if !strings.Contains(log, tt.reason) {
+				t.Errorf("the log does not say why the kernel path was not taken (%q):\n%s", tt.reason, log)
+			}
+			kernel := w.writeConfig(h, datapathLine("kernel")+memberConfig)
+			before := w.snapshot(h)
+			r := tt.run("up", "-c", kernel)
+			if r.code == 0 {
+				w.mctun(h, "down")
+				t.Fatalf("mctun up with datapath kernel succeeded where the kernel path is refused")
+			}
+			if !strings.Contains(r.stderr, "datapath kernel: "+tt.reason) {
+				t.Errorf("mctun up with datapath kernel: %v\nwant it to say %q", r, tt.reason)
+			}
+			if after := w.snapshot(h); after != before {
+				t.Errorf("a refused up changed the host:\nbefore:\n%s\nafter:\n%s", before, after)
+			}
+		})
+	}
+}
