@@ -88,6 +88,9 @@ type Source struct {
 	// Interface to capture on. Empty means: the interface that carries 224.0.0.0/4, else the
 	// default route's interface, chosen when mctun starts.
 	Interface string
+	// JoinFrom are the prefixes whose hosts may join groups themselves, by reporting what
+	// their applications joined (dynamic membership). Empty: members are the static ones only.
+	JoinFrom []netip.Prefix
 	// Groups, the config file's in file order, then the managed file's. May be empty: the
 	// commands can remove every group.
 	Groups []Group
@@ -97,7 +100,8 @@ type Source struct {
 type Group struct {
 	Address netip.Addr // a multicast address, 224.0.0.0/4
 	Port    uint16     // the applications' UDP destination port; 0 means every packet to Address
-	// Members, deduplicated, in file order; an entry without a port gets Config.Port.
+	// Members, deduplicated, in file order; an entry without a port gets Config.Port. Empty
+	// only with Source.JoinFrom: a group declared for the members that join it to use.
 	Members []netip.AddrPort
 	Origin  Origin // where the group is defined: its [[source.group]] line
 }

@@ -37,6 +37,7 @@ func ExampleLoad() {
 	//
 	// [source]
 	// interface = "eth0"
+	// join_from = [] # no host joins groups by itself
 	//
 	// [[source.group]]
 	// address = "224.1.2.3"

@@ -49,6 +49,11 @@ func (c *Config) Format() string {
 		} else {
 			fmt.Fprintf(&b, "interface = %s\n", quote(s.Interface))
 		}
+		fmt.Fprintf(&b, "join_from = %s", prefixList(s.JoinFrom))
+		if len(s.JoinFrom) == 0 {
+			b.WriteString(" # no host joins groups by itself")
+		}
+		b.WriteString("\n")
 		for _, g := range s.Groups {
 			writeGroup(&b, g, c.Port, fromComment(g.Origin))
 		}
@@ -123,6 +128,15 @@ func sourceList(sources []netip.Addr, origins []Origin) string {
 		return addrList(sources)
 	}
 	return b.String()
+}
+
+// prefixList writes prefixes as a TOML array of strings on one line.
+func prefixList(ps []netip.Prefix) string {
+	quoted := make([]string, len(ps))
+	for i, p := range ps {
+		quoted[i] = quote(p.String())
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // addrList writes addrs as a TOML array of strings on one line.

@@ -68,6 +68,13 @@ func TestFormatRoundTrip(t *testing.T) {
 		{"member only", member},
 		{"source only", group},
 		{"example", ""}, // testdata/mctun.toml
+		{"joins", `
+[source]
+join_from = ["192.168.0.0/16", "198.18.2.2/32"]
+[[source.group]]
+address = "224.1.2.3"
+port = 5000
+`},
 		{"everything set", `
 key = 4294967295
 port = 1
@@ -130,6 +137,7 @@ per_member = false
 
 [source]
 interface = "" # chosen when mctun starts
+join_from = [] # no host joins groups by itself
 
 [[source.group]]
 address = "224.1.2.3"

@@ -107,7 +107,7 @@ func TestMergeProblems(t *testing.T) {
 			name:    "managed group without members",
 			main:    []string{group},
 			managed: []string{"[[source.group]]", `address = "224.1.2.4"`, "members = []"},
-			errs:    []string{"mctun.managed.toml:3: source.group[0].members: no members"},
+			errs:    []string{"mctun.managed.toml:3: source.group[0].members: no members; a group without members needs source.join_from, from where members join it themselves"},
 		},
 
 		// Groups across the two files.
@@ -669,6 +669,7 @@ per_member = false
 
 [source]
 interface = "" # chosen when mctun starts
+join_from = [] # no host joins groups by itself
 
 [[source.group]]
 address = "224.1.2.3"

@@ -43,6 +43,15 @@ func (c *Config) FormatMinimal() string {
 		section(&b, "[log]\n")
 		b.WriteString(log.String())
 	}
+	if c.Metrics.Enabled() || c.Metrics.PerMember {
+		section(&b, "[metrics]\n")
+		if c.Metrics.Enabled() {
+			fmt.Fprintf(&b, "listen     = %s\n", quote(c.Metrics.Listen.String()))
+		}
+		if c.Metrics.PerMember {
+			b.WriteString("per_member = true\n")
+		}
+	}
 
 	port := c.Port
 	if port == 0 {

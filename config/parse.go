@@ -121,6 +121,7 @@ type rawMetrics struct {
 
 type rawSource struct {
 	Interface rawValue   `toml:"interface"`
+	JoinFrom  rawValue   `toml:"join_from"`
 	Group     []rawGroup `toml:"group"`
 }
 
@@ -167,6 +168,7 @@ var schema = map[string]bool{
 	"metrics.per_member":   true,
 	"source":               false,
 	"source.interface":     true,
+	"source.join_from":     true,
 	"source.group":         false,
 	"source.group.address": true,
 	"source.group.port":    true,

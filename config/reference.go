@@ -51,18 +51,20 @@ var Reference = []KeyDoc{
 	{Key: "encrypt", Default: "`false`", Example: "true",
 		Doc: "With `secret_file`: encrypt the inner packets too, and refuse ones that are not."},
 	{Key: "datapath", Default: "`auto`", Example: `"auto"`,
-		Doc: "Where the plain tunnel's packets are forwarded: `auto` (in the kernel where the host allows it, else in user space, and always in user space with a secret), `kernel` (mctun does not start without the kernel path) or `user`. `mctun status` says which runs, and why."},
+		Doc: "Where packets are forwarded: `auto` in the kernel where the tunnel is plain and the host allows it, else in user space, saying why in the log and in `mctun status`; `kernel` in the kernel, or `mctun up` fails with the reason; `user` in user space. See [The kernel path](#the-kernel-path)."},
 	{Key: "source", Kind: Table,
 		Doc: "This host's applications send multicast."},
 	{Key: "source.interface", Default: "the interface that carries 224.0.0.0/4, else the default route's", Example: `"eth0"`,
 		Doc: "Where to capture."},
+	{Key: "source.join_from", Default: "none", Example: `["192.168.0.0/16"]`,
+		Doc: "Prefixes (`\"192.168.0.0/16\"`, or an address) whose hosts may join groups themselves: see [Dynamic membership](#dynamic-membership). With it, a source needs no groups and a group may be declared without members."},
 	{Key: "source.group", Kind: ArrayOfTables,
 		Doc: "One group; repeat the table for more (1024 and more are fine)."},
 	{Key: "source.group.address", Default: "required", Example: `"224.1.2.3"`,
 		Doc: "The group, in 224.0.0.0/4."},
 	{Key: "source.group.port", Default: "every packet", Example: "65535",
 		Doc: "The applications' UDP destination port. Omitted: every packet to the group, whatever its protocol (VRRP, ...)."},
-	{Key: "source.group.members", Default: "required", Example: `["192.168.1.1", "192.168.1.2", "192.168.1.3:4754"]`,
+	{Key: "source.group.members", Default: "required (none with `join_from`)", Example: `["192.168.1.1", "192.168.1.2", "192.168.1.3:4754"]`,
 		Doc: "Member hosts, `\"ip\"` or `\"ip:port\"` (4096 and more are fine). A member may be in one group per address."},
 	{Key: "member", Kind: Table,
 		Doc: "This host's applications receive multicast."},
@@ -115,6 +117,18 @@ func (k KeyDoc) Name() string {
 	return k.Key
 }
 
+// DefaultSentence says the default as a sentence of Markdown to follow Doc: "Default: `0`.",
+// "Required.", "Required (none with `join_from`)."; "" for a table.
+func (k KeyDoc) DefaultSentence() string {
+	switch {
+	case k.Default == "":
+		return ""
+	case strings.HasPrefix(k.Default, "required"):
+		return "R" + k.Default[1:] + "."
+	}
+	return "Default: " + k.Default + "."
+}
+
 // ReferenceMarkdown is the README's configuration reference table, from Reference.
 func ReferenceMarkdown() string {
 	var b strings.Builder
@@ -154,14 +168,7 @@ func Example() string {
 			fmt.Fprintf(&b, "# %s\n#%s\n", wrapComment(plainText(k.Doc)), k.Name())
 			continue
 		}
-		doc := plainText(k.Doc)
-		switch k.Default {
-		case "required":
-			doc += " Required."
-		case "":
-		default:
-			doc += " Default: " + plainText(k.Default) + "."
-		}
+		doc := plainText(k.Doc + " " + k.DefaultSentence())
 		fmt.Fprintf(&b, "# %s\n#%s = %s\n", wrapComment(doc), k.Key[strings.LastIndex(k.Key, ".")+1:], k.Example)
 	}
 	return b.String()

@@ -59,7 +59,7 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 	if r != nil {
 		conf.settings(cfg, r)
 		if r.Source != nil {
-			groups = conf.groups(r.Source.Group, cfg.Port)
+			groups = conf.groups(r.Source.Group, cfg.Port, joinsAllowed(cfg))
 		}
 		if r.Member != nil {
 			sources = conf.sources(r.Member.Sources.v)
@@ -68,7 +68,7 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 	if m != nil {
 		// The managed file cannot give the host a role: that needs a restart.
 		if m.Source != nil {
-			mg := mgd.groups(m.Source.Group, cfg.Port)
+			mg := mgd.groups(m.Source.Group, cfg.Port, joinsAllowed(cfg))
 			if len(mg) > 0 && r != nil && r.Source == nil {
 				mgd.errorf("source.group", "groups need a [source] table in %s; add it there (the managed file cannot make this host a source)", conf.name)
 			} else {
@@ -88,7 +88,7 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 	all := checkGroups(groups) // even without a [source]: the managed file's own problems
 	if s := cfg.Source; s != nil {
 		s.Groups = all
-		if len(groups) == 0 {
+		if len(groups) == 0 && len(s.JoinFrom) == 0 {
 			conf.warnf("source.group", "no groups yet: nothing is forwarded until a group is added")
 		}
 	}
@@ -218,8 +218,31 @@ func (c *checker) source(r *rawSource) *Source {
 		}
 		s.Interface = name
 	}
+	list, _ := c.array("source.join_from", r.JoinFrom.v)
+	seen := map[netip.Prefix]bool{}
+	for j, x := range list {
+		key := elemKey("source.join_from", j)
+		str, ok := c.text(key, x)
+		if !ok {
+			continue
+		}
+		p, msg := parseJoinFrom(str)
+		switch {
+		case msg != "":
+			c.errorf(key, "%s", msg)
+		case seen[p]:
+			c.warnf(key, "%s is listed twice; using it once", str)
+		default:
+			seen[p] = true
+			s.JoinFrom = append(s.JoinFrom, p)
+		}
+	}
 	return s
 }
+
+// joinsAllowed reports whether the config file lets hosts join groups themselves: then a
+// group may be declared without members.
+func joinsAllowed(cfg *Config) bool { return cfg.Source != nil && len(cfg.Source.JoinFrom) > 0 }
 
 // checkedGroup is a validated [[source.group]] with what the checks across groups need.
 type checkedGroup struct {
@@ -244,18 +267,19 @@ func groupKey(i int) string { return elemKey("source.group", i) }
 // elemKey is the key path of element i of the array at key: "member.sources[1]".
 func elemKey(key string, i int) string { return key + "[" + strconv.Itoa(i) + "]" }
 
-// groups validates each [[source.group]] of the file on its own.
-func (c *checker) groups(rs []rawGroup, tunnelPort uint16) []checkedGroup {
+// groups validates each [[source.group]] of the file on its own. With joins allowed
+// (source.join_from), a group may have no members.
+func (c *checker) groups(rs []rawGroup, tunnelPort uint16, joins bool) []checkedGroup {
 	out := make([]checkedGroup, len(rs))
 	seen := map[netip.AddrPort]bool{} // reused by each group
 	for i := range rs {
-		out[i] = c.group(i, &rs[i], tunnelPort, seen)
+		out[i] = c.group(i, &rs[i], tunnelPort, seen, joins)
 	}
 	return out
 }
 
 // group validates one [[source.group]]. seen is scratch space for finding members listed twice.
-func (c *checker) group(i int, r *rawGroup, tunnelPort uint16, seen map[netip.AddrPort]bool) checkedGroup {
+func (c *checker) group(i int, r *rawGroup, tunnelPort uint16, seen map[netip.AddrPort]bool, joins bool) checkedGroup {
 	key := groupKey(i)
 	g := checkedGroup{c: c, i: i, ok: true}
 	g.Origin = c.origin(key)
@@ -277,8 +301,8 @@ func (c *checker) group(i int, r *rawGroup, tunnelPort uint16, seen map[netip.Ad
 
 	key += ".members"
 	list, ok := c.array(key, r.Members.v)
-	if r.Members.v == nil || ok && len(list) == 0 {
-		c.errorf(key, "no members")
+	if (r.Members.v == nil || ok && len(list) == 0) && !joins {
+		c.errorf(key, "no members; a group without members needs source.join_from, from where members join it themselves")
 	}
 	clear(seen)
 	g.Members = make([]netip.AddrPort, 0, len(list))

@@ -238,7 +238,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "members missing",
 			file: []string{"[source]", "[[source.group]]", `address = "224.1.2.3"`},
-			errs: []string{"mctun.toml:2: source.group[0].members: no members"},
+			errs: []string{"mctun.toml:2: source.group[0].members: no members; a group without members needs source.join_from, from where members join it themselves"},
 		},
 		{
 			name: "members empty",
@@ -247,7 +247,7 @@ func TestParseProblems(t *testing.T) {
 				"[[source.group]]", `address = "224.1.2.4"`, `members = ["198.18.1.1"]`,
 				"[[source.group]]", `address = "224.1.2.5"`, `members = []`,
 			},
-			errs: []string{"mctun.toml:10: source.group[2].members: no members"},
+			errs: []string{"mctun.toml:10: source.group[2].members: no members; a group without members needs source.join_from, from where members join it themselves"},
 		},
 		{
 			name: "members not an array",
@@ -635,6 +635,36 @@ func TestParseProblems(t *testing.T) {
 			warns: []string{
 				"mctun.toml:2: member.sources[1]: 198.18.0.1 is listed twice; using it once",
 			},
+		},
+
+		// Dynamic membership.
+		{
+			name: "join_from without groups: no warning",
+			file: []string{"[source]", `join_from = ["192.168.0.0/16", "198.18.2.2"]`},
+		},
+		{
+			name: "join_from lets a group have no members",
+			file: []string{"[source]", `join_from = ["192.168.0.0/16"]`, "[[source.group]]", `address = "224.1.2.3"`, "port = 5000"},
+		},
+		{
+			name: "join_from problems",
+			file: []string{"[source]", `join_from = ["192.168.1.5/16", "fd00::/8", "224.0.0.0/4", "10.0.0.0/33", "x", 7, "127.0.0.1", "10.0.0.0/8", "10.0.0.0/8"]`},
+			errs: []string{
+				"mctun.toml:2: source.join_from[0]: 192.168.1.5/16 has bits set past its length; write 192.168.0.0/16",
+				"mctun.toml:2: source.join_from[1]: fd00::/8 is IPv6; IPv6 is not supported",
+				"mctun.toml:2: source.join_from[2]: 224.0.0.0/4 holds no host that could join: members are unicast host addresses",
+				`mctun.toml:2: source.join_from[3]: "10.0.0.0/33" is not an IPv4 prefix (such as 192.168.0.0/16) or address`,
+				`mctun.toml:2: source.join_from[4]: "x" is not an IPv4 prefix (such as 192.168.0.0/16) or address`,
+				"mctun.toml:2: source.join_from[5]: want a string, got an integer (7)",
+				"mctun.toml:2: source.join_from[6]: 127.0.0.1 holds no host that could join: members are unicast host addresses",
+			},
+			warns: []string{"mctun.toml:2: source.join_from[8]: 10.0.0.0/8 is listed twice; using it once"},
+		},
+		{
+			name:  "join_from not a list",
+			file:  []string{"[source]", `join_from = "10.0.0.0/8"`},
+			errs:  []string{`mctun.toml:2: source.join_from: want an array of strings, got a string ("10.0.0.0/8")`},
+			warns: []string{"mctun.toml:1: source.group: no groups yet: nothing is forwarded until a group is added"},
 		},
 
 		// Every problem at once.

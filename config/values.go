@@ -60,6 +60,37 @@ func ParseSource(s string) (netip.Addr, error) {
 	return a, nil
 }
 
+// ParseJoinFrom parses an element of source.join_from: an IPv4 prefix, "192.168.0.0/16", or
+// one address, which is a /32.
+func ParseJoinFrom(s string) (netip.Prefix, error) {
+	p, msg := parseJoinFrom(s)
+	if msg != "" {
+		return netip.Prefix{}, errors.New(msg)
+	}
+	return p, nil
+}
+
+func parseJoinFrom(s string) (netip.Prefix, string) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		a, aerr := netip.ParseAddr(s)
+		if aerr != nil {
+			return netip.Prefix{}, fmt.Sprintf("%q is not an IPv4 prefix (such as 192.168.0.0/16) or address", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	a := p.Addr()
+	switch {
+	case !a.Is4():
+		return netip.Prefix{}, s + " is IPv6; IPv6 is not supported"
+	case p != p.Masked():
+		return netip.Prefix{}, fmt.Sprintf("%s has bits set past its length; write %s", s, p.Masked())
+	case a.IsMulticast() || a.IsLoopback() || p.Bits() > 0 && a.IsUnspecified():
+		return netip.Prefix{}, s + " holds no host that could join: members are unicast host addresses"
+	}
+	return p, ""
+}
+
 // parseMulticast parses s as an IPv4 multicast address, or says what is wrong with it.
 func parseMulticast(s string) (netip.Addr, string) {
 	a, err := netip.ParseAddr(s)

@@ -25,6 +25,7 @@ import (
 	"mctun/datapath"
 	"mctun/encap"
 	"mctun/kernelpath"
+	"mctun/membership"
 	"mctun/route"
 	"mctun/tun"
 )
@@ -53,6 +54,7 @@ type daemon struct {
 	skipped   []netip.AddrPort     // members that are addresses of this host
 	capture   *capture.AFPacket    // sender side, on iface
 	dev       *tun.Native          // receiver side
+	tunDev    igmpWatch            // dev as the packet paths read it
 	sendConn  *encap.UDPConn       // sender side, ephemeral port
 	recvConn  *encap.UDPConn       // receiver side, on cfg.Port
 	sender    *datapath.Sender     // nil without [source]
@@ -65,6 +67,17 @@ type daemon struct {
 	metricsHTTP http.Handler   // its handler, made once (metricsHandler)
 	reloads     Outcomes       // guarded by mu
 	commands    Outcomes       // management commands that change the instance; guarded by mu
+
+	// Dynamic membership. A source's: the table of members that joined, the report flow
+	// that fills it, and its own socket on the tunnel port when the host is not a member
+	// (else the receiver side diverts reports to it); self is the address members know
+	// this source by (their source filters name it). A member's: the reporter.
+	joins      *membership.Table // nil without [source]
+	reports    *datapath.Reports // nil without [source]
+	reportConn *encap.UDPConn    // nil unless a source only, with join_from
+	self       netip.Addr
+	eventLog   eventLimiter
+	reporter   *reporter // nil without [member]
 
 	routines int        // packet-path goroutines started
 	failed   chan error // a packet path that stopped on its own
@@ -235,15 +248,30 @@ func (d *daemon) start() error {
 	if err := d.chooseDatapath(); err != nil {
 		return err
 	}
+	// One sending instance for everything this host seals: the sender side's packets and
+	// the member's reports, so that a peer's Opener sees one instance of this host.
+	var seal *encap.Sealer
+	if auth != nil {
+		epoch, err := d.state.nextSenderEpoch()
+		if err != nil {
+			return err
+		}
+		if seal, err = auth.NewSealer(epoch, cfg.Encrypt); err != nil {
+			return err
+		}
+	}
 	if cfg.Member != nil {
-		if err := d.startMember(auth); err != nil {
+		if err := d.startMember(auth, seal); err != nil {
 			return err
 		}
 	} else if err := d.routeMulticast(); err != nil {
 		return err
 	}
 	if cfg.Source != nil {
-		if err := d.startSource(auth); err != nil {
+		if err := d.startSource(seal); err != nil {
+			return err
+		}
+		if err := d.startJoins(auth); err != nil {
 			return err
 		}
 	}
@@ -261,18 +289,23 @@ func (d *daemon) start() error {
 	if d.sender != nil {
 		sources := []capture.Source{d.capture}
 		if d.dev != nil {
-			sources = append(sources, d.dev) // the host's own multicast, routed into the TUN
+			sources = append(sources, d.tunDev) // the host's own multicast, routed into the TUN
 		}
 		d.run("sender side", func() error { return d.sender.Run(sources...) })
+		go d.routineMembership()
+	}
+	if d.reportConn != nil {
+		d.run("report flow", func() error { return d.reports.Run(d.reportConn) })
 	}
 	if d.receiver != nil {
 		d.run("receiver side", func() error { return d.receiver.Run(d.sender == nil) })
+		d.reporter.start()
 	}
 	return nil
 }
 
 // startMember readies the host to receive (TUN, route, sysctls) and opens the tunnel socket.
-func (d *daemon) startMember(auth *encap.Auth) error {
+func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	cfg, m := d.cfg, d.cfg.Member
 	// The TUN is persistent while mctun runs, so that if it dies the applications' groups,
 	// joined on the TUN, survive for the next instance to take over; down deletes it.
@@ -343,19 +376,29 @@ func (d *daemon) startMember(auth *encap.Auth) error {
 			}
 		}
 	}
-	d.receiver = datapath.NewReceiver(d.recvConn, d.dev, cfg.Key, *m, open, onEpoch, d.log)
+	// The packet paths read the TUN through igmpWatch: the host's own IGMP there means an
+	// application joined or left a group, which the reporter tells the sources at once.
+	var kick func()
+	d.tunDev = igmpWatch{Native: d.dev, kick: func() { kick() }}
+	d.receiver = datapath.NewReceiver(d.recvConn, d.tunDev, cfg.Key, *m, open, onEpoch, d.log)
 	if d.kReceiver != nil {
 		d.receiver.ShareFlows(d.kReceiver)
-		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Log: d.log})
+		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Hooks: d.hooks(), Log: d.log})
 		if err != nil {
 			return err
 		}
 	}
+	d.reporter, err = newReporter(d.recvConn, seal, m.TUN, cfg.Key, cfg.Port, m.Sources, d.receiver.Resync, d.log)
+	if err != nil {
+		return err
+	}
+	kick = d.reporter.Kick
 	return nil
 }
 
-// startSource opens the capture and the sending socket.
-func (d *daemon) startSource(auth *encap.Auth) error {
+// startSource opens the capture and the sending socket; with a Sealer, the sender side
+// sends the authenticated form.
+func (d *daemon) startSource(seal *encap.Sealer) error {
 	cfg := d.cfg
 	groups, skipped, err := withoutSelf(cfg.Source.Groups)
 	if err != nil {
@@ -375,23 +418,13 @@ func (d *daemon) startSource(auth *encap.Auth) error {
 		return err
 	}
 	d.closers = append(d.closers, d.capture)
-	var seal *encap.Sealer
-	if auth != nil {
-		epoch, err := d.state.nextSenderEpoch()
-		if err != nil {
-			return err
-		}
-		if seal, err = auth.NewSealer(epoch, cfg.Encrypt); err != nil {
-			return err
-		}
-	}
 	if d.kSender != nil {
 		addr, err := d.host.PrimaryAddr(d.iface)
 		if err != nil {
 			return err
 		}
 		o := kernelpath.SenderOptions{Interface: d.iface, Addr: addr, Port: d.sendConn.LocalAddr().Port(),
-			Key: cfg.Key, Groups: groups, Log: d.log}
+			Key: cfg.Key, Groups: groups, Hooks: d.hooks(), Log: d.log}
 		if cfg.Member != nil { // the host's own multicast leaves by the TUN
 			o.TUN = cfg.Member.TUN
 		}
@@ -455,6 +488,16 @@ func (d *daemon) loadKernelPath() error {
 	}
 	return nil
 }
+
+// hooks is how the kernel path attaches its programs: with tcx, or by way of the journal
+// with tc where the kernel has no tcx (or attachClsActEnv asks for it).
+func (d *daemon) hooks() kernelpath.Hooks {
+	return kernelpath.Hooks{ClsAct: d.host, ForceClsAct: os.Getenv(attachClsActEnv) != ""}
+}
+
+// attachClsActEnv, set, makes the kernel path attach with tc (clsact) where the kernel has
+// tcx too: the way older kernels take it, tested on a new one.
+const attachClsActEnv = "MCTUN_KERNEL_PATH_CLSACT"
 
 // refuseKernelEnv, set to a reason, makes the kernel path refuse to load, as a kernel that
 // does not take its programs would: so that the fallback of datapath = "auto" can be seen
@@ -558,8 +601,16 @@ func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.Add
 // stop closes everything start opened, waits for the packet paths to end, and undoes the
 // host changes.
 func (d *daemon) stop() error {
+	if d.reporter != nil && d.receiver != nil {
+		d.reporter.Stop() // leaves every group at every source, while the socket is open
+	}
 	close(d.stopping)
 	d.stopMetrics()
+	if d.joins != nil && d.joins.Len() > 0 {
+		if err := d.state.saveMembers(d.joins.Entries()); err != nil {
+			d.log.Warn("cannot keep the dynamic members for the next start", "err", err)
+		}
+	}
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}
@@ -587,6 +638,9 @@ func (d *daemon) logStarted() {
 	}
 	if s := d.cfg.Source; s != nil {
 		attrs = append(attrs, "source_interface", d.iface, "groups", len(s.Groups))
+		if len(s.JoinFrom) > 0 {
+			attrs = append(attrs, "join_from", s.JoinFrom)
+		}
 	}
 	if m := d.cfg.Member; m != nil {
 		attrs = append(attrs, "tun", m.TUN, "sources", len(m.Sources))

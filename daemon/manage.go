@@ -6,10 +6,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"mctun/config"
 	"mctun/internal/atomicfile"
 	"mctun/internal/words"
+	"mctun/membership"
 )
 
 // The group, member and source commands change a running instance and persist the change in
@@ -286,10 +288,31 @@ type GroupInfo struct {
 	Group   string   `json:"group"`
 	Address string   `json:"address"`
 	Port    uint16   `json:"port,omitempty"`
-	Members []string `json:"members"`
-	Origin  string   `json:"origin"`
-	Managed bool     `json:"managed"`
+	Members []string `json:"members"` // the static members, as the config lists them
+	// Joined are the dynamic members: the hosts that joined the group's address themselves.
+	Joined []JoinedMember `json:"joined"`
+	// Origin is where the group is defined, or "joined" for a group no config declares,
+	// there for its dynamic members alone.
+	Origin  string `json:"origin"`
+	Managed bool   `json:"managed"`
 }
+
+// JoinedMember is a dynamic member of a group.
+type JoinedMember struct {
+	Address   string    `json:"address"`
+	Joined    time.Time `json:"joined"`
+	Refreshed time.Time `json:"refreshed"` // its last report of the group
+	Expires   time.Time `json:"expires"`   // unless it reports again
+	Mode      string    `json:"mode"`      // its source filter: "exclude" (all but Sources) or "include" (only Sources)
+	Sources   []string  `json:"sources,omitempty"`
+	// Static is set when the host is a static member of the group too: it gets each packet once.
+	Static bool `json:"static,omitempty"`
+	// Excluded is set when its source filter leaves this source out: nothing is sent to it.
+	Excluded bool `json:"excluded,omitempty"`
+}
+
+// JoinedOrigin is GroupInfo.Origin of a group that exists for its dynamic members alone.
+const JoinedOrigin = "joined"
 
 type SourceInfo struct {
 	Address string `json:"address"`
@@ -305,18 +328,53 @@ type Listing struct {
 	Sources []SourceInfo `json:"sources"`
 }
 
+// joinedMember describes a dynamic member of a group whose static members are static.
+func (d *daemon) joinedMember(e membership.Entry, static []netip.AddrPort) JoinedMember {
+	j := JoinedMember{Address: e.Member.String(), Joined: e.Joined, Refreshed: e.Refreshed, Expires: e.Expires,
+		Mode: e.Mode.String(), Static: slices.ContainsFunc(static, func(m netip.AddrPort) bool { return m.Addr() == e.Member }),
+		Excluded: !e.Wants(d.self)}
+	for _, s := range e.Sources {
+		j.Sources = append(j.Sources, s.String())
+	}
+	return j
+}
+
 func (d *daemon) listing() Listing {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	l := Listing{Source: d.cfg.Source != nil, Member: d.cfg.Member != nil, Groups: []GroupInfo{}, Sources: []SourceInfo{}}
 	if s := d.cfg.Source; s != nil {
-		for _, g := range s.Groups {
+		var entries []membership.Entry
+		if d.joins != nil {
+			entries = d.joins.Entries()
+		}
+		byGroup := map[netip.Addr][]membership.Entry{}
+		for _, e := range entries {
+			byGroup[e.Group] = append(byGroup[e.Group], e)
+		}
+		for i, g := range s.Groups {
 			gi := GroupInfo{Group: GroupName(g.Address, g.Port), Address: g.Address.String(), Port: g.Port,
-				Origin: g.Origin.String(), Managed: g.Origin.Managed}
+				Members: []string{}, Joined: []JoinedMember{}, Origin: g.Origin.String(), Managed: g.Origin.Managed}
 			for _, m := range g.Members {
 				gi.Members = append(gi.Members, m.String())
 			}
+			if slices.Contains(membership.Placement(s.Groups, g.Address), i) {
+				for _, e := range byGroup[g.Address] {
+					gi.Joined = append(gi.Joined, d.joinedMember(e, g.Members))
+				}
+			}
 			l.Groups = append(l.Groups, gi)
+		}
+		for _, e := range entries { // the groups no config declares, by address
+			if len(membership.Placement(s.Groups, e.Group)) > 0 {
+				continue
+			}
+			if n := len(l.Groups); n == 0 || l.Groups[n-1].Origin != JoinedOrigin || l.Groups[n-1].Address != e.Group.String() {
+				l.Groups = append(l.Groups, GroupInfo{Group: e.Group.String(), Address: e.Group.String(),
+					Members: []string{}, Origin: JoinedOrigin})
+			}
+			gi := &l.Groups[len(l.Groups)-1]
+			gi.Joined = append(gi.Joined, d.joinedMember(e, nil))
 		}
 	}
 	if m := d.cfg.Member; m != nil {

@@ -227,10 +227,14 @@ func collect(ms []prometheus.Metric, s metricsScrape) []prometheus.Metric {
 func (d *daemon) readMetrics(f func(metricsScrape)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := metricsScrape{Status: d.statusLocked()}
+	var view datapath.SenderView
+	if d.sender != nil {
+		view = d.sender.View()
+	}
+	s := metricsScrape{Status: d.statusLocked(view)}
 	if d.sender != nil && d.cfg.Metrics.PerMember {
 		groups := s.Status.Source.Stats.Groups
-		s.Members = func(f func(int, []datapath.MemberStats) error) error { return d.memberStats(groups, f) }
+		s.Members = func(f func(int, []datapath.MemberStats) error) error { return d.memberStats(view, groups, f) }
 	}
 	f(s)
 }

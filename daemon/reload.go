@@ -107,21 +107,19 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 		}
 	}
 	if s := next.Source; s != nil {
-		groups, skipped, err := withoutSelf(s.Groups)
-		if err != nil {
+		// Dynamic members stay, but for those the new join_from no longer lets in.
+		d.logEvents(d.joins.Keep(func(m netip.Addr) bool { return inPrefixes(m, s.JoinFrom) }))
+		if err := d.applyGroups(next); err != nil {
 			return nil, err
 		}
-		if d.kSender != nil { // first: a new group's sequence is the kernel's
-			d.kSender.Configure(next.Key, groups)
-		}
-		d.sender.Configure(next.Key, groups)
-		d.skipped = skipped
+		d.reports.Configure(next.Key, s.JoinFrom)
 	}
 	if m := next.Member; m != nil {
 		if d.kReceiver != nil {
 			d.kReceiver.Configure(next.Key, *m)
 		}
 		d.receiver.Configure(next.Key, *m)
+		d.reporter.configure(next.Key, m.Sources)
 	}
 	d.cfg = next
 	commitMetrics()
@@ -166,6 +164,13 @@ func diffConfig(old, new *config.Config, iface string) (changes, restart []strin
 	if old.Source != nil && new.Source != nil {
 		if i := new.Source.Interface; i != "" && i != iface {
 			restart = append(restart, fmt.Sprintf("source.interface %s -> %s", iface, i))
+		}
+		if o, n := old.Source.JoinFrom, new.Source.JoinFrom; !slices.Equal(o, n) {
+			if len(o) == 0 && new.Member == nil {
+				restart = append(restart, "source.join_from added on a host without [member]: the tunnel port opens at start")
+			} else {
+				changes = append(changes, fmt.Sprintf("source.join_from %s -> %s", prefixesOrNone(o), prefixesOrNone(n)))
+			}
 		}
 		changes = append(changes, diffGroups(old.Source.Groups, new.Source.Groups)...)
 	}
@@ -262,6 +267,27 @@ func listenOrOff(m config.Metrics) string {
 		return "off"
 	}
 	return m.Listen.String()
+}
+
+func prefixesOrNone(ps []netip.Prefix) string {
+	if len(ps) == 0 {
+		return "none"
+	}
+	var ss []string
+	for _, p := range ps {
+		ss = append(ss, p.String())
+	}
+	return strings.Join(ss, ", ")
+}
+
+// inPrefixes reports whether a is inside one of ps.
+func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 func addedOrRemoved(added bool) string {

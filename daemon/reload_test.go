@@ -89,3 +89,28 @@ func TestDiffConfigMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestDiffJoinFrom: join_from changes on a reload, but a source that is not a member opens
+// the tunnel port at start only, so adding join_from there needs a restart.
+func TestDiffJoinFrom(t *testing.T) {
+	pf := []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}
+	cfg := func(joinFrom []netip.Prefix, member bool) *config.Config {
+		c := &config.Config{Port: 4754, Source: &config.Source{JoinFrom: joinFrom}}
+		if member {
+			c.Member = &config.Member{TUN: "mctun0", MTU: 1500}
+		}
+		return c
+	}
+	changes, restart := diffConfig(cfg(nil, true), cfg(pf, true), "eth0")
+	if !slices.Equal(changes, []string{"source.join_from none -> 198.18.0.0/15"}) || len(restart) != 0 {
+		t.Errorf("member too: %q, restart %q", changes, restart)
+	}
+	changes, restart = diffConfig(cfg(pf, false), cfg(nil, false), "eth0")
+	if !slices.Equal(changes, []string{"source.join_from 198.18.0.0/15 -> none"}) || len(restart) != 0 {
+		t.Errorf("removed: %q, restart %q", changes, restart)
+	}
+	_, restart = diffConfig(cfg(nil, false), cfg(pf, false), "eth0")
+	if len(restart) != 1 {
+		t.Errorf("added on a source that is no member: restart %q, want one", restart)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"mctun/encap"
 	"mctun/internal/atomicfile"
+	"mctun/membership"
 	"mctun/route"
 )
 
@@ -149,6 +150,29 @@ func (d State) saveSourceEpochs(e sourceEpochs) error {
 		return err
 	}
 	return atomicfile.WriteFile(d.sourceEpochsPath(), b, 0o600)
+}
+
+// membersPath keeps a source's dynamic members from a clean stop to the next start, so that
+// a restart (an upgrade, a change only a restart applies) costs them nothing: the next
+// instance sends to them at once rather than after their next report, up to 10 s later.
+func (d State) membersPath() string { return filepath.Join(d.path, "members.json") }
+
+func (d State) saveMembers(entries []membership.Entry) error {
+	b, err := json.Marshal(entries)
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(d.membersPath(), b, 0o600)
+}
+
+// takeMembers returns the members the previous instance kept, and forgets them.
+func (d State) takeMembers() []membership.Entry {
+	var entries []membership.Entry
+	if b, err := os.ReadFile(d.membersPath()); err == nil {
+		json.Unmarshal(b, &entries) // a damaged file only costs the members their next report
+	}
+	os.Remove(d.membersPath())
+	return entries
 }
 
 // lock is the running instance's claim on its namespace.

@@ -55,6 +55,7 @@ type SourceStatus struct {
 	Skipped   []netip.AddrPort     `json:"skipped_members,omitempty"` // this host's own addresses
 	Stats     datapath.SenderStats `json:"stats"`                     // both paths' counters, added up
 	Kernel    *KernelStatus        `json:"kernel,omitempty"`          // the kernel path's part
+	Joins     *JoinStatus          `json:"joins"`                     // dynamic membership
 }
 
 // KernelStatus is what the kernel path does on one side.
@@ -82,17 +83,27 @@ type MemberStatus struct {
 	SocketDrops uint64                 `json:"socket_drops"`     // receive buffer full
 	Stats       datapath.ReceiverStats `json:"stats"`            // both paths' counters, added up
 	Kernel      *KernelStatus          `json:"kernel,omitempty"` // the kernel path's part
+	Reporting   *ReportingStatus       `json:"reporting"`        // the groups joined on the TUN, as reported to the sources
 }
 
 // status is what status shows, and what stats shows but for each member's counters.
 func (d *daemon) status() Status {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.statusLocked()
+	var view datapath.SenderView
+	if d.sender != nil {
+		view = d.sender.View()
+	}
+	return d.statusOf(view)
 }
 
-// statusLocked is status for a caller that holds d.mu.
-func (d *daemon) statusLocked() Status {
+// statusOf is status with the sender side's counters of view.
+func (d *daemon) statusOf(view datapath.SenderView) Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.statusLocked(view)
+}
+
+// statusLocked is statusOf for a caller that holds d.mu.
+func (d *daemon) statusLocked(view datapath.SenderView) Status {
 	st := Status{PID: os.Getpid(), Version: d.version, Started: d.started, Config: d.cfg.Path,
 		Managed: d.cfg.ManagedPath, Log: d.logTo(), Netns: d.state.ns, Port: d.cfg.Port, Key: d.cfg.Key,
 		Tunnel: tunnelProtection(d.cfg), Datapath: d.datapath, DatapathReason: d.datapathReason,
@@ -103,7 +114,8 @@ func (d *daemon) statusLocked() Status {
 			Interface: d.iface,
 			Captures:  []CaptureStatus{{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}},
 			Skipped:   d.skipped,
-			Stats:     d.sender.Stats(),
+			Stats:     view.Stats(),
+			Joins:     d.joinStatus(),
 		}
 		if k := d.kSender; k != nil {
 			k.AddStats(&st.Source.Stats)
@@ -113,7 +125,7 @@ func (d *daemon) statusLocked() Status {
 	if m := d.cfg.Member; m != nil {
 		drops, _ := d.recvConn.ReceiveDrops()
 		st.Member = &MemberStatus{TUN: m.TUN, MTU: m.MTU, Sources: m.Sources, Groups: m.Groups,
-			SocketDrops: drops, Stats: d.receiver.Stats()}
+			SocketDrops: drops, Stats: d.receiver.Stats(), Reporting: d.reporter.status()}
 		if k := d.kReceiver; k != nil {
 			k.AddDrops(st.Member.Stats.Drops)
 			st.Member.Kernel = &KernelStatus{Attached: k.Attached(), Paths: k.Paths(), MapBytes: k.MapBytes()}
@@ -135,12 +147,18 @@ type GroupMembers struct {
 func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	st := s.d.status()
+	// One view of the sender side's groups for both parts: a member joining in between
+	// must not make the second part name groups the first does not have.
+	var view datapath.SenderView
+	if s.d.sender != nil {
+		view = s.d.sender.View()
+	}
+	st := s.d.statusOf(view)
 	if err := enc.Encode(st); err != nil {
 		return err
 	}
 	if s.d.sender != nil {
-		err := s.d.memberStats(st.Source.Stats.Groups, func(i int, ms []datapath.MemberStats) error {
+		err := s.d.memberStats(view, st.Source.Stats.Groups, func(i int, ms []datapath.MemberStats) error {
 			return enc.Encode(GroupMembers{Group: i, Members: ms})
 		})
 		if err != nil {
@@ -185,9 +203,9 @@ func (d *daemon) logTo() string {
 }
 
 // memberStats calls f with each group's members' counters in turn, both paths' added up,
-// groups in the order of groups, which a status taken just before gave.
-func (d *daemon) memberStats(groups []datapath.GroupStats, f func(group int, members []datapath.MemberStats) error) error {
-	return d.sender.Members(func(i int, ms []datapath.MemberStats) error {
+// groups in the order of view's, whose status gave groups.
+func (d *daemon) memberStats(view datapath.SenderView, groups []datapath.GroupStats, f func(group int, members []datapath.MemberStats) error) error {
+	return view.Members(func(i int, ms []datapath.MemberStats) error {
 		if d.kSender != nil && i < len(groups) {
 			d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
 		}

@@ -111,3 +111,28 @@ func BenchmarkReceiverAccept(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConfigure measures Configure, which the daemon calls on a reload and whenever a
+// member joins or leaves: one group of 4,096 members, and 16 of 4,096 (65,536 memberships,
+// the membership table's limit), swapped for the same table plus one member.
+func BenchmarkConfigure(b *testing.B) {
+	for _, groups := range []int{1, 16} {
+		b.Run(fmt.Sprintf("groups=%d/members=4096", groups), func(b *testing.B) {
+			var gs []config.Group
+			for i := range groups {
+				gs = append(gs, config.Group{Address: netip.AddrFrom4([4]byte{224, 1, 2, byte(i)}), Members: members(4096)})
+			}
+			more := append([]config.Group(nil), gs...)
+			more[0].Members = members(4097)
+			s := NewSender(nullConn{}, 7, gs, nil, nil)
+			b.ResetTimer()
+			for i := range b.N {
+				if i%2 == 0 {
+					s.Configure(7, more)
+				} else {
+					s.Configure(7, gs)
+				}
+			}
+		})
+	}
+}

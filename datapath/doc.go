@@ -15,6 +15,10 @@
 //     application sent it.
 //   - tunnel packet: the UDP payload exchanged between mctun instances: a GRE header with key
 //     and sequence number (RFC 8086 GRE-in-UDP) followed by the inner packet.
+//   - report: an IGMPv3 membership report (package igmp) that a member sends its sources as
+//     the inner packet of a tunnel packet, saying which groups its applications joined. A
+//     source with source.join_from takes reports (reports.go) and makes the member a dynamic
+//     member of those groups, beside the static members its config lists.
 //
 // The package takes its edges through constructors (capture.Source, encap.Conn, tun.Device),
 // so the whole sender-to-receiver path runs in memory under test with the fakes of

@@ -19,6 +19,11 @@ package datapath
 
 Every packet that fails a step is dropped and counted by reason; none is an error.
 
+On a source that accepts joins (DivertReports), what is a membership report goes to the
+report flow instead (reports.go): a tunnel packet from an address that is not one of the
+sources but may join, before step 2, and one from a source whose inner packet is IGMP,
+between steps 2 and 3.
+
 The TUN also carries the other way what the host itself sends to multicast groups. On a host
 that is also a source the sender side reads it; otherwise routineDrainTUN reads and counts it,
 so it does not sit in the TUN's queue.
@@ -35,6 +40,7 @@ import (
 	"mctun/capture"
 	"mctun/config"
 	"mctun/encap"
+	"mctun/igmp"
 	"mctun/tun"
 )
 
@@ -62,6 +68,9 @@ type Receiver struct {
 	accountLogs logLimiter    // of failures to account in a FlowAccount
 	onEpoch     func(src netip.Addr, epoch uint64)
 	account     FlowAccount // nil: the flows above are the accounts
+
+	reports *Reports        // nil: this host takes no reports
+	resync  chan netip.Addr // groups whose flows start their accounting afresh
 }
 
 // A FlowAccount keeps the flows' accounts when another packet path delivers into the same
@@ -75,6 +84,9 @@ type FlowAccount interface {
 	Flush() error
 	// Flows returns the flows' counters, in order of first packet.
 	Flows() []FlowStats
+	// Resync makes the group's flows start their accounting afresh at their next packet (see
+	// Receiver.Resync). Unlike Observe, anyone may call it.
+	Resync(group netip.Addr) error
 }
 
 // ShareFlows makes the receiver side account its flows in a, from now on. Call it before
@@ -125,6 +137,7 @@ func NewReceiver(conn encap.Conn, dev tun.Device, key uint32, m config.Member, o
 		log:      log,
 		flows:    make(map[flowKey]*flow),
 		overflow: &flow{},
+		resync:   make(chan netip.Addr, 256),
 	}
 	r.Configure(key, m)
 	return r
@@ -144,6 +157,43 @@ func (r *Receiver) Configure(key uint32, m config.Member) {
 		}
 	}
 	r.policy.Store(p)
+}
+
+// DivertReports hands the membership reports that reach the tunnel port to reports (see the
+// top of this file). It must be called before Run.
+func (r *Receiver) DivertReports(reports *Reports) { r.reports = reports }
+
+// Resync makes the flows of group start their sequence accounting afresh with their next
+// packet, as on their first: the member (re)joined the group, and what its sources sent
+// while it was not a member is no loss. Safe to call while Run runs; a burst of more than
+// 256 groups between two batches loses the rest, which then count that gap as loss.
+func (r *Receiver) Resync(group netip.Addr) {
+	if r.account != nil {
+		if err := r.account.Resync(group); err != nil {
+			r.log.Warn("cannot restart the group's accounting in the kernel path's flows", "group", group, "err", err)
+		}
+		return
+	}
+	select {
+	case r.resync <- group:
+	default:
+	}
+}
+
+// applyResync resets the flows of the groups Resync named; routineReceive's own.
+func (r *Receiver) applyResync() {
+	for {
+		select {
+		case g := <-r.resync:
+			for k, f := range r.flows {
+				if k.group == g.As4() {
+					f.seq = seqTracker{}
+				}
+			}
+		default:
+			return
+		}
+	}
 }
 
 // Run runs routineReceive, and routineDrainTUN when drainTUN is set, until the Conn is closed.
@@ -177,6 +227,9 @@ func (r *Receiver) routineReceive() error {
 			}
 			return err
 		}
+		if len(r.resync) > 0 {
+			r.applyResync()
+		}
 		p := r.policy.Load()
 		out, outs = out[:0], outs[:0]
 		for i := range n {
@@ -200,12 +253,20 @@ func (r *Receiver) routineReceive() error {
 // counted).
 func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, delivery, bool) {
 	if !p.sources[src] {
+		if r.reports != nil && r.reports.InJoinFrom(src) {
+			r.reports.Accept(src, pkt)
+			return nil, delivery{}, false
+		}
 		r.drops.Add(UnknownSource)
 		return nil, delivery{}, false
 	}
 	h, inner, err := r.decapsulate(src, pkt)
 	if err != nil {
 		return nil, delivery{}, false // counted
+	}
+	if r.reports != nil && igmp.IsReport(inner) {
+		r.reports.AcceptInner(src, h, inner)
+		return nil, delivery{}, false
 	}
 	if h.Key != p.key {
 		r.drops.Add(WrongKey)

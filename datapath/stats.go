@@ -50,12 +50,32 @@ type FlowStats struct {
 	Restarts   uint64     `json:"sender_restarts"`
 }
 
+// SenderView is the sender side's groups as one Configure left them: its Stats and Members
+// describe the same groups, in the same order, however often Configure is called meanwhile
+// (as it is whenever a dynamic member joins or leaves).
+type SenderView struct {
+	s *Sender
+	t *groupTable
+}
+
+// View returns the current groups' view.
+func (s *Sender) View() SenderView { return SenderView{s, s.table.Load()} }
+
 // Stats returns a snapshot of the sender side's counters, groups in config order, without
 // each member's own counters: a group may have thousands (see Members).
-func (s *Sender) Stats() SenderStats {
+func (s *Sender) Stats() SenderStats { return s.View().Stats() }
+
+// Members calls f with each group's members' counters in turn; see SenderView.Members.
+func (s *Sender) Members(f func(group int, members []MemberStats) error) error {
+	return s.View().Members(f)
+}
+
+// Stats is Sender.Stats for the view's groups.
+func (v SenderView) Stats() SenderStats {
+	s := v.s
 	st := SenderStats{Drops: s.drops.Snapshot(senderReasons...)}
 	var failed uint64
-	for _, g := range s.table.Load().groups {
+	for _, g := range v.t.groups {
 		gs := GroupStats{Address: g.addr, Port: g.port, Packets: g.packets.Load(), Bytes: g.bytes.Load(),
 			MemberCount: len(g.members)}
 		for _, m := range g.members {
@@ -74,9 +94,9 @@ func (s *Sender) Stats() SenderStats {
 // Members calls f with each group's members' counters in turn, groups in config order. The
 // slice is reused from one group to the next, so that a config of thousands of members never
 // has all their counters copied at once.
-func (s *Sender) Members(f func(group int, members []MemberStats) error) error {
+func (v SenderView) Members(f func(group int, members []MemberStats) error) error {
 	var ms []MemberStats
-	for i, g := range s.table.Load().groups {
+	for i, g := range v.t.groups {
 		ms = ms[:0]
 		for _, m := range g.members {
 			st := MemberStats{Address: m.addr, Packets: m.packets.Load(), Bytes: m.bytes.Load(), Errors: m.errors.Load()}

@@ -254,8 +254,9 @@ func (o *Opener) Open(src [4]byte, pkt []byte) (Opened, []byte, error) {
 
 	p := o.peers[src]
 	if p == nil {
+		// Kept only once an instance of src authenticates: packets forged from any number
+		// of addresses cost no memory.
 		p = &peer{}
-		o.peers[src] = p
 	}
 	inst, fresh := p.current, false
 	switch {
@@ -296,6 +297,7 @@ func (o *Opener) Open(src [4]byte, pkt []byte) (Opened, []byte, error) {
 		res.New = true
 		res.Restarted = p.current != nil && epoch > p.current.epoch
 		p.current, p.candidate = inst, nil
+		o.peers[src] = p
 	}
 	if o.requireEncrypt && !encrypted {
 		return res, nil, ErrNotEncrypted

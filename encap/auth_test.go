@@ -266,3 +266,40 @@ func BenchmarkOpen(b *testing.B) {
 		})
 	}
 }
+
+// TestOpenerKeepsOnlyAuthenticated: packets forged from many addresses, however well-formed,
+// leave no state behind; a source that authenticates is kept.
+func TestOpenerKeepsOnlyAuthenticated(t *testing.T) {
+	a := newAuth(t, secret, 0)
+	o := a.NewOpener(false)
+	other := newAuth(t, []byte("another secret, 32 bytes long..."), 0)
+	forger, err := other.NewSealer(1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner := []byte("inner")
+	seal := func(s *encap.Sealer) []byte {
+		buf := make([]byte, encap.Headroom+len(inner)+encap.Tailroom)
+		copy(buf[encap.Headroom:], inner)
+		return s.Seal(buf, len(inner), encap.Header{})
+	}
+	for i := range 10000 {
+		src := [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}
+		if _, _, err := o.Open(src, seal(forger)); !errors.Is(err, encap.ErrAuthFailed) {
+			t.Fatalf("forged packet: %v", err)
+		}
+	}
+	if n := o.Peers(); n != 0 {
+		t.Fatalf("%d sources kept after forged packets only", n)
+	}
+	s, err := a.NewSealer(1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := o.Open([4]byte{10, 0, 0, 1}, seal(s)); err != nil {
+		t.Fatal(err)
+	}
+	if n := o.Peers(); n != 1 {
+		t.Fatalf("%d sources kept, want the one that authenticated", n)
+	}
+}

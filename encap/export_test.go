@@ -5,3 +5,6 @@ var (
 	OnesSum = onesSum
 	Fold    = fold
 )
+
+// Peers is how many sources an Opener keeps state for.
+func (o *Opener) Peers() int { return len(o.peers) }

@@ -84,17 +84,55 @@ func supported() error {
 	return fmt.Errorf("probing the kernel for BPF: %w", err)
 }
 
-// probeTCX tries to attach prog to an interface that cannot exist: a kernel with tcx says
+// haveTCX tries to attach prog to an interface that cannot exist: a kernel with tcx says
 // there is no such device, one without says it does not support it.
-func probeTCX(prog *ebpf.Program) error {
+func haveTCX(prog *ebpf.Program) bool {
 	l, err := link.AttachTCX(link.TCXOptions{Interface: math.MaxInt32, Program: prog, Attach: ebpf.AttachTCXIngress})
 	if err == nil {
 		l.Close()
 	}
-	if errors.Is(err, ebpf.ErrNotSupported) {
-		return errors.New("the kernel cannot attach programs with tcx (Linux 6.6 and later can)")
+	return !errors.Is(err, ebpf.ErrNotSupported)
+}
+
+// Hooks says how the programs are attached: with tcx, whose links go with mctun whatever way
+// it ends (Linux 6.6 and later), or, on a kernel without it, with tc: a clsact qdisc and a
+// direct-action filter, which ClsAct attaches and journals, since a filter outlives mctun.
+type Hooks struct {
+	ClsAct ClsAct
+	// ForceClsAct attaches with tc where tcx is there too: the older kernels' way, tested on
+	// a new one.
+	ForceClsAct bool
+}
+
+// ClsAct attaches a program to dev's hook ("ingress" or "egress") with tc. route.Host does.
+type ClsAct interface {
+	AttachBPF(dev, hook string, fd int, name string) error
+}
+
+// attach attaches prog to ifindex (named ifname) at hook, and returns the tcx link to close,
+// or nil when tc holds it.
+func (h Hooks) attach(prog *ebpf.Program, ifindex int, ifname, hook string) (link.Link, Attachment, error) {
+	a := attachment(prog, ifname, hook)
+	if !h.ForceClsAct && haveTCX(prog) {
+		at := ebpf.AttachTCXEgress
+		if hook == "ingress" {
+			at = ebpf.AttachTCXIngress
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: at, Anchor: link.Head()})
+		if err != nil {
+			return nil, a, fmt.Errorf("kernel path: attach to %s's %s: %w", ifname, hook, err)
+		}
+		a.With = "tcx"
+		return l, a, nil
 	}
-	return nil
+	if h.ClsAct == nil {
+		return nil, a, errors.New("kernel path: the kernel cannot attach programs with tcx (Linux 6.6 and later can), and tc is not at hand")
+	}
+	if err := h.ClsAct.AttachBPF(ifname, hook, prog.FD(), a.Program); err != nil {
+		return nil, a, fmt.Errorf("kernel path: %w", err)
+	}
+	a.With = "tc"
+	return nil, a, nil
 }
 
 // Attachment is one of the kernel path's programs attached to an interface.
@@ -102,7 +140,8 @@ type Attachment struct {
 	Program   string `json:"program"`
 	ID        uint32 `json:"id"` // the kernel's program id, as bpftool prog show lists it
 	Interface string `json:"interface"`
-	Hook      string `json:"hook"` // "ingress" or "egress" (tcx)
+	Hook      string `json:"hook"` // "ingress" or "egress"
+	With      string `json:"with"` // "tcx", or "tc" (a clsact filter)
 }
 
 // attachment describes prog attached to ifname's hook.

@@ -10,7 +10,7 @@ import (
 )
 
 // needRoot skips a test of the programs where they cannot be loaded and run.
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("the kernel path's programs are tested with BPF_PROG_TEST_RUN, which needs root (CAP_BPF and CAP_NET_ADMIN)")

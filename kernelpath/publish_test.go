@@ -113,6 +113,16 @@ func TestSenderPublishes(t *testing.T) {
 			t.Errorf("group_seq holds %d (%v), want 41", v, err)
 		}
 
+		// More members than one packet's copies may be: user space sends the group.
+		many := make([]netip.AddrPort, maxCopies()+1)
+		for i := range many {
+			many[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(10 + i%200)}), uint16(5000+i))
+		}
+		s.Configure(txKey, group(many...))
+		if r := route(); r.Ready != uint8(senderRouteStateTOO_MANY) {
+			t.Errorf("%d members: route %+v, want TOO_MANY", len(many), r)
+		}
+
 		s.Configure(txKey, nil)
 		var gone senderGroupRoute
 		if err := s.objs.Groups.Lookup(groupKey{txGroup, 65535}.key(), &gone); !errors.Is(err, ebpf.ErrKeyNotExist) {

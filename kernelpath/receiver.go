@@ -33,7 +33,8 @@ type Receiver struct {
 	log   *slog.Logger
 	nl    *netlink.Handle
 	dump  dumper
-	links map[int]link.Link // by ifindex
+	links map[int]link.Link // by ifindex; nil where tc holds the program
+	hooks Hooks
 
 	attachedMu sync.Mutex
 	attached   []Attachment
@@ -55,6 +56,7 @@ type ReceiverOptions struct {
 	Port   uint16 // the tunnel's UDP port
 	Key    uint32
 	Member config.Member
+	Hooks  Hooks
 	Log    *slog.Logger
 }
 
@@ -68,17 +70,13 @@ func LoadReceiver() (*Receiver, error) {
 	if err := loadReceiverObjects(&r.objs, nil); err != nil {
 		return nil, loadError("receiver", err)
 	}
-	if err := probeTCX(r.objs.MctunIngress); err != nil {
-		r.Close()
-		return nil, err
-	}
 	return r, nil
 }
 
 // Start fills the maps and attaches the program to the interfaces the routes to the sources
 // leave by; from then on the kernel delivers what it can. On error the caller calls Close.
 func (r *Receiver) Start(o ReceiverOptions) error {
-	r.log = o.Log
+	r.log, r.hooks = o.Log, o.Hooks
 	nl, err := netlink.NewHandle()
 	if err != nil {
 		return fmt.Errorf("kernel path: netlink: %w", err)
@@ -193,13 +191,13 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 		if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
 			name = nl.Attrs().Name
 		}
-		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: r.objs.MctunIngress, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+		l, a, err := r.hooks.attach(r.objs.MctunIngress, ifindex, name, "ingress")
 		if err != nil {
-			return fmt.Errorf("kernel path: attach to %s's ingress: %w", name, err)
+			return err
 		}
 		r.links[ifindex] = l
 		r.attachedMu.Lock()
-		r.attached = append(r.attached, attachment(r.objs.MctunIngress, name, "ingress"))
+		r.attached = append(r.attached, a)
 		r.attachedMu.Unlock()
 	}
 	return nil
@@ -293,6 +291,44 @@ func (r *Receiver) Flush() error {
 	}
 	return nil
 }
+
+// Resync makes the flows of group start their accounting afresh at their next packet, from
+// whichever path it comes.
+func (r *Receiver) Resync(group netip.Addr) error {
+	var args accountBatch
+	var k, next receiverFlowKey
+	flush := func() error {
+		if args.n == 0 {
+			return nil
+		}
+		binary.NativeEndian.PutUint32(args.buf[0:], uint32(args.n))
+		args.n = 0
+		_, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: args.buf[:]})
+		return err
+	}
+	for err := r.objs.Flows.NextKey(nil, &next); err == nil; err = r.objs.Flows.NextKey(&k, &next) {
+		k = next
+		if k.Group != be32(group) {
+			continue
+		}
+		b := args.buf[8+args.n*16:]
+		binary.NativeEndian.PutUint32(b[0:], k.Source)
+		binary.NativeEndian.PutUint32(b[4:], k.Group)
+		binary.NativeEndian.PutUint32(b[12:], resync)
+		if args.n++; args.n == accountMax {
+			if err := flush(); err != nil {
+				return fmt.Errorf("kernel path: resync: %w", err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("kernel path: resync: %w", err)
+	}
+	return nil
+}
+
+// resync is RESYNC: an account record's bytes that restart the flow's accounting.
+const resync = 0xffffffff
 
 // Flows returns every flow's counters, in order of first packet: the flows' one account.
 func (r *Receiver) Flows() []datapath.FlowStats {
@@ -405,7 +441,9 @@ func (r *Receiver) Close() error {
 	}
 	var errs []error
 	for i, l := range r.links {
-		errs = append(errs, l.Close())
+		if l != nil {
+			errs = append(errs, l.Close())
+		}
 		delete(r.links, i)
 	}
 	r.stopped.Wait()

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +68,7 @@ type Sender struct {
 	fan      *regions // of fanout
 	hops     *nexthops
 	report   MemberReport
+	copies   int // the most members the kernel sends one packet to: see maxCopies
 }
 
 type groupKey struct {
@@ -85,6 +89,7 @@ type route struct {
 	entries     []senderFanoutEntry // published in fanout[first:]; nil while not ready
 	reachable   int                 // entries[:reachable] are sent to, the others have no route
 	ready       bool
+	many        bool                     // published TOO_MANY: user space sends it
 	set         bool                     // groups holds it
 	unreachable map[netip.AddrPort]error // members with no route, and why
 }
@@ -97,6 +102,7 @@ type SenderOptions struct {
 	TUN       string     // on a host that is a member too, its TUN; else ""
 	Key       uint32
 	Groups    []config.Group // as datapath.Sender.Configure takes them
+	Hooks     Hooks
 	Log       *slog.Logger
 }
 
@@ -126,10 +132,6 @@ func LoadSender(iface string) (*Sender, error) {
 	}
 	if err := loadSenderObjects(&s.objs, nil); err != nil {
 		return nil, loadError("sender", err)
-	}
-	if err := probeTCX(s.objs.MctunEgress); err != nil {
-		s.Close()
-		return nil, err
 	}
 	var err error
 	for _, m := range []struct {
@@ -165,6 +167,7 @@ func (s *Sender) Start(o SenderOptions) error {
 		return fmt.Errorf("kernel path: %w", err)
 	}
 	s.mu.Lock()
+	s.copies = maxCopies()
 	s.iface = o.Interface
 	s.conf = senderSenderConfig{Key: o.Key, Saddr: be32(o.Addr), Sport: be16(o.Port), Mtu: uint16(min(a.MTU, 0xffff)),
 		Ifindex: uint32(a.Index), Smac: [6]byte(a.HardwareAddr)}
@@ -177,7 +180,7 @@ func (s *Sender) Start(o SenderOptions) error {
 	if err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
-	if err := s.attach(a.Index, o.Interface, s.objs.MctunEgress); err != nil {
+	if err := s.attach(o.Hooks, a.Index, o.Interface, s.objs.MctunEgress); err != nil {
 		return err
 	}
 	if o.TUN != "" {
@@ -185,22 +188,24 @@ func (s *Sender) Start(o SenderOptions) error {
 		if err != nil {
 			return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
 		}
-		if err := s.attach(tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress); err != nil {
+		if err := s.attach(o.Hooks, tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress); err != nil {
 			return err
 		}
 	}
 	return s.follow()
 }
 
-// attach puts prog first on ifindex's egress (tcx). The link is not pinned: it goes when
-// mctun goes, however it goes.
-func (s *Sender) attach(ifindex int, name string, prog *ebpf.Program) error {
-	l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: prog, Attach: ebpf.AttachTCXEgress, Anchor: link.Head()})
+// attach puts prog first on ifindex's egress. A tcx link is not pinned: it goes when mctun
+// goes, however it goes.
+func (s *Sender) attach(h Hooks, ifindex int, name string, prog *ebpf.Program) error {
+	l, a, err := h.attach(prog, ifindex, name, "egress")
 	if err != nil {
-		return fmt.Errorf("kernel path: attach to %s's egress: %w", name, err)
+		return err
 	}
-	s.links = append(s.links, l)
-	s.attached = append(s.attached, attachment(prog, name, "egress"))
+	if l != nil {
+		s.links = append(s.links, l)
+	}
+	s.attached = append(s.attached, a)
 	return nil
 }
 
@@ -365,7 +370,11 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		}
 	}
 	r.members = slices.Clone(members)
-	ready := len(members) <= maxGroupMembers
+	if len(members) > s.copies {
+		s.tooMany(k, r, now)
+		return
+	}
+	ready := true
 	var sent, failed []senderFanoutEntry
 	unreachable := make(map[netip.AddrPort]error)
 	for _, m := range members {
@@ -413,10 +422,10 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 			s.fan.release(first, uint32(len(entries)), now)
 			ready = false
 		} else {
-			v = senderGroupRoute{Slot: r.slot, First: first, Count: uint32(len(sent)), Unreachable: uint16(len(failed)), Ready: 1}
+			v = senderGroupRoute{Slot: r.slot, First: first, Count: uint32(len(sent)), Unreachable: uint16(len(failed)), Ready: uint8(senderRouteStateREADY)}
 		}
 	}
-	if !ready && r.set && !r.ready {
+	if !ready && r.set && !r.ready && !r.many {
 		return // not ready before either
 	}
 	if err := s.objs.Groups.Put(k.key(), &v); err != nil {
@@ -427,10 +436,48 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		return
 	}
 	s.fan.release(r.first, uint32(len(r.entries)), now)
-	r.set, r.ready, r.first, r.entries, r.reachable = true, ready, first, nil, 0
+	r.set, r.ready, r.many, r.first, r.entries, r.reachable = true, ready, false, first, nil, 0
 	if ready {
 		r.entries, r.reachable = entries, len(sent)
 	}
+}
+
+// tooMany publishes a group with more members than one packet's copies may be: user space
+// sends its packets.
+func (s *Sender) tooMany(k groupKey, r *route, now time.Time) {
+	if r.set && r.many {
+		return
+	}
+	v := senderGroupRoute{Slot: r.slot, Ready: uint8(senderRouteStateTOO_MANY)}
+	if err := s.objs.Groups.Put(k.key(), &v); err != nil {
+		s.log.Error("kernel path: cannot publish the group", "group", k, "err", err)
+		return
+	}
+	if !r.many {
+		s.log.Info("kernel path: the group has more members than the kernel sends a packet to at once: user space sends its packets",
+			"group", k, "members", len(r.members), "most", s.copies)
+	}
+	s.fan.release(r.first, uint32(len(r.entries)), now)
+	r.set, r.ready, r.many, r.entries, r.reachable = true, false, true, nil, 0
+	s.reportReach(k, r, nil)
+}
+
+// maxCopies is the most members the kernel sends one packet to. The copies of a packet are
+// sent while the kernel holds back its softirqs, so a device without a queue (a veth, as
+// containers and this project's tests have) takes all of them into the receiving CPU's
+// backlog at once, and the backlog holds net.core.netdev_max_backlog packets (1000 by
+// default): beyond that, copies would be lost. Half of it leaves room for the rest of the
+// host's traffic. (VXLAN's head-end replication meets the same limit.) A larger group is
+// sent by user space, whose sends let the backlog drain between packets. The sysctl is the
+// initial namespace's; elsewhere it cannot be read, and the default is assumed.
+func maxCopies() int {
+	backlog := 1000
+	if b, err := os.ReadFile("/proc/sys/net/core/netdev_max_backlog"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 1 {
+			backlog = n
+		}
+	}
+	return min(backlog/2, maxGroupMembers)
 }
 
 // reportReach tells the user-space sender which of a group's members have no route, and
@@ -579,6 +626,7 @@ var senderPaths = [...]string{
 	senderSenderPathPUNT_GSO:        "user_gso",
 	senderSenderPathPUNT_TWO_GROUPS: "user_two_groups",
 	senderSenderPathPUNT_CHECK:      "user_check",
+	senderSenderPathPUNT_TOO_MANY:   "user_too_many_members",
 }
 
 // Paths counts the packets of the groups by the path they took: sent by the kernel, or left

@@ -59,6 +59,14 @@ type senderMemberCount struct {
 	Errors  uint64
 }
 
+type senderRouteState uint32
+
+const (
+	senderRouteStateWAIT_NEXT_HOP senderRouteState = 0
+	senderRouteStateREADY         senderRouteState = 1
+	senderRouteStateTOO_MANY      senderRouteState = 2
+)
+
 type senderSenderConfig struct {
 	_       structs.HostLayout
 	Key     uint32
@@ -81,7 +89,8 @@ const (
 	senderSenderPathPUNT_GSO          senderSenderPath = 4
 	senderSenderPathPUNT_TWO_GROUPS   senderSenderPath = 5
 	senderSenderPathPUNT_CHECK        senderSenderPath = 6
-	senderSenderPathSENDER_PATH_COUNT senderSenderPath = 7
+	senderSenderPathPUNT_TOO_MANY     senderSenderPath = 7
+	senderSenderPathSENDER_PATH_COUNT senderSenderPath = 8
 )
 
 // Names of all BPF objects in the ELF.
@@ -99,6 +108,7 @@ const (
 	senderProgMctunEgress     = "mctun_egress"
 	senderProgMctunTunEgress  = "mctun_tun_egress"
 	senderVarUnusedDumpMeta   = "unused_dump_meta"
+	senderVarUnusedRouteState = "unused_route_state"
 	senderVarUnusedSenderPath = "unused_sender_path"
 )
 
@@ -167,6 +177,7 @@ type senderMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type senderVariableSpecs struct {
 	UnusedDumpMeta   *ebpf.VariableSpec `ebpf:"unused_dump_meta"`
+	UnusedRouteState *ebpf.VariableSpec `ebpf:"unused_route_state"`
 	UnusedSenderPath *ebpf.VariableSpec `ebpf:"unused_sender_path"`
 }
 
@@ -218,6 +229,7 @@ func (m *senderMaps) Close() error {
 // It can be passed to loadSenderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type senderVariables struct {
 	UnusedDumpMeta   *ebpf.Variable `ebpf:"unused_dump_meta"`
+	UnusedRouteState *ebpf.Variable `ebpf:"unused_route_state"`
 	UnusedSenderPath *ebpf.Variable `ebpf:"unused_sender_path"`
 }
 

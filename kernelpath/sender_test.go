@@ -284,6 +284,34 @@ func TestEgressLeavesToUserSpace(t *testing.T) {
 	})
 }
 
+// Every member of a group as large as the kernel path takes gets its copy: none is
+// skipped, and none is lost on the way out (the veth's peer takes them all).
+func TestEgressFansOutToEveryMember(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		m := maxCopies()
+		for i := range m {
+			e := senderFanoutEntry{Daddr: be32(netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)})),
+				Dport: be16(4754), Dmac: [6]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}, Counter: uint32(i)}
+			if err := h.s.objs.Fanout.Put(uint32(i), &e); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: uint32(m), Ready: 1})
+		h.run(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 64)), nil)
+		var missed []int
+		for i := range m {
+			if h.s.mstats.word(uint32(i), 0).Load() != 1 || h.s.mstats.word(uint32(i), 2).Load() != 0 {
+				missed = append(missed, i)
+			}
+		}
+		if len(missed) > 0 {
+			t.Errorf("%d of %d members got no copy, the first %d", len(missed), m, missed[0])
+		}
+		t.Logf("%d members, every one sent its copy", m)
+	})
+}
+
 // A member with no route is sent nothing and counted a send error per packet; the others
 // get theirs.
 func TestEgressUnreachableMember(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -363,10 +364,81 @@ func (h *Host) undo(c Change) error {
 		if err := h.writeSysctl(c.Key, c.Old); err != nil {
 			return fmt.Errorf("host: %w", err)
 		}
+	case "qdisc":
+		link, err := h.nl.LinkByName(c.Dev)
+		if err != nil {
+			return nil // gone, and its qdiscs with it
+		}
+		if err := h.nl.QdiscDel(clsact(link.Attrs().Index)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("host: tc qdisc del dev %s clsact: %w", c.Dev, err)
+		}
+	case "filter":
+		link, err := h.nl.LinkByName(c.Dev)
+		if err != nil {
+			return nil
+		}
+		if err := h.nl.FilterDel(bpfFilter(link.Attrs().Index, c.Hook)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("host: tc filter del dev %s %s pref %d: %w", c.Dev, c.Hook, FilterPriority, err)
+		}
 	default:
 		return fmt.Errorf("host: journal holds an unknown change %q", c.Op)
 	}
 	return nil
+}
+
+// FilterPriority is the priority of the filters mctun attaches (tc filter show lists it as
+// pref 19779), apart from other tools' filters on the same clsact qdisc.
+const FilterPriority = 19779
+
+// AttachBPF attaches the BPF program fd, named name, to dev's ingress or egress (hook) with
+// tc, for a kernel without tcx:
+//
+//	tc qdisc add dev DEV clsact
+//	tc filter add dev DEV HOOK pref 19779 handle 1 bpf direct-action fd FD name NAME
+//
+// A clsact qdisc that is there already (another tool's) is used and left alone; one it adds
+// is journaled, and so is the filter, which Undo removes even after a crash.
+func (h *Host) AttachBPF(dev, hook string, fd int, name string) error {
+	link, err := h.nl.LinkByName(dev)
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", dev, err)
+	}
+	qdiscs, err := h.nl.QdiscList(link)
+	if err != nil {
+		return fmt.Errorf("host: tc qdisc show dev %s: %w", dev, err)
+	}
+	if !slices.ContainsFunc(qdiscs, func(q netlink.Qdisc) bool { return q.Type() == "clsact" }) {
+		if err := h.journal.record(Change{Op: "qdisc", Dev: dev}); err != nil {
+			return err
+		}
+		if err := h.nl.QdiscAdd(clsact(link.Attrs().Index)); err != nil {
+			return fmt.Errorf("host: tc qdisc add dev %s clsact: %w", dev, err)
+		}
+	}
+	if err := h.journal.record(Change{Op: "filter", Dev: dev, Hook: hook}); err != nil {
+		return err
+	}
+	f := bpfFilter(link.Attrs().Index, hook)
+	f.Fd, f.Name, f.DirectAction = fd, name, true
+	if err := h.nl.FilterReplace(f); err != nil {
+		return fmt.Errorf("host: tc filter add dev %s %s bpf %s: %w", dev, hook, name, err)
+	}
+	return nil
+}
+
+func clsact(ifindex int) *netlink.GenericQdisc {
+	return &netlink.GenericQdisc{QdiscType: "clsact", QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex,
+		Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}
+}
+
+// bpfFilter is mctun's filter on ifindex's hook, as far as it names it.
+func bpfFilter(ifindex int, hook string) *netlink.BpfFilter {
+	parent := uint32(netlink.HANDLE_MIN_EGRESS)
+	if hook == "ingress" {
+		parent = netlink.HANDLE_MIN_INGRESS
+	}
+	return &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: ifindex, Parent: parent,
+		Handle: 1, Priority: FilterPriority, Protocol: unix.ETH_P_ALL}}
 }
 
 func sysctlName(key string) string { return strings.ReplaceAll(key, "/", ".") }

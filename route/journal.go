@@ -24,10 +24,16 @@ import (
 //     mctun runs, outlives a crash: see Host.UndoKeeping);
 //   - "route": mctun installed Route (ip route del ...), and Displaced, if set, is the route of
 //     the same destination and metric it replaced (ip route add ... puts it back);
-//   - "sysctl": mctun set Key from Old to New (sysctl -w KEY=OLD undoes it).
+//   - "sysctl": mctun set Key from Old to New (sysctl -w KEY=OLD undoes it);
+//   - "qdisc": mctun added a clsact qdisc to Dev (tc qdisc del dev DEV clsact undoes it,
+//     with every filter on it);
+//   - "filter": mctun attached a BPF program to Dev's Hook, ingress or egress, with a
+//     direct-action filter (tc filter del dev DEV HOOK prio 19779 undoes it). Unlike a tcx
+//     link, a filter outlives the process that attached it.
 type Change struct {
 	Op        string `json:"op"`
 	Dev       string `json:"dev,omitempty"`
+	Hook      string `json:"hook,omitempty"`
 	Route     *Spec  `json:"route,omitempty"`
 	Displaced *Spec  `json:"displaced,omitempty"`
 	Key       string `json:"key,omitempty"`

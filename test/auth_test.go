@@ -38,7 +38,7 @@ func (w *world) writeSecret(name, secret string, mode os.FileMode) string {
 func (w *world) captureTunnel(h *topo.Host, n int) func() string {
 	w.t.Helper()
 	path := filepath.Join(w.dir, h.Name+"-wire.pcap")
-	cmd := h.Command(w.ctx, "tcpdump", "-i", "eth0", "-n", "-U", "-c", fmt.Sprint(n), "-w", path, "udp port 4754")
+	cmd := h.Command(w.ctx, "tcpdump", "-i", "eth0", "-Q", "in", "-n", "-U", "-c", fmt.Sprint(n), "-w", path, "udp port 4754")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"mctun/daemon"
 	"mctun/datapath"
 	"mctun/test/mcapp"
 	"mctun/test/stream"
@@ -249,6 +250,7 @@ type status struct {
 		} `json:"captures"`
 		Stats  datapath.SenderStats `json:"stats"`
 		Kernel *kernelStatus        `json:"kernel"`
+		Joins  *daemon.JoinStatus   `json:"joins"`
 	} `json:"source"`
 	Member *struct {
 		SocketDrops uint64                 `json:"socket_drops"`
@@ -261,8 +263,8 @@ type status struct {
 // kernelStatus is the part of a side's status the kernel path adds.
 type kernelStatus struct {
 	Attached []struct {
-		Program, Interface, Hook string
-		ID                       uint32
+		Program, Interface, Hook, With string
+		ID                             uint32
 	} `json:"attached"`
 	Paths map[string]uint64 `json:"paths"`
 }

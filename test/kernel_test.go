@@ -79,11 +79,24 @@ func tcState(t *testing.T, w *world, h *topo.Host) string {
 }
 
 // down, and kill -9 then down, leave no program, link, map or qdisc behind, on a host that
-// is source and member (both sides' programs, on eth0 and on the TUN). The kernel holds
-// programs and links for the whole machine, so the test follows the ones mctun status names.
+// is source and member (both sides' programs, on eth0 and on the TUN), attached with tcx or,
+// as on a kernel without it, with tc. The kernel holds programs and links for the whole
+// machine, so the test follows the ones mctun status names.
 func TestKernelPathLeavesNothing(t *testing.T) {
+	for _, with := range []string{"tcx", "tc"} {
+		t.Run(with, func(t *testing.T) { testKernelPathLeavesNothing(t, with) })
+	}
+}
+
+func testKernelPathLeavesNothing(t *testing.T, with string) {
 	w := newWorldOn(t, 4, "kernel")
 	h := w.hosts[1]
+	up := func(path string) result {
+		if with == "tc" {
+			return w.run(h, "env", "MCTUN_KERNEL_PATH_CLSACT=1", mctunBin, "up", "-c", path)
+		}
+		return w.mctun(h, "up", "-c", path)
+	}
 	cfg := `
 [source]
 [[source.group]]
@@ -94,20 +107,34 @@ members = ["198.18.1.2"]
 sources = ["198.18.1.2"]
 `
 	bpftool := func(args ...string) (string, error) { return h.Run(w.ctx, "bpftool", args...) }
+	if with == "tc" {
+		w.up(w.src, sourceConfig) // to send h a stream through its filter
+	}
 	before := tcState(t, w, h)
 	for _, crash := range []bool{false, true} {
 		path := w.writeConfig(h, cfg)
-		if r := w.mctun(h, "up", "-c", path); r.code != 0 {
+		if r := up(path); r.code != 0 {
 			t.Fatalf("mctun up: %v", r)
 		}
 		st := w.status(h)
 		attached := append(st.Source.Kernel.Attached, st.Member.Kernel.Attached...)
 		var where []string
 		for _, a := range attached {
-			where = append(where, a.Program+" "+a.Interface+" "+a.Hook)
+			where = append(where, a.Program+" "+a.Interface+" "+a.Hook+" "+a.With)
 		}
-		if got, want := strings.Join(where, ", "), "mctun_egress eth0 egress, mctun_tun_egress mctun0 egress, mctun_ingress eth0 ingress"; got != want {
+		want := strings.ReplaceAll("mctun_egress eth0 egress W, mctun_tun_egress mctun0 egress W, mctun_ingress eth0 ingress W", "W", with)
+		if got := strings.Join(where, ", "); got != want {
 			t.Errorf("attached: %s, want %s", got, want)
+		}
+		if with == "tc" {
+			// A stream through it, for the attachment to be shown to work.
+			rs := w.receive([]*topo.Host{h}, mcapp.RecvOptions{Group: group, Port: 65535, Count: 500, Idle: 2 * time.Second, Timeout: 30 * time.Second})
+			w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: 500, Size: 500, Rate: 2000})
+			w.checkStream(h.Name, w.reports(rs)[0], 500, "198.18.1.2")
+			w.checkInKernel(h, 500)
+			if state := tcState(t, w, h); !strings.Contains(state, "mctun_ingress") || !strings.Contains(state, "pref 19779") {
+				t.Errorf("tc does not show mctun's filter:\n%s", state)
+			}
 		}
 		links, err := bpftool("link", "show")
 		if err != nil {
@@ -118,7 +145,7 @@ sources = ["198.18.1.2"]
 			if err != nil || !strings.Contains(out, a.Program) {
 				t.Errorf("bpftool prog show id %d: %q, %v; want %s", a.ID, out, err, a.Program)
 			}
-			if !strings.Contains(links, fmt.Sprintf("prog %d ", a.ID)) {
+			if with == "tcx" && !strings.Contains(links, fmt.Sprintf("prog %d ", a.ID)) {
 				t.Errorf("bpftool link show lists no link to program %d (%s):\n%s", a.ID, a.Program, links)
 			}
 		}
@@ -127,6 +154,10 @@ sources = ["198.18.1.2"]
 				t.Fatal(err)
 			}
 			waitGone(t, st.PID)
+			// A tc filter outlives the process that attached it; the journal has it.
+			if state := tcState(t, w, h); with == "tc" && !strings.Contains(state, "mctun_ingress") {
+				t.Errorf("after kill -9, tc no longer shows the filter, which outlives mctun:\n%s", state)
+			}
 		}
 		if r := w.mctun(h, "down"); r.code != 0 {
 			t.Fatalf("mctun down (crash %v): %v", crash, r)

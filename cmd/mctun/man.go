@@ -335,15 +335,7 @@ func writeMan5(m *roff) {
 	for _, k := range config.Reference {
 		m.req("TP")
 		m.line(`\fB` + esc(k.Name()) + `\fR`)
-		doc := k.Doc
-		switch k.Default {
-		case "":
-		case "required":
-			doc += " Required."
-		default:
-			doc += " Default: " + k.Default + "."
-		}
-		m.markdown(doc)
+		m.markdown(strings.TrimSpace(k.Doc + " " + k.DefaultSentence()))
 	}
 
 	m.req("SH EXAMPLE")

@@ -9,9 +9,11 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"mctun/control"
 	"mctun/daemon"
+	"mctun/internal/words"
 )
 
 // The group, member and source commands: the command line side. The running instance does
@@ -119,9 +121,13 @@ func cmdGroupList(fs *flag.FlagSet, args []string) int {
 		return exitOK
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "GROUP\tMEMBERS\tDEFINED IN")
+	fmt.Fprintln(tw, "GROUP\tMEMBERS\tJOINED\tDEFINED IN")
 	for _, g := range l.Groups {
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", g.Group, len(g.Members), g.Origin)
+		origin := g.Origin
+		if origin == daemon.JoinedOrigin {
+			origin = "(joined: declared nowhere)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", g.Group, len(g.Members), len(g.Joined), origin)
 	}
 	tw.Flush()
 	return exitOK
@@ -153,13 +159,48 @@ func cmdGroupShow(fs *flag.FlagSet, args []string) int {
 	if *asJSON {
 		return printJSON(found)
 	}
+	now := time.Now()
 	for _, g := range found {
-		fmt.Printf("group %s (%s), %d members:\n", g.Group, g.Origin, len(g.Members))
-		for _, m := range g.Members {
-			fmt.Printf("  %s\n", m)
+		if g.Origin == daemon.JoinedOrigin {
+			fmt.Printf("group %s (declared nowhere: there for the members that joined it)\n", g.Group)
+		} else {
+			fmt.Printf("group %s (%s), %s:\n", g.Group, g.Origin, words.Plural(len(g.Members), "member"))
+			for _, m := range g.Members {
+				fmt.Printf("  %s\n", m)
+			}
 		}
+		if len(g.Joined) == 0 {
+			continue
+		}
+		fmt.Printf("  and %s that joined it themselves:\n", words.Plural(len(g.Joined), "member"))
+		tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  MEMBER\tJOINED\tEXPIRES\tFILTER\t")
+		for _, j := range g.Joined {
+			note := ""
+			switch {
+			case j.Excluded:
+				note = "its filter leaves this source out: not sent to"
+			case j.Static:
+				note = "a static member too: sent each packet once"
+			}
+			fmt.Fprintf(tw, "  %s\t%s (%s ago)\t%s (in %s)\t%s\t%s\n", j.Address, j.Joined.Format(time.DateTime),
+				now.Sub(j.Joined).Round(time.Second), j.Expires.Format(time.DateTime), j.Expires.Sub(now).Round(time.Second),
+				filterText(j.Mode, j.Sources), note)
+		}
+		tw.Flush()
 	}
 	return exitOK
+}
+
+// filterText writes a source filter: "any source", "only 198.18.1.2", "all but 198.18.7.7".
+func filterText(mode string, sources []string) string {
+	switch {
+	case mode == "include":
+		return "only " + strings.Join(sources, ", ")
+	case len(sources) == 0:
+		return "any source"
+	}
+	return "all but " + strings.Join(sources, ", ")
 }
 
 func cmdSourceList(fs *flag.FlagSet, args []string) int {

@@ -38,9 +38,11 @@ func printStatus(w io.Writer, st daemon.Status) {
 		}
 		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops))
 		printKernelSummary(w, s.Kernel)
+		printJoins(w, s.Joins)
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), from %s, for %s\n", m.TUN, m.MTU, words.JoinAddrs(m.Sources), groupsOrAnyGroup(m.Groups))
+		printReporting(w, m.Reporting)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		for _, f := range m.Stats.Flows {
 			fmt.Fprintf(tw, "  %s -> %s\t%d packets\t%d lost\t%d reordered\t%d duplicates\n", f.Source, f.Group, f.Packets, f.Lost, f.Reordered, f.Duplicates)
@@ -85,7 +87,7 @@ func printKernelStats(w io.Writer, k *daemon.KernelStatus) {
 	}
 	fmt.Fprintf(w, "  kernel path on %s (maps: %d KiB of kernel memory):\n", attachedTo(k), (k.MapBytes+1023)/1024)
 	for _, a := range k.Attached {
-		fmt.Fprintf(w, "    program %s (id %d) on %s %s\n", a.Program, a.ID, a.Interface, a.Hook)
+		fmt.Fprintf(w, "    program %s (id %d) on %s %s, with %s\n", a.Program, a.ID, a.Interface, a.Hook, a.With)
 	}
 	printCounts(w, "by path", k.Paths)
 }
@@ -128,6 +130,10 @@ func printStats(w io.Writer, st daemon.Status) {
 		tw.Flush()
 		printCounts(w, "not forwarded", s.Stats.Drops)
 		printKernelStats(w, s.Kernel)
+		if j := s.Joins; j != nil {
+			printJoins(w, j)
+			printCounts(w, "reports refused", j.Reports.Refused)
+		}
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s\n", m.TUN)
@@ -141,6 +147,7 @@ func printStats(w io.Writer, st daemon.Status) {
 		fmt.Fprintf(w, "  dropped by the kernel: %d (socket receive buffer full)\n", m.SocketDrops)
 		fmt.Fprintf(w, "  host multicast into %s, not forwarded (no [source]): %d\n", m.TUN, m.Stats.HostPackets)
 		printKernelStats(w, m.Kernel)
+		printReporting(w, m.Reporting)
 	}
 }
 
@@ -178,4 +185,58 @@ func groupsOrAnyGroup(gs []netip.Addr) string {
 		return "any group"
 	}
 	return words.JoinAddrs(gs)
+}
+
+// printJoins writes a source's dynamic membership in two lines.
+func printJoins(w io.Writer, j *daemon.JoinStatus) {
+	if j == nil {
+		return
+	}
+	if len(j.JoinFrom) == 0 {
+		fmt.Fprintf(w, "  joins: none accepted (no source.join_from)")
+	} else {
+		var ps []string
+		for _, p := range j.JoinFrom {
+			ps = append(ps, p.String())
+		}
+		fmt.Fprintf(w, "  joins: from %s, %s now (mctun group show)", strings.Join(ps, ", "), words.Plural(j.Memberships, "membership"))
+	}
+	fmt.Fprintf(w, "; %d joins, %d leaves, %d expiries, %d refused over a limit\n", j.Joins, j.Leaves, j.Expiries, j.OverLimit)
+	fmt.Fprintf(w, "  reports: %d accepted, refused: %s\n", j.Reports.Accepted, formatCounts(j.Reports.Refused))
+}
+
+// printReporting writes which groups a member reports to which sources.
+func printReporting(w io.Writer, r *daemon.ReportingStatus) {
+	if r == nil {
+		return
+	}
+	var gs []string
+	for _, g := range r.Groups {
+		var srcs []string
+		for _, s := range g.Sources {
+			srcs = append(srcs, s.String())
+		}
+		switch {
+		case g.Mode == "include":
+			gs = append(gs, fmt.Sprintf("%s (only from %s)", g.Group, strings.Join(srcs, ", ")))
+		case len(srcs) > 0:
+			gs = append(gs, fmt.Sprintf("%s (not from %s)", g.Group, strings.Join(srcs, ", ")))
+		default:
+			gs = append(gs, g.Group.String())
+		}
+	}
+	joined := "no group joined on the TUN"
+	if len(gs) > 0 {
+		joined = strings.Join(gs, ", ")
+	}
+	last := "nothing sent yet"
+	if !r.LastSent.IsZero() {
+		last = fmt.Sprintf("last sent %s ago", time.Since(r.LastSent).Round(time.Second))
+	}
+	fmt.Fprintf(w, "  reports %s to %s; %s\n", joined, words.JoinAddrs(r.To), last)
+	for _, a := range slices.SortedFunc(maps.Keys(r.Sent), netip.Addr.Compare) {
+		if s := r.Sent[a]; s.Errors > 0 {
+			fmt.Fprintf(w, "  reports to %s: %d sent, %d failed (last: %s)\n", a, s.Packets, s.Errors, s.LastError)
+		}
+	}
 }

@@ -91,13 +91,17 @@ struct dump_meta {
 	__u8 side; /* 1: delivered */
 };
 
-/* One packet user space delivered (or dropped after its number was seen), for mctun_account. */
+/* One packet user space delivered (or dropped after its number was seen), for mctun_account;
+ * or, with bytes RESYNC, a flow to start its accounting afresh at its next packet (a member
+ * that joins a group again: what was sent meanwhile is no loss). */
 struct account_rec {
 	__be32 source;
 	__be32 group;
 	__u32 seq;
 	__u32 bytes; /* its length when delivered; 0 when it was not */
 };
+
+#define RESYNC 0xffffffff
 
 #define ACCOUNT_MAX 16
 
@@ -314,6 +318,11 @@ static __always_inline void account(__be32 source, __be32 group, __u32 seq, __u3
 	if (!f)
 		return;
 	bpf_spin_lock(&f->lock);
+	if (bytes == RESYNC) {
+		f->started = 0;
+		bpf_spin_unlock(&f->lock);
+		return;
+	}
 	observe(f, seq);
 	if (bytes) {
 		f->packets++;

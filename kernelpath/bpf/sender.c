@@ -58,8 +58,15 @@ struct group_route {
 	/* ... and after them, fanout[first+count, first+count+unreachable): members with no
 	 * route, as the user-space sender finds too; each packet counts a send error to each. */
 	__u16 unreachable;
-	__u8 ready; /* every other member's next hop is known: the kernel forwards the group */
+	__u8 ready; /* READY, or why the kernel does not forward the group */
 	__u8 pad;
+};
+
+/* group_route.ready */
+enum route_state {
+	WAIT_NEXT_HOP = 0, /* a member's next hop is not known yet */
+	READY = 1,         /* every other member's next hop is known: the kernel forwards the group */
+	TOO_MANY = 2,      /* more members than one packet's copies may be at once (see Sender) */
 };
 
 struct fanout_entry {
@@ -83,6 +90,7 @@ enum sender_path {
 	PUNT_GSO,        /* a GSO packet, many datagrams at once */
 	PUNT_TWO_GROUPS, /* its port's group and its address's both take it */
 	PUNT_CHECK,      /* it fails a check of the inner packet: user space counts why */
+	PUNT_TOO_MANY,   /* its group has more members than the kernel sends one packet to */
 	SENDER_PATH_COUNT,
 };
 
@@ -158,6 +166,7 @@ struct {
 /* Go mirrors of the types user space reads or writes (bpf2go -type). */
 const struct dump_meta *unused_dump_meta __attribute__((unused));
 const enum sender_path *unused_sender_path __attribute__((unused));
+const enum route_state *unused_route_state __attribute__((unused));
 
 static __always_inline void count_path(__u32 path)
 {
@@ -301,8 +310,12 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 		count_path(PUNT_TOO_BIG);
 		return 0;
 	}
+	if (g->ready == TOO_MANY) {
+		count_path(PUNT_TOO_MANY);
+		return 0;
+	}
 	last = g->first + g->count - 1;
-	if (!g->ready || g->count == 0 || g->count > MAX_GROUP_MEMBERS || !bpf_map_lookup_elem(&fanout, &last)) {
+	if (g->ready != READY || g->count == 0 || g->count > MAX_GROUP_MEMBERS || !bpf_map_lookup_elem(&fanout, &last)) {
 		count_path(PUNT_NOT_READY);
 		return 0;
 	}

@@ -1,0 +1,202 @@
+package daemon
+
+/* Source side of dynamic membership: the reports the tunnel port receives (datapath.Reports)
+fill the membership table (package membership); routineMembership expires what the table
+holds and, on every change, hands the sender side the effective groups through applyGroups,
+the one place that sets them after start, as a reload does. */
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"mctun/config"
+	"mctun/datapath"
+	"mctun/encap"
+	"mctun/igmp"
+	"mctun/membership"
+)
+
+const (
+	// applyEvery is the least time between two applies of the table: joins and leaves that
+	// come closer together are applied together, so that a burst of reports (a thousand
+	// members starting at once) costs one Configure per 20 ms, not one per report.
+	applyEvery = 20 * time.Millisecond
+	// expireEvery is how often the table is checked for members that stopped reporting:
+	// expiry comes at most this late.
+	expireEvery = 100 * time.Millisecond
+)
+
+// startJoins readies the source to take membership reports: the table, the report flow and,
+// on a host that is not a member too and accepts joins, a socket on the tunnel port. On a
+// host that is a member too, the receiver side diverts reports to it (it reads the port).
+func (d *daemon) startJoins(auth *encap.Auth) error {
+	cfg := d.cfg
+	self, err := d.host.PrimaryAddr(d.iface)
+	if err != nil {
+		return err
+	}
+	d.self = self
+	d.joins = membership.New(membership.Limits{}, time.Now)
+	var open *encap.Opener
+	if auth != nil {
+		open = auth.NewOpener(cfg.Encrypt) // not the receiver side's: see NewReports
+	}
+	d.reports = datapath.NewReports(cfg.Key, cfg.Source.JoinFrom, open, d.onReport)
+	if n := d.joins.Restore(d.state.takeMembers(), func(m netip.Addr) bool { return inPrefixes(m, cfg.Source.JoinFrom) }); n > 0 {
+		d.log.Info("kept the dynamic members of the previous run until they report again", "memberships", n)
+		if err := d.applyGroups(cfg); err != nil {
+			return err
+		}
+	}
+	if d.receiver != nil {
+		d.receiver.DivertReports(d.reports)
+		return nil
+	}
+	if len(cfg.Source.JoinFrom) == 0 {
+		return nil
+	}
+	d.reportConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
+	if err != nil {
+		return fmt.Errorf("source.join_from: %w", err)
+	}
+	d.closers = append(d.closers, d.reportConn)
+	return nil
+}
+
+// onReport is the report flow's sink: the records go into the table, the changes into the
+// log.
+func (d *daemon) onReport(member netip.Addr, recs []igmp.Record) {
+	d.logEvents(d.joins.Report(member, recs))
+}
+
+// routineMembership applies the table to the sender side when it changes, at most once per
+// applyEvery, and expires members that stopped reporting, until stop.
+func (d *daemon) routineMembership() {
+	expire := time.NewTicker(expireEvery)
+	defer expire.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-d.stopping:
+			return
+		case <-expire.C:
+			d.logEvents(d.joins.Expire())
+		case <-d.joins.Changed():
+			if wait := applyEvery - time.Since(last); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-d.stopping:
+					return
+				}
+			}
+			last = time.Now()
+			d.mu.Lock()
+			if err := d.applyGroups(d.cfg); err != nil {
+				d.log.Error("cannot apply the membership table", "err", err)
+			}
+			d.mu.Unlock()
+		}
+	}
+}
+
+// applyGroups hands the sender side the effective groups: cfg's static groups with the
+// dynamic members added (membership.Table.Effective), less this host's own addresses. It is
+// the one place where the sender side's groups change after start: reload, the management
+// commands and the membership table all come here, so whatever packet path runs gets
+// dynamic members the way it gets static ones. The caller holds d.mu.
+func (d *daemon) applyGroups(cfg *config.Config) error {
+	groups := cfg.Source.Groups
+	if d.joins != nil {
+		groups = d.joins.Effective(groups, cfg.Port, d.self)
+	}
+	groups, skipped, err := withoutSelf(groups)
+	if err != nil {
+		return err
+	}
+	if d.kSender != nil { // first: a new group's sequence is the kernel's
+		d.kSender.Configure(cfg.Key, groups)
+	}
+	d.sender.Configure(cfg.Key, groups)
+	d.skipped = skipped
+	return nil
+}
+
+// logEvents logs the table's changes as state changes, rate-limited (eventLimiter).
+func (d *daemon) logEvents(evs []membership.Event) {
+	for _, e := range evs {
+		ok, suppressed := d.eventLog.allow()
+		if !ok {
+			continue
+		}
+		attrs := []any{"member", e.Member, "group", e.Group}
+		if suppressed > 0 {
+			attrs = append(attrs, "not_logged", suppressed)
+		}
+		level := slog.LevelInfo
+		if e.Kind == membership.OverLimit {
+			level = slog.LevelWarn
+		}
+		d.log.Log(context.Background(), level, "member "+e.Kind.String(), attrs...)
+	}
+}
+
+// eventLimiter lets membership changes into the log at up to burst lines at once and rate
+// lines a second after that, the next line let through saying how many were held back: a
+// thousand members starting together, or a flood of reports, cannot flood the log (mctun
+// group show has every member).
+type eventLimiter struct {
+	mu         sync.Mutex
+	tokens     float64
+	last       time.Time
+	suppressed int
+}
+
+const (
+	eventBurst = 50
+	eventRate  = 5 // a second
+)
+
+func (l *eventLimiter) allow() (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if l.last.IsZero() {
+		l.tokens = eventBurst
+	} else {
+		l.tokens = min(eventBurst, l.tokens+now.Sub(l.last).Seconds()*eventRate)
+	}
+	l.last = now
+	if l.tokens < 1 {
+		l.suppressed++
+		return false, 0
+	}
+	l.tokens--
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
+}
+
+// JoinStatus is a source's dynamic membership in Status.
+type JoinStatus struct {
+	JoinFrom    []netip.Prefix       `json:"join_from"`
+	Memberships int                  `json:"memberships"` // dynamic members, counted once per group
+	Reports     datapath.ReportStats `json:"reports"`
+	// SocketDrops counts reports the kernel dropped, its tunnel port's socket full, on a
+	// source that is not a member (on one that is, see MemberStatus.SocketDrops).
+	SocketDrops uint64 `json:"socket_drops"`
+	membership.Counters
+}
+
+func (d *daemon) joinStatus() *JoinStatus {
+	if d.joins == nil {
+		return nil
+	}
+	st := &JoinStatus{JoinFrom: d.cfg.Source.JoinFrom, Memberships: d.joins.Len(), Reports: d.reports.Stats(), Counters: d.joins.Counters()}
+	if d.reportConn != nil {
+		st.SocketDrops, _ = d.reportConn.ReceiveDrops()
+	}
+	return st
+}

@@ -1,0 +1,237 @@
+package datapath
+
+/* Report flow: a source's side of dynamic membership, in the loop that reads its tunnel port:
+   the receiver side's routineReceive on a host that is a member too, routineReports on one
+   that is not.
+
+	receive -> check join_from -> decapsulate -> parse the report -> membership table
+
+1. receive: a tunnel packet from an address that is not one of member.sources, or one from
+   a source whose inner packet is IGMP, is handed here instead of to the receiver side's
+   checks.
+2. check join_from: the member is the tunnel packet's outer source address, always; it must
+   be inside source.join_from.
+3. decapsulate: with a secret, only the authenticated form, with a valid tag and a counter
+   not seen before (encap.Opener); then our key.
+4. parse: the inner packet must be an IGMPv3 membership report exactly as RFC 3376 draws it
+   (igmp.ParseReport).
+5. the table: the report's records go to the sink, the daemon's membership table, which
+   holds members and groups to their limits.
+
+Every report refused is counted by reason; none is logged one by one, none costs memory
+beyond the Opener's state for the members that authenticated.
+*/
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"sync/atomic"
+
+	"mctun/encap"
+	"mctun/igmp"
+)
+
+// ReportReason is why a report was refused.
+type ReportReason uint8
+
+// The reasons a report is refused.
+const (
+	NotInJoinFrom      ReportReason = iota // the sender's address is outside source.join_from
+	ReportBadHeader                        // not a GRE header of the form mctun sends
+	ReportWrongKey                         // the GRE key differs from ours
+	ReportNotAuth                          // the plain form, where a secret requires the authenticated one
+	ReportAuthFailed                       // the tag does not match: forged, corrupted, or another secret
+	ReportReplayed                         // a counter seen before, or of an earlier run of its sender
+	ReportNotEncrypted                     // authenticated but not encrypted, where encrypt = true
+	NotAReport                             // the inner packet is not IGMP: data from a host that is no source
+	ReportMalformed                        // IGMP, but not a well-formed IGMPv3 report (igmp.ParseReport)
+	numReportReasons
+)
+
+var reportReasonNames = [numReportReasons]string{
+	NotInJoinFrom:      "not_in_join_from",
+	ReportBadHeader:    "bad_tunnel_header",
+	ReportWrongKey:     "wrong_key",
+	ReportNotAuth:      "not_authenticated",
+	ReportAuthFailed:   "auth_failed",
+	ReportReplayed:     "replayed",
+	ReportNotEncrypted: "not_encrypted",
+	NotAReport:         "not_a_report",
+	ReportMalformed:    "malformed",
+}
+
+func (r ReportReason) String() string { return reportReasonNames[r] }
+
+// ReportSink takes the records of an accepted report from member.
+type ReportSink func(member netip.Addr, recs []igmp.Record)
+
+// Reports is a source's receiving end of membership reports. Its key and join_from can be
+// replaced while it runs (Configure).
+type Reports struct {
+	open   *encap.Opener // nil: the plain form; owned by the loop that reads the tunnel port
+	sink   ReportSink
+	policy atomic.Pointer[reportPolicy]
+
+	accepted atomic.Uint64
+	refused  [numReportReasons]atomic.Uint64
+}
+
+type reportPolicy struct {
+	key      uint32
+	joinFrom []netip.Prefix
+}
+
+// NewReports returns the receiving end of reports for a source with the given key and
+// join_from; with an Opener, it accepts the authenticated form only. The Opener must not be
+// the receiver side's: each address's packets are opened by one Opener, the receiver side's
+// for its sources, this one for everyone else.
+func NewReports(key uint32, joinFrom []netip.Prefix, open *encap.Opener, sink ReportSink) *Reports {
+	r := &Reports{open: open, sink: sink}
+	r.Configure(key, joinFrom)
+	return r
+}
+
+// Configure replaces the key and join_from, from the next report on.
+func (r *Reports) Configure(key uint32, joinFrom []netip.Prefix) {
+	r.policy.Store(&reportPolicy{key: key, joinFrom: joinFrom})
+}
+
+// joins reports whether src may join.
+func (p *reportPolicy) joins(src [4]byte) bool {
+	a := netip.AddrFrom4(src)
+	for _, pf := range p.joinFrom {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// InJoinFrom reports whether the host at src may join groups.
+func (r *Reports) InJoinFrom(src [4]byte) bool { return r.policy.Load().joins(src) }
+
+// Accept takes a whole tunnel packet from src through steps 2 to 5 of the flow.
+func (r *Reports) Accept(src [4]byte, pkt []byte) {
+	p := r.policy.Load()
+	if !p.joins(src) {
+		r.refused[NotInJoinFrom].Add(1)
+		return
+	}
+	var h encap.Header
+	var inner []byte
+	if r.open == nil {
+		var err error
+		if h, inner, err = encap.ParseHeader(pkt); err != nil {
+			r.refused[ReportBadHeader].Add(1)
+			return
+		}
+	} else {
+		res, in, err := r.open.Open(src, pkt)
+		if err != nil {
+			r.refused[reportOpenReason(err)].Add(1)
+			return
+		}
+		h, inner = res.Header, in
+	}
+	r.accept(p, src, h, inner)
+}
+
+// AcceptInner takes a report that came from one of the receiver side's sources, already
+// decapsulated (and authenticated) there, through steps 2, 4 and 5.
+func (r *Reports) AcceptInner(src [4]byte, h encap.Header, inner []byte) {
+	p := r.policy.Load()
+	if !p.joins(src) {
+		r.refused[NotInJoinFrom].Add(1)
+		return
+	}
+	r.accept(p, src, h, inner)
+}
+
+func (r *Reports) accept(p *reportPolicy, src [4]byte, h encap.Header, inner []byte) {
+	if h.Key != p.key {
+		r.refused[ReportWrongKey].Add(1)
+		return
+	}
+	if !igmp.IsReport(inner) {
+		r.refused[NotAReport].Add(1)
+		return
+	}
+	rep, err := igmp.ParseReport(inner)
+	if err != nil {
+		r.refused[ReportMalformed].Add(1)
+		return
+	}
+	r.accepted.Add(1)
+	r.sink(netip.AddrFrom4(src), rep.Records)
+}
+
+// reportBufSize is the largest tunnel packet routineReports takes, and one byte more: the
+// largest report (igmp.MaxPacket) with the authenticated form's headers and tag fits.
+const reportBufSize = 2048
+
+// Run runs routineReports until the Conn is closed: the loop that reads the tunnel port of a
+// source that is not a member too.
+func (r *Reports) Run(conn encap.Conn) error {
+	return r.routineReports(conn)
+}
+
+// routineReports is the report flow for a source that has no receiver side.
+func (r *Reports) routineReports(conn encap.Conn) error {
+	n := conn.BatchSize()
+	bufs := makeBufs(n, reportBufSize)
+	sizes := make([]int, n)
+	from := make([]netip.AddrPort, n)
+	for {
+		got, err := conn.ReadBatch(bufs, sizes, from)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		for i := range got {
+			src := from[i].Addr().As4()
+			if sizes[i] == len(bufs[i]) { // longer than any report
+				if r.InJoinFrom(src) {
+					r.refused[ReportMalformed].Add(1)
+				} else {
+					r.refused[NotInJoinFrom].Add(1)
+				}
+				continue
+			}
+			r.Accept(src, bufs[i][:sizes[i]])
+		}
+	}
+}
+
+// ReportStats counts reports: accepted, and refused by reason.
+type ReportStats struct {
+	Accepted uint64            `json:"accepted"`
+	Refused  map[string]uint64 `json:"refused"`
+}
+
+// Stats returns the report counters.
+func (r *Reports) Stats() ReportStats {
+	st := ReportStats{Accepted: r.accepted.Load(), Refused: make(map[string]uint64, numReportReasons)}
+	for i := range numReportReasons {
+		st.Refused[i.String()] = r.refused[i].Load()
+	}
+	return st
+}
+
+// reportOpenReason maps encap.Opener.Open's errors to reasons.
+func reportOpenReason(err error) ReportReason {
+	switch err {
+	case encap.ErrNotAuthenticated:
+		return ReportNotAuth
+	case encap.ErrAuthFailed:
+		return ReportAuthFailed
+	case encap.ErrReplay:
+		return ReportReplayed
+	case encap.ErrNotEncrypted:
+		return ReportNotEncrypted
+	default:
+		return ReportBadHeader
+	}
+}

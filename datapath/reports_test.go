@@ -1,0 +1,201 @@
+package datapath
+
+import (
+	"net/netip"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"mctun/config"
+	"mctun/encap"
+	"mctun/encap/encaptest"
+	"mctun/igmp"
+	"mctun/tun/tuntest"
+)
+
+// sinkRecorder is a ReportSink that keeps what it was given.
+type sinkRecorder struct {
+	mu  sync.Mutex
+	got map[netip.Addr][]igmp.Record
+}
+
+func (s *sinkRecorder) sink(m netip.Addr, recs []igmp.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.got == nil {
+		s.got = map[netip.Addr][]igmp.Record{}
+	}
+	s.got[m] = append(s.got[m], recs...)
+}
+
+func (s *sinkRecorder) records(m netip.Addr) []igmp.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.got[m]
+}
+
+var (
+	joiner   = netip.MustParseAddr("198.18.2.2")
+	stranger = netip.MustParseAddr("203.0.113.9")
+	joinFrom = []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")}
+	joinRecs = []igmp.Record{{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.1.2.3")}}
+)
+
+func reportFrom(src netip.Addr) []byte { return igmp.BuildReports(src, joinRecs)[0] }
+
+func plainTunnel(key uint32, inner []byte) []byte {
+	buf := make([]byte, encap.Headroom+len(inner))
+	copy(buf[encap.Headroom:], inner)
+	return encap.Encapsulate(buf, len(inner), encap.Header{Key: key})
+}
+
+func sealedTunnel(s *encap.Sealer, key uint32, inner []byte) []byte {
+	buf := make([]byte, encap.Headroom+len(inner)+encap.Tailroom)
+	copy(buf[encap.Headroom:], inner)
+	return s.Seal(buf, len(inner), encap.Header{Key: key})
+}
+
+func TestReportsPlain(t *testing.T) {
+	var s sinkRecorder
+	r := NewReports(7, joinFrom, nil, s.sink)
+	good := plainTunnel(7, reportFrom(joiner))
+	r.Accept(joiner.As4(), good)
+	r.Accept(stranger.As4(), good)
+	r.Accept(joiner.As4(), plainTunnel(9, reportFrom(joiner)))
+	r.Accept(joiner.As4(), good[:5])
+	bad := reportFrom(joiner)
+	bad[len(bad)-1] ^= 1 // the IGMP checksum no longer matches
+	r.Accept(joiner.As4(), plainTunnel(7, bad))
+	r.Accept(joiner.As4(), plainTunnel(7, encaptest.UDPPacket(joiner, group, payload(1))))
+	if got := s.records(joiner); !reflect.DeepEqual(got, joinRecs) {
+		t.Fatalf("sink got %v, want %v", got, joinRecs)
+	}
+	if got := s.records(stranger); got != nil {
+		t.Fatalf("a stranger's report reached the table: %v", got)
+	}
+	want := map[string]uint64{"not_in_join_from": 1, "wrong_key": 1, "bad_tunnel_header": 1, "malformed": 1, "not_a_report": 1}
+	st := r.Stats()
+	for k, v := range st.Refused {
+		if v != want[k] {
+			t.Errorf("refused %s = %d, want %d", k, v, want[k])
+		}
+	}
+	if st.Accepted != 1 {
+		t.Errorf("accepted %d, want 1", st.Accepted)
+	}
+	r.Configure(7, nil) // join_from removed by a reload
+	r.Accept(joiner.As4(), good)
+	if st := r.Stats(); st.Accepted != 1 || st.Refused["not_in_join_from"] != 2 {
+		t.Errorf("after join_from went: %+v", st)
+	}
+}
+
+func TestReportsAuthenticated(t *testing.T) {
+	auth := testAuth(t)
+	var s sinkRecorder
+	r := NewReports(7, joinFrom, auth.NewOpener(false), s.sink)
+	member, err := auth.NewSealer(1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := sealedTunnel(member, 7, reportFrom(joiner))
+	r.Accept(joiner.As4(), good)
+	r.Accept(joiner.As4(), good) // replayed
+	r.Accept(joiner.As4(), plainTunnel(7, reportFrom(joiner)))
+	forged := sealedTunnel(member, 7, reportFrom(joiner))
+	forged[len(forged)-1] ^= 1
+	r.Accept(joiner.As4(), forged)
+	if got := s.records(joiner); !reflect.DeepEqual(got, joinRecs) {
+		t.Fatalf("sink got %v, want one report", got)
+	}
+	want := map[string]uint64{"replayed": 1, "not_authenticated": 1, "auth_failed": 1}
+	for k, v := range r.Stats().Refused {
+		if v != want[k] {
+			t.Errorf("refused %s = %d, want %d", k, v, want[k])
+		}
+	}
+}
+
+// TestReceiverDivertsReports: on a host that is a member and accepts joins, a report from a
+// host that may join, and one from a source, reach the table; neither is a drop, and the
+// stream goes on.
+func TestReceiverDivertsReports(t *testing.T) {
+	var s sinkRecorder
+	net := encaptest.NewNetwork()
+	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
+	dev := tuntest.New(16)
+	rcv := NewReceiver(conn, dev, 7, config.Member{MTU: 1500, Sources: []netip.Addr{sourceAddr}}, nil, nil, quiet)
+	reports := NewReports(7, joinFrom, nil, s.sink)
+	rcv.DivertReports(reports)
+	done := make(chan error, 1)
+	go func() { done <- rcv.Run(true) }()
+	defer func() { conn.Close(); dev.Close(); <-done }()
+	from := func(a netip.Addr) netip.AddrPort { return netip.AddrPortFrom(a, 4754) }
+	net.Inject(from(joiner), conn.Addr(), plainTunnel(7, reportFrom(joiner)))
+	net.Inject(from(sourceAddr), conn.Addr(), plainTunnel(7, reportFrom(sourceAddr)))
+	net.Inject(from(stranger), conn.Addr(), plainTunnel(7, reportFrom(stranger)))
+	net.Inject(from(sourceAddr), conn.Addr(), plainTunnel(7, encaptest.UDPPacket(sourceAddr, group, payload(1))))
+	select {
+	case <-dev.Injected:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the stream stopped")
+	}
+	if s.records(joiner) == nil || s.records(sourceAddr) == nil || s.records(stranger) != nil {
+		t.Fatalf("sink got %v", s.got)
+	}
+	drops := rcv.Stats().Drops
+	for k, v := range drops {
+		if want := map[string]uint64{"unknown_source": 1}[k]; v != want {
+			t.Errorf("receiver drop %s = %d, want %d", k, v, want)
+		}
+	}
+	if st := reports.Stats(); st.Accepted != 2 {
+		t.Errorf("reports %+v, want 2 accepted", st)
+	}
+}
+
+// TestRoutineReports: a source that is not a member reads its tunnel port for reports alone.
+func TestRoutineReports(t *testing.T) {
+	var s sinkRecorder
+	net := encaptest.NewNetwork()
+	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
+	r := NewReports(7, joinFrom, nil, s.sink)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(conn) }()
+	net.Inject(netip.AddrPortFrom(joiner, 4754), conn.Addr(), plainTunnel(7, reportFrom(joiner)))
+	net.Inject(netip.AddrPortFrom(joiner, 4754), conn.Addr(), make([]byte, 3000))
+	deadline := time.Now().Add(2 * time.Second)
+	for r.Stats().Refused["malformed"] == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	conn.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := r.Stats(); st.Accepted != 1 || st.Refused["malformed"] != 1 || s.records(joiner) == nil {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestResync: a member that joins a group again starts its accounting afresh: what was sent
+// while it was away is not counted lost.
+func TestResync(t *testing.T) {
+	members := []string{"198.18.2.2:4754"}
+	w := newWorld(t, groupsOf(members...), members...)
+	h := w.members[netip.MustParseAddrPort(members[0])]
+	w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, payload(0))
+	h.expect(t)
+	w.sender.Configure(7, []config.Group{{Address: group.Addr(), Port: group.Port()}}) // it left
+	for i := range 10 {
+		w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, payload(i))
+	}
+	time.Sleep(50 * time.Millisecond)
+	h.receiver.Resync(group.Addr())
+	w.sender.Configure(7, groupsOf(members...)) // and came back
+	w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, payload(11))
+	h.expect(t)
+	if f := h.receiver.Stats().Flows[0]; f.Packets != 2 || f.Lost != 0 {
+		t.Fatalf("flow after a rejoin: %+v, want 2 packets, none lost", f)
+	}
+}
