@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit e2e demo bench fuzz soak lint clean generate check-generate
+.PHONY: all build test unit e2e demo bench fuzz soak lint package clean generate check-generate
 
 all: build
 
@@ -82,5 +82,31 @@ SOAKTIMEOUT ?= 30m
 soak:
 	MCTUN_SOAK_DURATION=$(SOAKTIME) $(GO) test -tags soak -count=1 -run '^TestSoak$$' -timeout $(SOAKTIMEOUT) -v ./test/
 
+# The packages (make package): mctun_$(PKG_VERSION)_ARCH.deb and
+# mctun-$(RPM_VERSION)-$(RPM_RELEASE).ARCH.rpm for each of PKG_ARCHS (amd64 and arm64: the
+# binary is pure Go), in DIST, with their man pages, completion scripts, example config and
+# systemd unit (packaging/). nfpm builds them; it is pinned in go.mod as a tool (go tool
+# nfpm), so Go is all it takes. packaging/version.sh turns git describe into a version dpkg
+# and rpm both sort upward:
+#   on tag v1.2                 1.2                                   rpm 1.2-1
+#   3 commits after v1.2        1.2+3.gabc1234 (deb: + sorts after)   rpm 1.2-1.3.gabc1234
+#   tag v1.3-rc1                1.3~rc1 (~ sorts before 1.3)          rpm 1.3~rc1-1
+#   no tag yet (cc8c16b)        0.0.0~git20260301123456.cc8c16b       rpm the same, release 1
+#                               (the commit's UTC date: later commits sort later, any tag after)
+#   uncommitted changes         then .dirty
+# rpm takes what follows + as its release, since rpm, unlike dpkg, would sort 1.2+3 after
+# 1.2.1. PKG_VERSION=... overrides the version (the package tests build two).
+PKG_VERSION ?= $(shell packaging/version.sh)
+RPM_VERSION  = $(word 1,$(subst +, ,$(PKG_VERSION)))
+RPM_RELEASE  = 1$(addprefix .,$(word 2,$(subst +, ,$(PKG_VERSION))))
+PKG_ARCHS   ?= amd64 arm64
+DIST        ?= dist
+MAINTAINER  ?= mctun authors <mctun@example.org>
+HOMEPAGE    ?=
+package:
+	GO="$(GO)" PKG_VERSION="$(PKG_VERSION)" RPM_VERSION="$(RPM_VERSION)" RPM_RELEASE="$(RPM_RELEASE)" \
+		PKG_ARCHS="$(PKG_ARCHS)" DIST="$(DIST)" MAINTAINER="$(MAINTAINER)" HOMEPAGE="$(HOMEPAGE)" \
+		packaging/build.sh
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -65,6 +65,7 @@ func (d *daemon) edit(a EditArgs) (_ any, err error) {
 		return nil, err
 	}
 	d.log.Info(a.Verb, "done", done, "diff", strings.Join(changes, "; "))
+	d.notifySystemd(d.statusLine())
 	return EditResult{Done: done, Changes: changes}, nil
 }
 

@@ -37,6 +37,10 @@ func loadFiles(path string) (*config.Config, []byte, []config.Problem, error) {
 func (d *daemon) reload() ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// systemd shows the unit reloading until READY=1, which follows whether or not the
+	// reload applied: either way the daemon forwards.
+	d.notifySystemd("RELOADING=1", "MONOTONIC_USEC="+monotonicUsec())
+	defer func() { d.notifySystemd("READY=1", d.statusLine()) }()
 	next, main, warnings, err := loadFiles(d.cfg.Path)
 	for _, w := range warnings {
 		d.log.Warn("config: " + w.String())

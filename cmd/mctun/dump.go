@@ -26,7 +26,7 @@ func cmdDump(fs *flag.FlagSet, args []string) int {
 	count := fs.Int("c", 0, "stop after `COUNT` packets (0: no limit)")
 	group := fs.String("group", "", "only this `GROUP`")
 	duration := fs.Duration("duration", 0, "stop after `D` (0: no limit)")
-	side := fs.String("side", "both", "sender (inner packets as sent), receiver (as delivered) or both")
+	side := fs.String("side", "both", "`SIDE`: sender (inner packets as sent), receiver (as delivered) or both")
 	if code, ok := parse(fs, args); !ok {
 		return code
 	}

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -60,6 +61,7 @@ func init() {
 		{"check", "[-c FILE]", "validate the config and print it with every default filled in", cmdCheck},
 		{"import", "[-w FILE [--force]] FILE...", "convert the original multicast proxy's server and client JSON files into an mctun config", cmdImport},
 		{"version", "", "print the version", cmdVersion},
+		{"completion", "bash|zsh|fish", "print the shell completion script for bash, zsh or fish", cmdCompletion},
 	}
 }
 
@@ -105,6 +107,12 @@ func dispatch(args []string) int {
 		}
 		return exitOK
 	}
+	switch args[0] { // hidden: for the packages and the completion scripts
+	case "__doc":
+		return cmdDoc(args[1:])
+	case "__complete":
+		return cmdComplete(args[1:])
+	}
 	for _, c := range commands {
 		if c.name == args[0] {
 			fs := flag.NewFlagSet("mctun "+c.name, flag.ContinueOnError)
@@ -129,7 +137,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "mctun carries IPv4 multicast across networks that drop it, as GRE-in-UDP unicast.")
 	fmt.Fprintln(w, "\nusage: mctun COMMAND [flags]\n\ncommands:")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nThe config is %s unless -c names another. The group, member and source commands\n", config.DefaultPath)
 	fmt.Fprintln(w, "write their changes to the managed file next to it, never to the config itself.")
@@ -266,6 +274,9 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 	cmd.ExtraFiles = []*os.File{notify}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this shell
+	// The daemon up starts answers up, not systemd: a unit whose ExecStart runs mctun up
+	// would otherwise have it report READY for a process systemd does not know.
+	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") })
 	if err := cmd.Start(); err != nil {
 		return failf("mctun up: start the daemon: %v", err)
 	}

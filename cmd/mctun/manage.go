@@ -61,6 +61,8 @@ func subcommand(fs *flag.FlagSet, args []string, noun string, verbs map[string]f
 		return exitUsage
 	}
 	sub := flag.NewFlagSet("mctun "+noun+" "+args[0], flag.ContinueOnError)
+	sub.SetOutput(fs.Output())
+	lastSubFlags = sub
 	sub.Usage = func() { fmt.Fprintf(sub.Output(), "usage: %s\n", usageOf(noun+" "+args[0])); printFlags(sub) }
 	return run(sub, args[1:])
 }
