@@ -107,6 +107,22 @@ func (h *memberHost) expect(t *testing.T) []byte {
 	}
 }
 
+// flow returns the member's first flow once it has counted packets delivered: the receiver
+// side counts a packet after the TUN took it, so a test that saw the packet arrive waits
+// for the count.
+func (h *memberHost) flow(t *testing.T, packets uint64) FlowStats {
+	t.Helper()
+	var f FlowStats
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if flows := h.receiver.Stats().Flows; len(flows) > 0 {
+			if f = flows[0]; f.Packets >= packets {
+				break
+			}
+		}
+	}
+	return f
+}
+
 // expectNothing checks the member injected nothing more.
 func (h *memberHost) expectNothing(t *testing.T) {
 	t.Helper()
@@ -390,7 +406,7 @@ func TestFlowCounters(t *testing.T) {
 		encap.PutHeader(hdr[:], encap.Header{Key: 7, Seq: step.seq})
 		w.net.Inject(from, member, append(hdr[:], encaptest.UDPPacket(sourceAddr, group, payload(i))...))
 		h.expect(t)
-		f := h.receiver.Stats().Flows[0]
+		f := h.flow(t, step.want.packets)
 		if got := (counts{f.Packets, uint64(f.Lost), f.Reordered, f.Duplicates}); got != step.want {
 			t.Errorf("after seq %d: %+v, want %+v", step.seq, got, step.want)
 		}
@@ -517,7 +533,7 @@ func TestAuthenticatedStream(t *testing.T) {
 					t.Fatalf("encrypt=%v: %s packet %d differs", encrypt, m, i)
 				}
 			}
-			if f := h.receiver.Stats().Flows[0]; f.Packets != n || f.Lost != 0 {
+			if f := h.flow(t, n); f.Packets != n || f.Lost != 0 {
 				t.Errorf("encrypt=%v: %s flow %+v", encrypt, m, f)
 			}
 		}

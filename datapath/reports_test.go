@@ -195,7 +195,7 @@ func TestResync(t *testing.T) {
 	w.sender.Configure(7, groupsOf(members...)) // and came back
 	w.capture.Packets <- encaptest.UDPPacket(sourceAddr, group, payload(11))
 	h.expect(t)
-	if f := h.receiver.Stats().Flows[0]; f.Packets != 2 || f.Lost != 0 {
+	if f := h.flow(t, 2); f.Packets != 2 || f.Lost != 0 {
 		t.Fatalf("flow after a rejoin: %+v, want 2 packets, none lost", f)
 	}
 }
