@@ -79,7 +79,7 @@ func supported() error {
 	case errors.Is(err, ebpf.ErrNotSupported):
 		return errors.New("the kernel lacks bpf_loop (Linux 5.17 and later have it)")
 	case errors.Is(err, unix.EPERM):
-		return errors.New("loading BPF programs is not permitted: it needs CAP_BPF and CAP_NET_ADMIN (or root)")
+		return errors.New("loading BPF programs is not permitted: it needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (or root)")
 	}
 	return fmt.Errorf("probing the kernel for BPF: %w", err)
 }
