@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mctun/encap"
+	"mctun/encap/encaptest"
 )
 
 // needRoot skips a test of the programs where they cannot be loaded and run.
@@ -24,21 +25,6 @@ var (
 	routerMAC = [6]byte{0x02, 0, 0, 0, 0, 0xfe}
 )
 
-// ipv4 is a 20-byte IPv4 header with a good checksum, for a payload of n bytes.
-func ipv4(src, dst netip.Addr, proto uint8, n int) []byte {
-	h := make([]byte, 20)
-	h[0] = 0x45
-	binary.BigEndian.PutUint16(h[2:], uint16(20+n))
-	binary.BigEndian.PutUint16(h[4:], 0x1234)
-	h[8] = 1
-	h[9] = proto
-	s, d := src.As4(), dst.As4()
-	copy(h[12:], s[:])
-	copy(h[16:], d[:])
-	binary.BigEndian.PutUint16(h[10:], encap.Checksum(0, h))
-	return h
-}
-
 // udp is a UDP header and its data, with checksum 0.
 func udp(sport, dport uint16, data []byte) []byte {
 	u := make([]byte, 8, 8+len(data))
@@ -54,8 +40,7 @@ func innerUDP(src, group netip.Addr, port uint16, n int) []byte {
 	for i := range data {
 		data[i] = byte(i * 7)
 	}
-	u := udp(40000, port, data)
-	return append(ipv4(src, group, encap.ProtoUDP, len(u)), u...)
+	return encaptest.IPv4Packet(src, group, encap.ProtoUDP, udp(40000, port, data))
 }
 
 // gre is a tunnel packet: the GRE header mctun sends, then the inner packet.
@@ -71,16 +56,12 @@ func frame(src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
 	u := udp(sport, dport, payload)
 	f := append(routerMAC[:], hostMAC[:]...)
 	f = append(f, 0x08, 0x00)
-	f = append(f, ipv4(src, dst, encap.ProtoUDP, len(u))...)
-	return append(f, u...)
+	return append(f, encaptest.IPv4Packet(src, dst, encap.ProtoUDP, u)...)
 }
 
-// fixIPChecksum recomputes the IPv4 header checksum of the header at b.
+// fixIPChecksum recomputes the checksum of the IPv4 header at b, if b holds one.
 func fixIPChecksum(b []byte) {
-	ihl := int(b[0]&0x0f) * 4
-	if ihl < 12 || ihl > len(b) {
-		return // no checksum to fix
+	if ihl := int(b[0]&0x0f) * 4; ihl >= 12 && ihl <= len(b) {
+		encaptest.SetHeaderChecksum(b)
 	}
-	b[10], b[11] = 0, 0
-	binary.BigEndian.PutUint16(b[10:], encap.Checksum(0, b[:ihl]))
 }

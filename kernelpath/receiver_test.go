@@ -10,6 +10,7 @@ import (
 
 	"mctun/datapath"
 	"mctun/encap"
+	"mctun/encap/encaptest"
 )
 
 var (
@@ -139,17 +140,19 @@ func TestIngressVerdicts(t *testing.T) {
 	h := newRx(t)
 	good := innerUDP(netip.MustParseAddr("198.18.1.2"), rxGroup, 65535, 100)
 	withOptions := func(badSum bool) []byte {
-		in := append(ipv4(rxSource, rxGroup, encap.ProtoUDP, 4+8), []byte{1, 1, 1, 0}...)
-		in[0], in[2], in[3] = 0x46, 0, 32
+		in := encaptest.IPv4Packet(rxSource, rxGroup, encap.ProtoUDP, make([]byte, 4+8))
+		copy(in[20:], []byte{1, 1, 1, 0})
+		in[0] = 0x46
 		fixIPChecksum(in)
 		if badSum {
 			in[10] ^= 0xff
 		}
-		return append(in, udp(1, 2, nil)...)
+		copy(in[24:], udp(1, 2, nil))
+		return in
 	}
-	igmp := append(ipv4(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, 8), make([]byte, 8)...)
+	igmp := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 8))
 	// A membership report as the kernel sends it, with the Router Alert option (RFC 3376).
-	report := append(ipv4(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, 4+8), make([]byte, 4+8)...)
+	report := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 4+8))
 	report[0] = 0x46
 	copy(report[20:], []byte{0x94, 0x04, 0, 0})
 	fixIPChecksum(report)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mctun/encap"
+	"mctun/encap/encaptest"
 )
 
 // A test run's bpf_clone_redirect really sends, so the sender side's program runs in a
@@ -178,16 +179,16 @@ func (h *txHarness) wantTunnel(got []byte, m int, seq uint32, inner []byte) []by
 	mb := txMembers[m]
 	f := append(mb.mac[:], h.mac[:]...)
 	f = append(f, 0x08, 0x00)
-	ip := ipv4(txSource, mb.addr.Addr(), encap.ProtoUDP, 8+encap.HeaderLen+len(inner))
+	buf := make([]byte, encap.Headroom+len(inner))
+	copy(buf[encap.Headroom:], inner)
+	ip := encaptest.IPv4Packet(txSource, mb.addr.Addr(), encap.ProtoUDP,
+		udp(txSport, mb.addr.Port(), encap.Encapsulate(buf, len(inner), encap.Header{Key: txKey, Seq: seq})))
 	ip[8] = 64 // a TTL of 64, as the kernel's sockets send
 	if len(got) >= 20 {
 		copy(ip[4:6], got[18:20])
 	}
-	fixIPChecksum(ip)
-	f = append(f, ip...)
-	buf := make([]byte, encap.Headroom+len(inner))
-	copy(buf[encap.Headroom:], inner)
-	return append(f, udp(txSport, mb.addr.Port(), encap.Encapsulate(buf, len(inner), encap.Header{Key: txKey, Seq: seq}))...)
+	encaptest.SetHeaderChecksum(ip)
+	return append(f, ip...)
 }
 
 // paths returns the sender side's path counters.

@@ -55,6 +55,23 @@ enum reason {
 	REASON_COUNT,
 };
 
+/*
+ * mctun dump: while a dump runs, each program copies every inner packet it forwards into its
+ * dump_events (a perf event array of its own), behind a dump_meta.
+ */
+struct dump_meta {
+	__be32 group;
+	__u16 len;   /* the inner packet's */
+	__u8 offset; /* where it starts in the copy */
+	__u8 side;   /* 0: sent, 1: delivered */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} dump_events SEC(".maps");
+
 /* A 64-bit counter pair. */
 struct count {
 	__u64 packets;

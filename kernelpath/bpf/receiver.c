@@ -84,13 +84,6 @@ enum receiver_path {
 	RECEIVER_PATH_COUNT,
 };
 
-struct dump_meta {
-	__be32 group;
-	__u16 len;
-	__u8 offset;
-	__u8 side; /* 1: delivered */
-};
-
 /* One packet user space delivered (or dropped after its number was seen), for mctun_account;
  * or, with bytes RESYNC, a flow to start its accounting afresh at its next packet (a member
  * that joins a group again: what was sent meanwhile is no loss). */
@@ -175,12 +168,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } receiver_paths SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} dump_events SEC(".maps");
 
 /* Go mirrors of the types user space reads or writes (bpf2go -type). */
 const struct dump_meta *unused_dump_meta __attribute__((unused));

@@ -94,13 +94,6 @@ enum sender_path {
 	SENDER_PATH_COUNT,
 };
 
-struct dump_meta {
-	__be32 group;
-	__u16 len;   /* the inner packet's */
-	__u8 offset; /* where it starts in the sample */
-	__u8 side;   /* 0: sent */
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -156,12 +149,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } sender_paths SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} dump_events SEC(".maps");
 
 /* Go mirrors of the types user space reads or writes (bpf2go -type). */
 const struct dump_meta *unused_dump_meta __attribute__((unused));
