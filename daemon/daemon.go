@@ -588,6 +588,9 @@ func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.Add
 	out = make([]config.Group, len(groups))
 	for i, g := range groups {
 		out[i] = g
+		if !slices.ContainsFunc(g.Members, func(m netip.AddrPort) bool { return local[m.Addr()] }) {
+			continue // the group's own slice: with 65,536 members, a copy is 2 MiB
+		}
 		out[i].Members = nil
 		for _, m := range g.Members {
 			if local[m.Addr()] {

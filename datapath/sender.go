@@ -83,7 +83,8 @@ type groupState struct {
 
 // memberState is one member of one group, also long-lived.
 type memberState struct {
-	addr    netip.AddrPort
+	ip      [4]byte // its address, compact: a sender may have tens of thousands
+	port    uint16
 	packets atomic.Uint64
 	bytes   atomic.Uint64
 	errors  atomic.Uint64
@@ -122,7 +123,7 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 			gk := groupKey{g.addr, g.port}
 			oldGroups[gk] = g.groupState
 			for _, m := range g.members {
-				oldMembers[memberKey{gk, m.addr}] = m
+				oldMembers[memberKey{gk, m.addr()}] = m
 			}
 		}
 	}
@@ -137,7 +138,7 @@ func (s *Sender) Configure(key uint32, groups []config.Group) {
 		for i, addr := range g.Members {
 			m := oldMembers[memberKey{gk, addr}]
 			if m == nil {
-				m = &memberState{addr: addr, group: state}
+				m = &memberState{ip: addr.Addr().As4(), port: addr.Port(), group: state}
 			}
 			r.members[i] = m
 		}
@@ -347,7 +348,7 @@ func (f *fanout) full() bool { return len(f.bufs) == cap(f.bufs) }
 
 func (f *fanout) add(pkt []byte, m *memberState) {
 	f.bufs = append(f.bufs, pkt)
-	f.addrs = append(f.addrs, m.addr)
+	f.addrs = append(f.addrs, m.addr())
 	f.members = append(f.members, m)
 }
 
@@ -380,6 +381,10 @@ func (s *Sender) flush(f *fanout) error {
 
 func (f *fanout) reset() { f.bufs, f.addrs, f.members = f.bufs[:0], f.addrs[:0], f.members[:0] }
 
+func (m *memberState) addr() netip.AddrPort {
+	return netip.AddrPortFrom(netip.AddrFrom4(m.ip), m.port)
+}
+
 // fail counts a failed send and logs when the member starts failing, not at every packet.
 // Its group's logLimiter lets one such line through per 10 s, saying how many were held back:
 // a member that flaps, or thousands that fail at once, cannot flood the log (mctun stats has
@@ -395,7 +400,7 @@ func (m *memberState) failing(err error, log *slog.Logger) {
 		msg := err.Error()
 		m.lastErr.Store(&msg)
 		if ok, suppressed := m.group.logs.allow(); ok {
-			log.Warn("member failing", "group", m.group.addr, "member", m.addr, "err", msg, "not_logged", suppressed)
+			log.Warn("member failing", "group", m.group.addr, "member", m.addr(), "err", msg, "not_logged", suppressed)
 		}
 	}
 }
@@ -404,7 +409,7 @@ func (m *memberState) failing(err error, log *slog.Logger) {
 func (m *memberState) recovered(log *slog.Logger) {
 	m.lastErr.Store(nil)
 	if ok, suppressed := m.group.logs.allow(); ok {
-		log.Info("member reachable again", "group", m.group.addr, "member", m.addr, "not_logged", suppressed)
+		log.Info("member reachable again", "group", m.group.addr, "member", m.addr(), "not_logged", suppressed)
 	}
 }
 
@@ -426,7 +431,7 @@ func (s *Sender) MemberFailing(addr netip.Addr, port uint16, member netip.AddrPo
 	}
 	for _, m := range g.members {
 		switch {
-		case m.addr != member:
+		case m.addr() != member:
 		case err != nil:
 			m.failing(err, s.log)
 		case m.lastErr.Load() != nil:

@@ -99,7 +99,7 @@ func (v SenderView) Members(f func(group int, members []MemberStats) error) erro
 	for i, g := range v.t.groups {
 		ms = ms[:0]
 		for _, m := range g.members {
-			st := MemberStats{Address: m.addr, Packets: m.packets.Load(), Bytes: m.bytes.Load(), Errors: m.errors.Load()}
+			st := MemberStats{Address: m.addr(), Packets: m.packets.Load(), Bytes: m.bytes.Load(), Errors: m.errors.Load()}
 			if e := m.lastErr.Load(); e != nil {
 				st.LastError = *e
 			}

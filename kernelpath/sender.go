@@ -46,7 +46,6 @@ type Sender struct {
 	objs     senderObjects
 	seq      *mapped // group_seq, shared with the user-space sender
 	gstats   *mapped // group_stats
-	mstats   *mapped // member_stats
 	links    []link.Link
 	attached []Attachment
 	log      *slog.Logger
@@ -62,13 +61,16 @@ type Sender struct {
 	groups   []config.Group
 	routes   map[groupKey]*route
 	refused  map[groupKey]bool // found no room: user space forwards them while they exist
-	counters map[memberKey]uint32
-	slots    *regions // of group_seq and group_stats
-	cnts     *regions // of member_stats
-	fan      *regions // of fanout
-	hops     *nexthops
-	report   MemberReport
-	copies   int // the most members the kernel sends one packet to: see maxCopies
+	slots    *regions          // of group_seq and group_stats
+	cnts     *regions          // of member_stats
+	cntsUsed uint32            // member_stats from here on were never used
+
+	sent, failed []senderFanoutEntry // update's scratch
+	keys         []uint32
+	fan          *regions // of fanout
+	hops         *nexthops
+	report       MemberReport
+	copies       int // the most members the kernel sends one packet to: see maxCopies
 }
 
 type groupKey struct {
@@ -76,18 +78,14 @@ type groupKey struct {
 	port uint16
 }
 
-type memberKey struct {
-	group  groupKey
-	member netip.AddrPort
-}
-
 // route is one group in the kernel, as published in groups.
 type route struct {
 	slot        uint32
-	first       uint32
-	members     []netip.AddrPort
-	entries     []senderFanoutEntry // published in fanout[first:]; nil while not ready
-	reachable   int                 // entries[:reachable] are sent to, the others have no route
+	first       uint32           // its members' run of fanout...
+	published   uint32           // ...of this many entries; 0 while not ready
+	members     []netip.AddrPort // as configured
+	counters    []uint32         // the members' counters' indexes in member_stats, or noCounter
+	hops        uint64           // a fingerprint of how its members were reached when published
 	ready       bool
 	many        bool                     // published TOO_MANY: user space sends it
 	set         bool                     // groups holds it
@@ -122,13 +120,12 @@ func LoadSender(iface string) (*Sender, error) {
 		return nil, fmt.Errorf("the source interface %s is not an Ethernet interface (%s)", iface, a.EncapType)
 	}
 	s := &Sender{
-		routes:   make(map[groupKey]*route),
-		refused:  make(map[groupKey]bool),
-		counters: make(map[memberKey]uint32),
-		slots:    newRegions(maxGroups, grace),
-		cnts:     newRegions(maxMembers, grace),
-		fan:      newRegions(maxFanout, grace),
-		done:     make(chan struct{}),
+		routes:  make(map[groupKey]*route),
+		refused: make(map[groupKey]bool),
+		slots:   newRegions(maxGroups, grace),
+		cnts:    newRegions(maxMembers, grace),
+		fan:     newRegions(maxFanout, grace),
+		done:    make(chan struct{}),
 	}
 	if err := loadSenderObjects(&s.objs, nil); err != nil {
 		return nil, loadError("sender", err)
@@ -137,7 +134,7 @@ func LoadSender(iface string) (*Sender, error) {
 	for _, m := range []struct {
 		to **mapped
 		m  *ebpf.Map
-	}{{&s.seq, s.objs.GroupSeq}, {&s.gstats, s.objs.GroupStats}, {&s.mstats, s.objs.MemberStats}} {
+	}{{&s.seq, s.objs.GroupSeq}, {&s.gstats, s.objs.GroupStats}} {
 		if *m.to, err = mapArray(m.m); err != nil {
 			s.Close()
 			return nil, err
@@ -274,7 +271,7 @@ func (s *Sender) refresh(now time.Time) {
 			s.objs.Config.Put(uint32(0), &s.conf)
 		}
 	}
-	s.hops.routesChanged()
+	s.hops.retry()
 	s.publish(now)
 }
 
@@ -331,8 +328,9 @@ func (s *Sender) publish(now time.Time) {
 			}
 			r = &route{slot: slot}
 			s.seq.uint32At(slot).Store(0)
-			s.gstats.word(slot, 0).Store(0)
-			s.gstats.word(slot, 1).Store(0)
+			for i := range 3 {
+				s.gstats.word(slot, i).Store(0)
+			}
 			s.routes[k] = r
 		}
 		s.update(k, r, g.Members, now)
@@ -344,11 +342,9 @@ func (s *Sender) publish(now time.Time) {
 		if err := s.objs.Groups.Delete(k.key()); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 			s.log.Error("kernel path: cannot remove a group", "group", k, "err", err)
 		}
-		s.fan.release(r.first, uint32(len(r.entries)), now)
+		s.fan.release(r.first, r.published, now)
 		s.slots.release(r.slot, 1, now)
-		for _, m := range r.members {
-			s.releaseCounter(memberKey{k, m}, now)
-		}
+		s.remember(k, r, nil, now)
 		delete(s.routes, k)
 	}
 	for k := range s.refused {
@@ -361,31 +357,33 @@ func (s *Sender) publish(now time.Time) {
 // update publishes one group's members: a new run of fanout when they or their next hops
 // changed, or not ready when a next hop is not known. A member with no route at all is sent
 // nothing and counted a send error per packet, as the user-space sender's sends to it fail;
-// it does not keep its group from the kernel.
+// it does not keep its group from the kernel. Unchanged, it allocates nothing.
 func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time.Time) {
-	for _, m := range r.members {
-		if !slices.Contains(members, m) {
-			s.releaseCounter(memberKey{k, m}, now)
-			delete(r.unreachable, m)
-		}
-	}
-	r.members = slices.Clone(members)
 	if len(members) > s.copies {
-		s.tooMany(k, r, now)
+		s.remember(k, r, nil, now) // the kernel sends them nothing: no counters
+		s.tooMany(k, r, len(members), now)
+		return
+	}
+	if !slices.Equal(members, r.members) {
+		s.remember(k, r, members, now)
+	}
+	fp := s.hopsPrint(members)
+	if r.ready && fp == r.hops {
 		return
 	}
 	ready := true
-	var sent, failed []senderFanoutEntry
-	unreachable := make(map[netip.AddrPort]error)
-	for _, m := range members {
-		c, ok := s.counter(memberKey{k, m}, now)
-		if !ok {
-			ready = false
-		}
+	sent, failed := s.sent[:0], s.failed[:0] // scratch: the kernel copies them
+	var unreachable map[netip.AddrPort]error
+	for i, m := range members {
 		mac, known, err := s.hops.reach(m.Addr())
-		e := senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: mac, Counter: c}
+		e := senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: mac, Counter: r.counters[i]}
 		switch {
-		case err != nil:
+		case r.counters[i] == noCounter:
+			ready = false
+		case err != 0:
+			if unreachable == nil {
+				unreachable = make(map[netip.AddrPort]error)
+			}
 			unreachable[m] = err
 			failed = append(failed, e)
 		case !known:
@@ -400,9 +398,7 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		ready = false
 	}
 	entries := append(sent, failed...)
-	if ready && r.ready && r.reachable == len(sent) && slices.Equal(entries, r.entries) {
-		return
-	}
+	s.sent, s.failed = entries, failed
 	v := senderGroupRoute{Slot: r.slot}
 	var first uint32
 	if ready {
@@ -413,10 +409,11 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		}
 	}
 	if ready {
-		keys := make([]uint32, len(entries))
-		for i := range keys {
-			keys[i] = first + uint32(i)
+		keys := s.keys[:0]
+		for i := range entries {
+			keys = append(keys, first+uint32(i))
 		}
+		s.keys = keys
 		if _, err := s.objs.Fanout.BatchUpdate(keys, entries, nil); err != nil {
 			s.log.Error("kernel path: cannot write the group's members", "group", k, "err", err)
 			s.fan.release(first, uint32(len(entries)), now)
@@ -435,16 +432,61 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		}
 		return
 	}
-	s.fan.release(r.first, uint32(len(r.entries)), now)
-	r.set, r.ready, r.many, r.first, r.entries, r.reachable = true, ready, false, first, nil, 0
+	s.fan.release(r.first, r.published, now)
+	r.set, r.ready, r.many, r.first, r.published, r.hops = true, ready, false, first, 0, fp
 	if ready {
-		r.entries, r.reachable = entries, len(sent)
+		r.published = uint32(len(entries))
 	}
+}
+
+// hopsPrint is a fingerprint of how a group's members are reached, so that a group that
+// stays as it was is found so without keeping each member's next hop (FNV-1a, 64 bits).
+func (s *Sender) hopsPrint(members []netip.AddrPort) uint64 {
+	h := uint64(14695981039346656037)
+	add := func(b byte) { h = (h ^ uint64(b)) * 1099511628211 }
+	for _, m := range members {
+		mac, known, err := s.hops.reach(m.Addr())
+		for _, b := range mac {
+			add(b)
+		}
+		if known {
+			add(1)
+		}
+		add(byte(err))
+		add(byte(err >> 8))
+	}
+	return h
+}
+
+// remember makes members the group's, keeping the counters of those that stay, taking fresh
+// ones for the new and giving back those of the gone.
+func (s *Sender) remember(k groupKey, r *route, members []netip.AddrPort, now time.Time) {
+	old := make(map[netip.AddrPort]uint32, len(r.members))
+	for i, m := range r.members {
+		old[m] = r.counters[i]
+	}
+	counters := make([]uint32, len(members))
+	for i, m := range members {
+		c, ok := old[m]
+		if ok {
+			delete(old, m)
+		} else {
+			c = s.counter(now)
+		}
+		counters[i] = c
+	}
+	for m, c := range old {
+		if c != noCounter {
+			s.cnts.release(c, 1, now)
+		}
+		delete(r.unreachable, m)
+	}
+	r.members, r.counters, r.hops = members, counters, 0
 }
 
 // tooMany publishes a group with more members than one packet's copies may be: user space
 // sends its packets.
-func (s *Sender) tooMany(k groupKey, r *route, now time.Time) {
+func (s *Sender) tooMany(k groupKey, r *route, members int, now time.Time) {
 	if r.set && r.many {
 		return
 	}
@@ -455,10 +497,10 @@ func (s *Sender) tooMany(k groupKey, r *route, now time.Time) {
 	}
 	if !r.many {
 		s.log.Info("kernel path: the group has more members than the kernel sends a packet to at once: user space sends its packets",
-			"group", k, "members", len(r.members), "most", s.copies)
+			"group", k, "members", members, "most", s.copies)
 	}
-	s.fan.release(r.first, uint32(len(r.entries)), now)
-	r.set, r.ready, r.many, r.entries, r.reachable = true, false, true, nil, 0
+	s.fan.release(r.first, r.published, now)
+	r.set, r.ready, r.many, r.published, r.hops = true, false, true, 0, 0
 	s.reportReach(k, r, nil)
 }
 
@@ -511,27 +553,25 @@ func (s *Sender) ReportMembers(f MemberReport) {
 	}
 }
 
-// counter returns the member's counters' index, taking a fresh one for a new member.
-func (s *Sender) counter(k memberKey, now time.Time) (uint32, bool) {
-	if c, ok := s.counters[k]; ok {
-		return c, true
-	}
-	c, ok := s.cnts.alloc(1, now)
-	if !ok {
-		return 0, false
-	}
-	for i := range 3 {
-		s.mstats.word(c, i).Store(0)
-	}
-	s.counters[k] = c
-	return c, true
-}
+// noCounter is a member's counter's index when member_stats had no room left: its group
+// stays in user space.
+const noCounter = ^uint32(0)
 
-func (s *Sender) releaseCounter(k memberKey, now time.Time) {
-	if c, ok := s.counters[k]; ok {
-		s.cnts.release(c, 1, now)
-		delete(s.counters, k)
+// counter takes a fresh counter for a new member. One that was never used is zero already;
+// one that was is cleared.
+func (s *Sender) counter(now time.Time) uint32 {
+	c, ok := s.cnts.alloc(1, now)
+	switch {
+	case !ok:
+		return noCounter
+	case c >= s.cntsUsed:
+		s.cntsUsed = c + 1
+	default:
+		if err := s.objs.MemberStats.Put(c, &senderMemberCount{}); err != nil {
+			s.log.Error("kernel path: cannot clear a member's counters", "err", err)
+		}
 	}
+	return c
 }
 
 // Close detaches the programs and unloads them with their maps. Nothing of them stays in
@@ -549,7 +589,7 @@ func (s *Sender) Close() error {
 	s.links = nil
 	s.stopped.Wait()
 	errs = append(errs, s.dump.close())
-	errs = append(errs, s.seq.unmap(), s.gstats.unmap(), s.mstats.unmap(), s.objs.Close())
+	errs = append(errs, s.seq.unmap(), s.gstats.unmap(), s.objs.Close())
 	if s.nl != nil {
 		s.nl.Close()
 	}
@@ -591,13 +631,9 @@ func (s *Sender) AddStats(st *datapath.SenderStats) {
 		}
 		g.Packets += s.gstats.word(r.slot, 0).Load()
 		g.Bytes += s.gstats.word(r.slot, 1).Load()
-		for _, m := range r.members {
-			if c, ok := s.counters[memberKey{k, m}]; ok {
-				e := s.mstats.word(c, 2).Load()
-				g.SendErrors += e
-				failed += e
-			}
-		}
+		e := s.gstats.word(r.slot, 2).Load()
+		g.SendErrors += e
+		failed += e
 	}
 	st.Drops["send_failed"] += failed
 }
@@ -607,12 +643,24 @@ func (s *Sender) AddStats(st *datapath.SenderStats) {
 func (s *Sender) AddMemberStats(addr netip.Addr, port uint16, ms []datapath.MemberStats) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := groupKey{addr, port}
+	r := s.routes[groupKey{addr, port}]
+	if r == nil {
+		return
+	}
+	var k uint32 // by pointer, as c: a lookup then allocates nothing
+	var c senderMemberCount
 	for i := range ms {
-		if c, ok := s.counters[memberKey{k, ms[i].Address}]; ok {
-			ms[i].Packets += s.mstats.word(c, 0).Load()
-			ms[i].Bytes += s.mstats.word(c, 1).Load()
-			ms[i].Errors += s.mstats.word(c, 2).Load()
+		j := i // the same order, as a rule
+		if j >= len(r.members) || r.members[j] != ms[i].Address {
+			j = slices.Index(r.members, ms[i].Address)
+		}
+		if j < 0 || r.counters[j] == noCounter {
+			continue
+		}
+		if k = r.counters[j]; s.objs.MemberStats.Lookup(&k, &c) == nil {
+			ms[i].Packets += c.Packets
+			ms[i].Bytes += c.Bytes
+			ms[i].Errors += c.Errors
 		}
 	}
 }

@@ -13,12 +13,6 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type senderCount struct {
-	_       structs.HostLayout
-	Packets uint64
-	Bytes   uint64
-}
-
 type senderDumpMeta struct {
 	_      structs.HostLayout
 	Group  uint32
@@ -33,6 +27,13 @@ type senderFanoutEntry struct {
 	Dport   uint16
 	Dmac    [6]uint8
 	Counter uint32
+}
+
+type senderGroupCount struct {
+	_       structs.HostLayout
+	Packets uint64
+	Bytes   uint64
+	Errors  uint64
 }
 
 type senderGroupKey struct {

@@ -191,6 +191,16 @@ func (h *txHarness) wantTunnel(got []byte, m int, seq uint32, inner []byte) []by
 	return append(f, ip...)
 }
 
+// member returns member counter c's counts.
+func (h *txHarness) member(c uint32) senderMemberCount {
+	h.t.Helper()
+	var v senderMemberCount
+	if err := h.s.objs.MemberStats.Lookup(c, &v); err != nil {
+		h.t.Fatal(err)
+	}
+	return v
+}
+
 // paths returns the sender side's path counters.
 func (h *txHarness) paths() map[string]uint64 { return h.s.Paths() }
 
@@ -226,7 +236,8 @@ func TestEgressFansOut(t *testing.T) {
 			t.Errorf("group counted %d packets, %d bytes; want 2, %d", n, b, 2*len(inner))
 		}
 		for i := range txMembers {
-			n, b, e := h.s.mstats.word(uint32(i), 0).Load(), h.s.mstats.word(uint32(i), 1).Load(), h.s.mstats.word(uint32(i), 2).Load()
+			c := h.member(uint32(i))
+			n, b, e := c.Packets, c.Bytes, c.Errors
 			if want := 2 * uint64(encap.HeaderLen+len(inner)); n != 2 || b != want || e != 0 {
 				t.Errorf("member %d counted %d packets, %d bytes, %d errors; want 2, %d, 0", i, n, b, e, want)
 			}
@@ -302,7 +313,7 @@ func TestEgressFansOutToEveryMember(t *testing.T) {
 		h.run(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 64)), nil)
 		var missed []int
 		for i := range m {
-			if h.s.mstats.word(uint32(i), 0).Load() != 1 || h.s.mstats.word(uint32(i), 2).Load() != 0 {
+			if c := h.member(uint32(i)); c.Packets != 1 || c.Errors != 0 {
 				missed = append(missed, i)
 			}
 		}
@@ -324,8 +335,11 @@ func TestEgressUnreachableMember(t *testing.T) {
 		if want := h.wantTunnel(out, 1, 0, inner); !bytes.Equal(out, want) || len(clones) != 1 {
 			t.Errorf("%d clones, packet\n% x\nwant one clone and the packet to member 1\n% x", len(clones), out, want)
 		}
-		if e := h.s.mstats.word(2, 2).Load(); e != 1 {
+		if e := h.member(2).Errors; e != 1 {
 			t.Errorf("the unreachable member counted %d errors, want 1", e)
+		}
+		if e := h.s.gstats.word(0, 2).Load(); e != 1 {
+			t.Errorf("its group counted %d errors, want 1", e)
 		}
 	})
 }

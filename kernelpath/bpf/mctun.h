@@ -72,12 +72,6 @@ struct {
 	__uint(value_size, sizeof(__u32));
 } dump_events SEC(".maps");
 
-/* A 64-bit counter pair. */
-struct count {
-	__u64 packets;
-	__u64 bytes;
-};
-
 static __always_inline __u16 csum_fold(__u32 sum)
 {
 	sum = (sum & 0xffff) + (sum >> 16);

@@ -76,6 +76,12 @@ struct fanout_entry {
 	__u32 counter; /* index of the member's counters (member_stats) */
 };
 
+struct group_count {
+	__u64 packets; /* sent on by the kernel */
+	__u64 bytes;   /* their inner packets' */
+	__u64 errors;  /* sends to its members that failed, all members together */
+};
+
 struct member_count {
 	__u64 packets;
 	__u64 bytes; /* tunnel packets' bytes, GRE header included, as user space counts */
@@ -117,13 +123,14 @@ struct {
 	__type(value, __u32);
 } group_seq SEC(".maps");
 
-/* Counters user space reads from memory it maps, as the programs update them: atomically. */
+/* Counters user space reads from memory it maps, as the programs update them: atomically.
+ * (The kernel maps the whole array at once: it all counts in mctun's memory.) */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, MAX_GROUPS);
 	__type(key, __u32);
-	__type(value, struct count);
+	__type(value, struct group_count);
 } group_stats SEC(".maps");
 
 /* Written by user space into regions no group points at, then published by a group's
@@ -135,9 +142,9 @@ struct {
 	__type(value, struct fanout_entry);
 } fanout SEC(".maps");
 
+/* Read with system calls: mapped, its 3 MiB would all count in mctun's memory. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, MAX_MEMBERS);
 	__type(key, __u32);
 	__type(value, struct member_count);
@@ -176,6 +183,7 @@ struct outer {
 /* What the fan-out loop needs. */
 struct fan {
 	struct __sk_buff *skb;
+	__u32 slot;
 	__u32 first;
 	__u32 tunnel_len; /* GRE header and inner packet */
 	__be32 daddr;     /* the outer destination now in the packet */
@@ -202,18 +210,23 @@ static __always_inline int set_member(struct fan *f, const struct fanout_entry *
 	return 0;
 }
 
-static __always_inline void count_member(const struct fanout_entry *m, __u32 bytes, int ok)
+static __always_inline void count_member(const struct fanout_entry *m, __u32 slot, __u32 bytes, int ok)
 {
 	struct member_count *c = bpf_map_lookup_elem(&member_stats, &m->counter);
+	struct group_count *gc;
 
-	if (!c)
-		return;
 	if (ok) {
-		__sync_fetch_and_add(&c->packets, 1);
-		__sync_fetch_and_add(&c->bytes, bytes);
-	} else {
-		__sync_fetch_and_add(&c->errors, 1);
+		if (c) {
+			__sync_fetch_and_add(&c->packets, 1);
+			__sync_fetch_and_add(&c->bytes, bytes);
+		}
+		return;
 	}
+	if (c)
+		__sync_fetch_and_add(&c->errors, 1);
+	gc = bpf_map_lookup_elem(&group_stats, &slot);
+	if (gc)
+		__sync_fetch_and_add(&gc->errors, 1);
 }
 
 /* fail_one counts a send error to unreachable member i of the group (bpf_loop's callback). */
@@ -224,7 +237,7 @@ static long fail_one(__u32 i, void *ctx)
 	struct fanout_entry *m = bpf_map_lookup_elem(&fanout, &idx);
 
 	if (m)
-		count_member(m, 0, 0);
+		count_member(m, f->slot, 0, 0);
 	return 0;
 }
 
@@ -239,7 +252,7 @@ static long fan_one(__u32 i, void *ctx)
 		return 1; /* cannot be: user space publishes whole regions */
 	if (set_member(f, m) < 0)
 		return 1;
-	count_member(m, f->tunnel_len, bpf_clone_redirect(f->skb, f->ifindex, 0) == 0);
+	count_member(m, f->slot, f->tunnel_len, bpf_clone_redirect(f->skb, f->ifindex, 0) == 0);
 	return 0;
 }
 
@@ -327,7 +340,7 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 	struct fanout_entry *m;
 	struct outer o = {};
 	struct fan f = {};
-	struct count *gc;
+	struct group_count *gc;
 	void *data, *data_end;
 	__u32 *seq;
 
@@ -372,6 +385,7 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 
 	/* 4. fan out */
 	f.skb = skb;
+	f.slot = slot;
 	f.first = g->first;
 	f.tunnel_len = GRE_HLEN + len;
 	f.daddr = 0;
@@ -380,7 +394,7 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 		bpf_loop(g->count - 1, fan_one, &f, 0);
 	if (set_member(&f, m) < 0)
 		return -1;
-	count_member(m, f.tunnel_len, 1);
+	count_member(m, slot, f.tunnel_len, 1);
 	if (g->unreachable) {
 		f.first = g->first + g->count;
 		bpf_loop(g->unreachable, fail_one, &f, 0);
