@@ -33,8 +33,8 @@ func drawPlot(ctx context.Context, rep *report, png string) error {
 var sizeColors = []string{"#1f77b4", "#d62728", "#2ca02c", "#9467bd"}
 
 // gnuplotScript is the gnuplot program that draws the highest loss-free rate against the
-// number of members, one line per system and size (mctun solid, VXLAN dashed, a colour per
-// size) on a log scale with each value written next to its point (marked as in the
+// number of members, one line per system and size (mctun's user-space path solid, its
+// kernel path dash-dotted, VXLAN dashed, a colour per size) on a log scale with each value written next to its point (marked as in the
 // table), mcsend's own ceiling per size as a dotted line, and a ring around every point
 // where the ceiling, not the system, was the limit. A sweep where nothing passed has no
 // point. ok is false when there is nothing to draw.
@@ -52,7 +52,7 @@ func gnuplotScript(rep *report, png string) (script string, ok bool) {
 	slices.Sort(members)
 	var b strings.Builder
 	fmt.Fprintf(&b, "set terminal pngcairo size 1000,620 font 'sans,10'\nset output %s\n", gpString(png))
-	fmt.Fprintf(&b, "set title %s\n", gpString(fmt.Sprintf("Highest loss-free rate: mctun vs kernel VXLAN head-end replication\\n%s, %d cores, Linux %s, %s",
+	fmt.Fprintf(&b, "set title %s\n", gpString(fmt.Sprintf("Highest loss-free rate: mctun (user-space path, kernel path) vs kernel VXLAN head-end replication\\n%s, %d cores, Linux %s, %s",
 		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Start.Format("2006-01-02"))))
 	b.WriteString("set xlabel 'members (one source, N members)'\n")
 	fmt.Fprintf(&b, "set ylabel %s\n", gpString(fmt.Sprintf("datagrams/s offered, every member < %.1f%% loss", 100*rep.Settings.MaxLoss)))
@@ -72,7 +72,7 @@ func gnuplotScript(rep *report, png string) (script string, ok bool) {
 	var capped strings.Builder
 	for i, size := range sizes {
 		color := sizeColors[i%len(sizeColors)]
-		for _, system := range []string{sysMctun, sysVXLAN} {
+		for _, system := range rep.systems() {
 			var data strings.Builder
 			for _, r := range rep.Rows {
 				if r.Size != size {
@@ -90,12 +90,9 @@ func gnuplotScript(rep *report, png string) (script string, ok bool) {
 			if data.Len() == 0 {
 				continue
 			}
-			name := fmt.Sprintf("$%s%d", system, size)
+			name := fmt.Sprintf("$%s%d", strings.ReplaceAll(system, "-", "_"), size)
 			fmt.Fprintf(&b, "%s << EOD\n%sEOD\n", name, data.String())
-			style := "dt 1 pt 7"
-			if system == sysVXLAN {
-				style = "dt 2 pt 5"
-			}
+			style := lineStyles[system]
 			plots = append(plots, fmt.Sprintf("%s using 1:2 with linespoints lw 2 ps 1.2 %s lc rgb '%s' title %s",
 				name, style, color, gpString(fmt.Sprintf("%s, %d B", systemName(system), size))),
 				fmt.Sprintf("%s using 1:2:3 with labels offset %s tc rgb '%s' notitle", name, labelOffset(system, i), color))
@@ -117,15 +114,26 @@ func gnuplotScript(rep *report, png string) (script string, ok bool) {
 	return b.String(), true
 }
 
-// labelOffset places the value label of a point, in characters: mctun's above its points
-// and VXLAN's below, the first size's to the left and the next one's to the right, so that
-// close values stay apart.
+// lineStyles tell the systems apart: dash type and point type.
+var lineStyles = map[string]string{
+	sysMctun:  "dt 1 pt 7", // solid, circles
+	sysKernel: "dt 4 pt 9", // dash-dotted, triangles
+	sysVXLAN:  "dt 2 pt 5", // dashed, squares
+}
+
+// labelOffset places the value label of a point, in characters: the user-space path's one
+// line above its points, the kernel path's two, VXLAN's below, the first size's to the left
+// and the next one's to the right, so that close values stay apart (the kernel path's and
+// VXLAN's are meant to be close).
 func labelOffset(system string, sizeIndex int) string {
 	x, y := -3, 1
 	if sizeIndex%2 == 1 {
 		x = 3
 	}
-	if system == sysVXLAN {
+	switch system {
+	case sysKernel:
+		y = 2
+	case sysVXLAN:
 		y = -1
 	}
 	return fmt.Sprintf("%d,%d", x, y)
