@@ -221,6 +221,6 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   "kernel" of all of them; the table shows the lowest of the source's and the members'.
 - **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered
   are compared, at each N and size, with those in the "Throughput and CPU" table of the report
-  this run writes over (or -previous), and may be worse by at most %.0[11]f%%, about what two
-  runs differ by with nothing changed.
+  this run writes over (or -previous), if its trials were as long, and may be worse by at most
+  %.0[11]f%%, about what two runs differ by with nothing changed.
 `

@@ -16,6 +16,7 @@ type previousRun struct {
 	File    string        `json:"file"`
 	Date    string        `json:"date,omitempty"`  // its "date" line
 	Mctun   string        `json:"mctun,omitempty"` // its "mctun" line: the version measured
+	Trial   string        `json:"trial,omitempty"` // its trial length, from the method ("3s")
 	Rows    []previousRow `json:"rows,omitempty"`
 	Problem string        `json:"problem,omitempty"` // why there is nothing to compare with
 }
@@ -64,22 +65,26 @@ var (
 )
 
 // parsePrevious reads the "Throughput and CPU" table of a report that markdownReport
-// wrote, this version or an earlier one, finding its columns by their headers.
+// wrote, this version or an earlier one, finding its columns by their headers, and the
+// trial length its method names.
 func parsePrevious(data []byte) (previousRun, error) {
 	var p previousRun
 	var head []string
-	inTable := false
+	inTable, tableDone := false, false
 	for line := range strings.Lines(string(data)) {
 		line = strings.TrimSpace(line)
-		if strings.HasPrefix(line, "#") {
-			if inTable && len(p.Rows) > 0 {
-				break
+		if _, after, ok := strings.Cut(line, "a trial sends "); ok && p.Trial == "" {
+			if d, _, ok := strings.Cut(after, " of datagrams"); ok {
+				p.Trial = d
 			}
-			inTable = line == "### Throughput and CPU"
+		}
+		if strings.HasPrefix(line, "#") {
+			tableDone = tableDone || (inTable && len(p.Rows) > 0)
+			inTable = !tableDone && line == "### Throughput and CPU"
 			continue
 		}
 		cells, isRow := mdCells(line)
-		if !isRow {
+		if !isRow || tableDone {
 			continue
 		}
 		if !inTable {

@@ -33,6 +33,11 @@ const oldReport = `# mctun benchmarks
 | members | payload B | mean µs mctun | mean µs VXLAN | × VXLAN | added µs | p99 µs mctun | p99 µs VXLAN | × VXLAN | added µs |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 | 1 | 64 | 70.4 | 31.2 | 2.25x | +39.2 | 172.5 | 68.9 | 2.51x | +103.7 |
+
+## Method
+
+- **Highest loss-free rate**: a trial sends 3s of datagrams at a rate (bounded in count and in
+  time) and passes when every member's application received all but less than 0.1% of what
 `
 
 func TestParsePreviousOldFormat(t *testing.T) {
@@ -40,8 +45,8 @@ func TestParsePreviousOldFormat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Date != "2026-11-25 20:56 UTC" || p.Mctun != "mctun 6b32e4c-dirty go1.26.8 linux/amd64" {
-		t.Errorf("date %q, mctun %q", p.Date, p.Mctun)
+	if p.Date != "2026-11-25 20:56 UTC" || p.Mctun != "mctun 6b32e4c-dirty go1.26.8 linux/amd64" || p.Trial != "3s" {
+		t.Errorf("date %q, mctun %q, trial %q", p.Date, p.Mctun, p.Trial)
 	}
 	want := []previousRow{
 		{Members: 1, Size: 64, Rate: 32200, HaveRate: true, CPU: 90.963, HaveCPU: true},
@@ -68,7 +73,7 @@ func TestParsePreviousRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.Date != "2026-01-02 03:04 UTC" || p.Mctun != "mctun abc" || len(p.Rows) != 2 {
+	if p.Date != "2026-01-02 03:04 UTC" || p.Mctun != "mctun abc" || p.Trial != "3s" || len(p.Rows) != 2 {
 		t.Fatalf("got %+v", p)
 	}
 	r1, r16 := p.Rows[0], p.Rows[1]

@@ -374,6 +374,9 @@ func fmtAdded(d float64, ok bool) string {
 	if !ok || math.IsNaN(d) {
 		return "-"
 	}
+	if math.Abs(d) < 0.05 {
+		d = 0 // not "-0.0"
+	}
 	return fmt.Sprintf("%+.1f", d)
 }
 

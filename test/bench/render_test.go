@@ -184,14 +184,14 @@ func TestEvaluate(t *testing.T) {
 		{sysKernel, "added p99 latency <= 20 µs, at the CPU runs' rate (which every system carries without loss)", "meets", "worst +15.0 µs at 1 member, 64 B, of 2"},
 		{sysKernel, "added mean latency <= 5 µs, at 10.0k pps where both carry it without loss", "meets", "worst +2.0 µs at 1 member, 64 B, of 1" + leftOut},
 		{sysKernel, "added p99 latency <= 20 µs, at 10.0k pps where both carry it without loss", "meets", "worst +10.0 µs at 1 member, 64 B, of 1" + leftOut},
-		{sysKernel, "RSS <= 30 MiB with both big configs", "meets", "1024 groups x 64 members: VmHWM 26.0 MiB, kernel maps 12.0 MiB; 16 groups x 4096 members: VmHWM 20.0 MiB, kernel maps 5.0 MiB"},
+		{sysKernel, "RSS <= 30 MiB with both big configs", "meets", "1024 groups x 64 members: VmHWM 26.00 MiB, kernel maps 12.0 MiB; 16 groups x 4096 members: VmHWM 20.00 MiB, kernel maps 5.0 MiB"},
 		{sysMctun, "loss-free rate >= 1.0x VXLAN at every N and size", "misses", "misses at 1 of 2: 16 members 64 B (0.50x)"},
 		{sysMctun, "CPU per million delivered <= 1.2x VXLAN", "misses", "misses at 2 of 2: 1 member 64 B (1.25x), 16 members 64 B (1.50x)"},
 		{sysMctun, "added mean latency <= 20 µs, at 10.0k pps", "meets", "worst +20.0 µs at 16 members, 64 B, of 2"},
 		{sysMctun, "added p99 latency <= 100 µs, at 10.0k pps", "misses", "misses at 1 of 2: 16 members 64 B (+310.0 µs)"},
 		{sysMctun, "added mean latency <= 20 µs, at the CPU runs' rate (both loss-free; supplementary)", "misses", "misses at 1 of 1: 1 member 64 B (+30.0 µs)"},
 		{sysMctun, "added p99 latency <= 100 µs, at the CPU runs' rate (both loss-free; supplementary)", "meets", "worst +50.0 µs at 1 member, 64 B, of 1"},
-		{sysMctun, "RSS <= 30 MiB with both big configs", "misses", "1024 groups x 64 members: VmHWM 25.0 MiB; 16 groups x 4096 members: VmHWM 40.0 MiB"},
+		{sysMctun, "RSS <= 30 MiB with both big configs", "misses", "1024 groups x 64 members: VmHWM 25.00 MiB; 16 groups x 4096 members: VmHWM 40.00 MiB"},
 		{sysMctun, "must not get slower: loss-free rate at least 90% of the previous run's (2025-12-01 10:00 UTC)", "misses", "misses at 1 of 2: 16 members 64 B (0.83x: 10.0k, was 12.0k)"},
 		{sysMctun, "must not get slower: CPU per million delivered at most 110% of the previous run's (2025-12-01 10:00 UTC)", "misses", "misses at 1 of 2: 16 members 64 B (1.25x: 25.0, was 20.0)"},
 	}
@@ -270,6 +270,28 @@ func TestNotSlowerProblems(t *testing.T) {
 	if v := notSlower(rep)[0]; v.Verdict != "not measured" || !strings.Contains(v.Detail, "no figure of the user-space path at the same N and size") {
 		t.Errorf("no common row: %+v", v)
 	}
+	rep.Previous = fixture().Previous
+	rep.Previous.Trial = "3s"
+	if v := notSlower(rep)[0]; v.Verdict != "misses" {
+		t.Errorf("the same trial length: %+v", v)
+	}
+	rep.Settings.Trial = time.Second
+	for _, v := range notSlower(rep) {
+		if v.Verdict != "not measured" || v.Detail != "BENCHMARKS.md's trials were 3s, this run's 1s: their figures do not compare" {
+			t.Errorf("another trial length: %+v", v)
+		}
+	}
+}
+
+func TestFmtAdded(t *testing.T) {
+	for d, want := range map[float64]string{-0.04: "+0.0", 0.04: "+0.0", -1.5: "-1.5", 2: "+2.0"} {
+		if got := fmtAdded(d, true); got != want {
+			t.Errorf("fmtAdded(%v) = %s, want %s", d, got, want)
+		}
+	}
+	if fmtAdded(math.NaN(), true) != "-" || fmtAdded(1, false) != "-" {
+		t.Error("no difference: want -")
+	}
 }
 
 func TestNotes(t *testing.T) {
@@ -345,7 +367,7 @@ func TestMarkdownReport(t *testing.T) {
 		"within\n  5%",
 		"A trial is 2 attempts",
 		"50% of the lowest of the systems' loss-free rates",
-		"may be worse by at most 10%",
+		"may be worse by at most\n  10%",
 		"- mctun user, 1 member, 64 B (limit: cap): 5.0k→5.0k 0.00%, 100.0k→99.5k 0.00%",
 		"- mctun kernel, 16 members, 64 B (limit: loss):\n",
 		"- VXLAN, 16 members, 64 B (limit: sender):\n",
@@ -399,14 +421,16 @@ func TestGnuplotScript(t *testing.T) {
 		"set output \"out.png\"",
 		"set xtics (1, 16)",
 		"$mctun64 << EOD\n1 99500 \"≥99.5k\"\n16 10000 \"10.0k\"\nEOD\n",
-		"$mctun_kernel64 << EOD\n1 99700 \"≥99.7k\"\n16 18000 \"18.0k\"\nEOD\n",
+		"$mctun_kernel64 << EOD\n1 99700 \"≥99.7k\"\n16 18000 \"18.0k †\"\nEOD\n",
 		"$vxlan64 << EOD\n1 99900 \"≥99.9k\"\n16 20000 \"20.0k s\"\nEOD\n",
 		"set yrange [1000:160000]",
-		"$mctun64 using 1:2:3 with labels offset -3,1",
-		"$mctun_kernel64 using 1:2:3 with labels offset -3,2",
+		"$mctun64 using 1:2:3 with labels offset -3,-1",
+		"$mctun_kernel64 using 1:2:3 with labels offset -3,1",
 		"$vxlan64 using 1:2:3 with labels offset -3,-1",
 		"$mctun_kernel64 using 1:2 with linespoints lw 2 ps 1.2 dt 4 pt 9",
 		"100000 with lines dt 3",
+		"set rmargin at screen 0.70",
+		"†  the kernel path forwarded less than 99%",
 		"$capped << EOD\n1 99500\n1 99700\n1 99900\nEOD\n",
 		"title \"mctun user, 64 B\"",
 		"title \"mctun kernel, 64 B\"",

@@ -123,7 +123,7 @@ func (g goals) evaluate(rep *report) []verdict {
 					if !mok || !vok {
 						return 0, "", false
 					}
-					return ml - vl, fmt.Sprintf("%+.1f µs", ml-vl), true
+					return ml - vl, fmtAdded(ml-vl, true) + " µs", true
 				},
 				ok: func(x float64) bool { return x <= limit }, higherIsWorse: true,
 			}
@@ -173,7 +173,7 @@ func bigVerdict(rep *report, system string) verdict {
 		if hwm > targetBigRSSMiB {
 			v.Verdict = "misses"
 		}
-		part := fmt.Sprintf("%s: VmHWM %.1f MiB", b.Name, hwm)
+		part := fmt.Sprintf("%s: VmHWM %.2f MiB", b.Name, hwm)
 		if system == sysKernel {
 			part += fmt.Sprintf(", kernel maps %.1f MiB", float64(b.MapBytes)/(1<<20))
 		}
@@ -233,6 +233,12 @@ func notSlower(rep *report) []verdict {
 	vs := []verdict{rate, cpu}
 	for i := range vs {
 		vs[i].System = sysMctun
+		if p != nil && p.Trial != "" && p.Trial != rep.Settings.Trial.String() {
+			// Shorter trials pass higher rates: figures of different trial lengths do not compare.
+			vs[i].Verdict = "not measured"
+			vs[i].Detail = fmt.Sprintf("%s's trials were %s, this run's %s: their figures do not compare", p.File, p.Trial, rep.Settings.Trial)
+			continue
+		}
 		if vs[i].Verdict == "not measured" {
 			switch {
 			case p == nil:
