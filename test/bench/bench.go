@@ -85,24 +85,24 @@ func (b *bench) run(ctx context.Context, rep *report) error {
 		for _, size := range b.opt.sizes {
 			r := &row{Members: n, Size: size}
 			rep.Rows = append(rep.Rows, r)
-			// Alternate which system goes first, so that drift over the run (background
+			// Rotate which system goes first, so that drift over the run (background
 			// load, temperature) does not always favour the same one.
-			order := slices.Clone(b.opt.systems)
-			if k%2 == 1 {
-				slices.Reverse(order)
-			}
+			order := rotate(b.opt.systems, k)
 			k++
 			if err := b.measureRow(ctx, rep, r, order); err != nil {
 				return err
 			}
 		}
 	}
-	if b.opt.big && slices.Contains(b.opt.systems, sysMctun) {
-		for _, c := range []struct {
-			name          string
-			groups, group int
-		}{{"1024 groups x 64 members", 1024, 64}, {"16 groups x 4096 members", 16, 4096}} {
-			res, err := b.bigConfig(ctx, c.name, c.groups, c.group)
+	if !b.opt.big {
+		return nil
+	}
+	for _, system := range b.opt.systems {
+		if !slices.Contains(mctunSystems, system) {
+			continue
+		}
+		for _, c := range bigConfigs {
+			res, err := b.bigConfig(ctx, system, c.name, c.groups, c.perGroup)
 			if err != nil {
 				return err
 			}
@@ -110,6 +110,22 @@ func (b *bench) run(ctx context.Context, rep *report) error {
 		}
 	}
 	return nil
+}
+
+// bigConfigs are the big configs whose memory the benchmark measures.
+var bigConfigs = []struct {
+	name             string
+	groups, perGroup int
+}{{"1024 groups x 64 members", 1024, 64}, {"16 groups x 4096 members", 16, 4096}}
+
+// rotate is systems turned left by k: systems[k%n], ..., systems[k%n-1]. With two systems
+// that alternates which goes first; with three each goes first, second and third in turn.
+func rotate(systems []string, k int) []string {
+	if len(systems) == 0 {
+		return nil
+	}
+	k %= len(systems)
+	return append(slices.Clone(systems[k:]), systems[:k]...)
 }
 
 // ceiling measures what mcsend alone reaches at size, unpaced, on a source whose multicast
@@ -138,7 +154,7 @@ func (b *bench) ceiling(ctx context.Context, size int) (float64, error) {
 }
 
 // measureRow measures every system at one (members, size): first each system's sweep, then,
-// at a rate picked from both sweeps, each system's CPU run and latency run. Every system
+// at a rate picked from all the sweeps, each system's CPU run and latency run. Every system
 // gets a fresh topology for each phase, removed before the next one starts.
 func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []string) error {
 	for _, system := range order {
@@ -155,9 +171,9 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 	return nil
 }
 
-// cpuRate is the rate of the CPU runs at r: -cpu-rate, or half the lower of the systems'
-// loss-free rates (rounded down to two digits), so that both carry it without loss and
-// neither saturates the machine. 0 means no system passed anything.
+// cpuRate is the rate of the CPU runs at r: -cpu-rate, or half the lowest of the systems'
+// loss-free rates (rounded down to two digits), so that every system carries it without
+// loss and none saturates the machine. 0 means some system passed nothing.
 func (b *bench) cpuRate(r *row) float64 {
 	if b.opt.cpuRate > 0 {
 		return b.opt.cpuRate
@@ -173,10 +189,11 @@ func (b *bench) cpuRate(r *row) float64 {
 	return niceRate(cpuShare * lowest)
 }
 
-// cpuShare is the fraction of the lower loss-free rate the CPU runs use.
+// cpuShare is the fraction of the lowest loss-free rate the CPU runs use.
 const cpuShare = 0.5
 
-// sweep finds system's highest loss-free rate at r, and for mctun its daemons' peak RSS.
+// sweep finds system's highest loss-free rate at r, and for mctun its daemons' peak RSS
+// and, on the kernel path, which path the packets took.
 func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	b.logf("%s: sweep", label)
@@ -185,6 +202,9 @@ func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) e
 		return err
 	}
 	defer w.close()
+	if err := w.startPaths(ctx); err != nil {
+		return err
+	}
 	s := Sweep{
 		Start: b.opt.start, Cap: rep.ceilingOf(r.Size), MinRate: 100,
 		Factor: 2, Precision: b.opt.precision, MaxLoss: b.opt.maxLoss, Shortfall: shortfall,
@@ -246,7 +266,8 @@ func (b *bench) count(rate float64) int {
 }
 
 // fixedRuns measures system's CPU per million delivered at rate and its latency at the
-// latency rate, each the best of the attempts, and for mctun its daemons' peak RSS.
+// latency rate, each the best of the attempts, and for mctun its daemons' peak RSS and, on
+// the kernel path, which path the packets took.
 func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	w, err := b.openVerified(ctx, system, r.Members)
@@ -254,6 +275,9 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		return err
 	}
 	defer w.close()
+	if err := w.startPaths(ctx); err != nil {
+		return err
+	}
 	sr := r.sys(system)
 	if rate > 0 {
 		for range b.opt.cpuAttempts {
@@ -335,12 +359,14 @@ func (b *bench) openVerified(ctx context.Context, system string, n int) (*world,
 	return w, nil
 }
 
-// bigConfig starts mctun on h0 with groups groups of perGroup members each (h1, a real
-// member with its own mctun, first in group 0; the rest made up), sends a short stream to
-// group 0 and reads the source daemon's memory.
-func (b *bench) bigConfig(ctx context.Context, name string, groups, perGroup int) (bigResult, error) {
-	res := bigResult{Name: name, Groups: groups, PerGroup: perGroup}
-	b.logf("big config %s", name)
+// bigConfig starts mctun on system's datapath on h0 with groups groups of perGroup members
+// each (h1, a real member with its own mctun, first in group 0; the rest made up), sends a
+// short stream to group 0 and reads the source daemon's memory and, on the kernel path,
+// the memory of its maps.
+func (b *bench) bigConfig(ctx context.Context, system, name string, groups, perGroup int) (bigResult, error) {
+	res := bigResult{System: system, Name: name, Groups: groups, PerGroup: perGroup}
+	dp := datapathOf(system)
+	b.logf("big config %s, %s", name, systemName(system))
 	w, err := b.open(ctx, sysNone, 1)
 	if err != nil {
 		return res, err
@@ -351,15 +377,15 @@ func (b *bench) bigConfig(ctx context.Context, name string, groups, perGroup int
 	if err != nil {
 		return res, err
 	}
-	if err := w.mctunUpOn(ctx, real, memberConfig(w.src.Addr)); err != nil {
+	if err := w.mctunUpOn(ctx, real, memberConfig(dp, w.src.Addr)); err != nil {
 		return res, err
 	}
 	t0 := time.Now()
-	if err := w.mctunUpOn(ctx, w.src, sourceConfig(gs)); err != nil {
+	if err := w.mctunUpOn(ctx, w.src, sourceConfig(dp, gs)); err != nil {
 		return res, err
 	}
 	res.Up = time.Since(t0)
-	if res.AfterUp, err = w.mctunMem(ctx, w.src); err != nil {
+	if res.AfterUp, err = w.mctunMem(ctx, w.src, dp); err != nil {
 		return res, err
 	}
 	dur := time.Duration(float64(b.opt.bigCount) / b.opt.bigRate * float64(time.Second))
@@ -389,11 +415,27 @@ func (b *bench) bigConfig(ctx context.Context, name string, groups, perGroup int
 		return res, ctx.Err()
 	case <-time.After(2 * time.Second):
 	}
-	if res.After, err = w.mctunMem(ctx, w.src); err != nil {
+	if res.After, err = w.mctunMem(ctx, w.src, dp); err != nil {
 		return res, err
 	}
-	b.logf("big config %s: up in %v, VmRSS %.1f MiB after up; after %d datagrams (real member got %d): VmHWM %.1f MiB, VmRSS %.1f MiB",
-		name, res.Up.Round(time.Millisecond), mib(res.AfterUp.RSS), res.Sent, res.Delivered, mib(res.After.HWM), mib(res.After.RSS))
+	// The maps' memory is read after the daemon's, since listing every member's counters
+	// makes the daemon allocate.
+	if system == sysKernel {
+		st, err := w.readMctunStatus(ctx, w.src, "stats")
+		if err != nil {
+			return res, err
+		}
+		for _, k := range []*kernelStatus{sideKernel(st.Source), sideKernel(st.Member)} {
+			if k != nil {
+				res.MapBytes += k.MapBytes
+			}
+		}
+		if k := sideKernel(st.Source); k != nil {
+			res.Paths = k.Paths
+		}
+	}
+	b.logf("big config %s, %s: up in %v, VmRSS %.1f MiB after up; after %d datagrams (real member got %d): VmHWM %.1f MiB, VmRSS %.1f MiB; kernel maps %.1f MiB",
+		name, systemName(system), res.Up.Round(time.Millisecond), mib(res.AfterUp.RSS), res.Sent, res.Delivered, mib(res.After.HWM), mib(res.After.RSS), float64(res.MapBytes)/(1<<20))
 	return res, w.close()
 }
 

@@ -36,10 +36,16 @@ type mctunGroup struct {
 	Members []netip.Addr
 }
 
-// sourceConfig is the TOML of a source host that sends the given groups.
-func sourceConfig(groups []mctunGroup) string {
+// datapathLine is the top-level key that picks mctun's packet path: "user" or "kernel".
+func datapathLine(datapath string) string {
+	return fmt.Sprintf("datapath = %q\n\n", datapath)
+}
+
+// sourceConfig is the TOML of a source host that sends the given groups, on datapath.
+func sourceConfig(datapath string, groups []mctunGroup) string {
 	var b strings.Builder
-	b.WriteString("# the source: its applications send; mctun unicasts each packet to every member\n[source]\n")
+	b.WriteString("# the source: its applications send; mctun unicasts each packet to every member\n")
+	b.WriteString(datapathLine(datapath) + "[source]\n")
 	for _, g := range groups {
 		fmt.Fprintf(&b, "\n[[source.group]]\naddress = %q\n", g.Address)
 		if g.Port != 0 {
@@ -57,10 +63,12 @@ func sourceConfig(groups []mctunGroup) string {
 	return b.String()
 }
 
-// memberConfig is the TOML of a member host that accepts tunnel packets from sources.
-func memberConfig(sources ...netip.Addr) string {
+// memberConfig is the TOML of a member host that accepts tunnel packets from sources, on
+// datapath.
+func memberConfig(datapath string, sources ...netip.Addr) string {
 	var b strings.Builder
-	b.WriteString("# a member: its applications receive what mctun writes into its TUN\n[member]\nsources = [")
+	b.WriteString("# a member: its applications receive what mctun writes into its TUN\n")
+	b.WriteString(datapathLine(datapath) + "[member]\nsources = [")
 	for i, s := range sources {
 		if i > 0 {
 			b.WriteString(", ")

@@ -5,14 +5,18 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"mctun/config"
 )
 
 func TestSourceConfig(t *testing.T) {
-	got := sourceConfig([]mctunGroup{
+	got := sourceConfig("kernel", []mctunGroup{
 		{Address: group, Port: groupPort, Members: []netip.Addr{netip.MustParseAddr("198.18.2.2"), netip.MustParseAddr("198.18.3.2")}},
 		{Address: netip.MustParseAddr("224.2.0.1"), Members: []netip.Addr{netip.MustParseAddr("198.19.0.1")}},
 	})
 	want := `# the source: its applications send; mctun unicasts each packet to every member
+datapath = "kernel"
+
 [source]
 
 [[source.group]]
@@ -30,8 +34,8 @@ members = ["198.19.0.1"]
 }
 
 func TestMemberConfig(t *testing.T) {
-	got := memberConfig(netip.MustParseAddr("198.18.1.2"))
-	want := "# a member: its applications receive what mctun writes into its TUN\n[member]\nsources = [\"198.18.1.2\"]\n"
+	got := memberConfig("user", netip.MustParseAddr("198.18.1.2"))
+	want := "# a member: its applications receive what mctun writes into its TUN\ndatapath = \"user\"\n\n[member]\nsources = [\"198.18.1.2\"]\n"
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -131,5 +135,33 @@ func TestOverlayAddr(t *testing.T) {
 	}
 	if got := overlayAddr(16).String(); got != "198.18.200.17/24" {
 		t.Errorf("overlayAddr(16) = %s", got)
+	}
+}
+
+// TestConfigsAreMctuns checks the generated configs with mctun's own config parser: they are
+// valid, and pick the datapath asked for.
+func TestConfigsAreMctuns(t *testing.T) {
+	gs, err := bigGroups(16, 4096, netip.MustParseAddr("198.18.2.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, system := range mctunSystems {
+		dp := datapathOf(system)
+		for name, text := range map[string]string{
+			"source": sourceConfig(dp, []mctunGroup{{Address: group, Port: groupPort, Members: []netip.Addr{netip.MustParseAddr("198.18.2.2")}}}),
+			"member": memberConfig(dp, netip.MustParseAddr("198.18.1.2")),
+			"big":    sourceConfig(dp, gs),
+		} {
+			cfg, _, err := config.Parse(name+".toml", []byte(text))
+			if err != nil {
+				t.Fatalf("%s, %s: %v", system, name, err)
+			}
+			if cfg.Datapath != dp {
+				t.Errorf("%s, %s: datapath %q, want %q", system, name, cfg.Datapath, dp)
+			}
+		}
+	}
+	if datapathOf(sysVXLAN) != "" || datapathOf(sysNone) != "" {
+		t.Error("VXLAN or nothing has a datapath")
 	}
 }

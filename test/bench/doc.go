@@ -1,20 +1,26 @@
-// Command bench is mctun's benchmark. It measures mctun against the kernel's own answer to
-// the same problem, VXLAN head-end replication, side by side in one run, in network
-// namespaces on this machine (mctun/test/topo: a router that drops multicast, the source h0
-// and N members), with unmodified multicast applications (mctun/test/mcapp's mcsend and
-// mcrecv). mctun is a black box: the binary, its config file, `mctun up`, `mctun down` and
-// the pid from `mctun status --json`.
+// Command bench is mctun's benchmark. It measures mctun on both its packet paths, the
+// user-space path (datapath = "user", "mctun user") and the kernel path (datapath =
+// "kernel", "mctun kernel"), against the kernel's own answer to the same problem, VXLAN
+// head-end replication, side by side in one run, in network namespaces on this machine
+// (mctun/test/topo: a router that drops multicast, the source h0 and N members), with
+// unmodified multicast applications (mctun/test/mcapp's mcsend and mcrecv). mctun is a black
+// box: the binary, its config file, `mctun up`, `mctun down`, and `mctun status --json` and
+// `mctun stats --json` for its pid, the datapath it runs and the kernel path's counters.
 //
 // For each number of members and payload size it finds, for each system, the highest rate
 // every member receives with less than 0.1% loss (a geometric sweep, then bisection, capped
 // at what mcsend alone reaches), the CPU seconds per million datagrams delivered at one fixed
-// rate both systems carry (whole machine, from /proc/stat, less what other processes used:
-// the machine may be shared), the one-way latency at 10,000 pps and at that fixed rate, and
-// mctun's peak RSS; then mctun's RSS with two big configs. It prints one table, and with
-// -out and -plot writes BENCHMARKS.md and a PNG of the rates (gnuplot).
+// rate every system carries (whole machine, from /proc/stat, less what other processes used:
+// the machine may be shared), the one-way latency at 10,000 pps and at that fixed rate,
+// mctun's peak RSS, and on the kernel path the share of the packets it forwarded itself
+// rather than leaving them to user space; then mctun's RSS with two big configs on each
+// path, and the memory of the kernel path's maps. It holds the results against the targets
+// (the kernel path's of issue 8, the user-space path's from before, which must also not fall
+// behind the figures of the report it writes over), prints the tables, and with -out and
+// -plot writes BENCHMARKS.md and a PNG of the rates (gnuplot).
 //
-//	make bench                                                           # everything (12 to 17 minutes), as root
-//	sudo go run ./test/bench -mctun bin/mctun -members 1 -sizes 64 -trial 1s -big=false   # a minute or two
+//	make bench                                                           # everything (15 to 25 minutes), as root
+//	sudo go run ./test/bench -mctun bin/mctun -members 1 -sizes 64 -trial 1s -big=false   # a few minutes
 //
 // Everything it makes lives in namespaces named mtbench*, which it removes when it ends,
 // fails or is interrupted (a second Ctrl-C removes them at once); the root namespace's

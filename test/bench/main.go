@@ -98,6 +98,7 @@ func run(opt options) (err error) {
 			BigCount: opt.bigCount, BigRate: opt.bigRate,
 		},
 	}
+	rep.Previous = readPrevious(opt)
 	runErr := b.run(ctx, rep)
 	rep.Elapsed = time.Since(start)
 	if b.quietWaited > 0 || b.busyAttempts > 0 {
@@ -160,7 +161,7 @@ func checkTools(opt options) error {
 			return fmt.Errorf("the VXLAN reference needs iproute2's bridge command: %w", err)
 		}
 	}
-	if slices.Contains(opt.systems, sysMctun) {
+	if runsMctun(opt.systems) {
 		if st, err := os.Stat(opt.mctun); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 			return fmt.Errorf("-mctun %s: not an executable (make build makes bin/mctun)", opt.mctun)
 		}
@@ -189,12 +190,17 @@ func describeMachine(ctx context.Context, opt options) machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if slices.Contains(opt.systems, sysMctun) {
+	if runsMctun(opt.systems) {
 		if out, err := exec.CommandContext(ctx, opt.mctun, "version").Output(); err == nil {
 			m.Mctun = strings.TrimSpace(string(out))
 		}
 	}
 	return m
+}
+
+// runsMctun reports whether systems holds a system that runs mctun.
+func runsMctun(systems []string) bool {
+	return slices.ContainsFunc(systems, func(s string) bool { return slices.Contains(mctunSystems, s) })
 }
 
 // commandLine is the command that reproduces this run, as a developer types it.

@@ -31,6 +31,7 @@ type options struct {
 	out         string
 	plot        string
 	jsonOut     string
+	previous    string // the markdown report of an earlier run; "" takes out's
 }
 
 // maxMembers keeps the members' subnets 198.18.<i+1>.0/24 below the overlay's 198.18.200.0/24.
@@ -44,7 +45,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mctun, "mctun", "bin/mctun", "the mctun `binary` to measure (make build)")
 	members := fs.String("members", "1,4,16", "numbers of members, comma-separated")
 	sizes := fs.String("sizes", "64,1200", "UDP payload sizes in bytes, comma-separated")
-	systems := fs.String("systems", "mctun,vxlan", "systems to measure, comma-separated: mctun, vxlan")
+	systems := fs.String("systems", "mctun,mctun-kernel,vxlan", "systems to measure, comma-separated: mctun (the user-space path, datapath = \"user\"), mctun-kernel (the kernel path, datapath = \"kernel\"), vxlan")
 	fs.DurationVar(&o.trial, "trial", 3*time.Second, "length of each trial (sweep step, CPU run, latency run)")
 	fs.Float64Var(&o.start, "start", 5000, "first rate of each sweep, pps")
 	fs.Float64Var(&o.precision, "precision", 0.05, "stop bisecting once the failing rate is within this fraction of the passing one")
@@ -53,18 +54,20 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.cpuAttempts, "cpu-attempts", 3, "attempts per CPU run; the best is kept")
 	fs.IntVar(&o.maxTrials, "max-trials", 14, "most trials per sweep")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 10000, "rate of the latency run, pps")
-	fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "rate of the CPU run, pps; 0 takes half the lower of the systems' loss-free rates")
-	fs.BoolVar(&o.big, "big", true, "also measure mctun's RSS with big configs (1024 groups x 64 members, 16 x 4096)")
+	fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "rate of the CPU run, pps; 0 takes half the lowest of the systems' loss-free rates")
+	fs.BoolVar(&o.big, "big", true, "also measure mctun's RSS with big configs (1024 groups x 64 members, 16 x 4096), on each datapath measured")
 	fs.IntVar(&o.bigCount, "big-count", 200, "datagrams sent to one group of a big config")
 	fs.Float64Var(&o.bigRate, "big-rate", 200, "their rate, pps")
 	fs.StringVar(&o.out, "out", "", "write the markdown report to this `file` (make bench: BENCHMARKS.md)")
 	fs.StringVar(&o.plot, "plot", "", "draw the rate plot into this PNG `file` with gnuplot (make bench: BENCHMARKS-rate.png)")
 	fs.StringVar(&o.jsonOut, "json", "", "write every measurement, every sweep step included, as JSON to this `file`")
+	fs.StringVar(&o.previous, "previous", "", "compare the user-space path with the figures of an earlier run's markdown report in this `file` (default: the -out file, read before it is written over)")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `bench measures mctun against kernel VXLAN head-end replication in network namespaces (root).
+		fmt.Fprint(stderr, `bench measures mctun, on its user-space and on its kernel path, against kernel VXLAN head-end
+replication in network namespaces (root).
 
   sudo go run ./test/bench -mctun bin/mctun                                   # the full run (make bench)
-  sudo go run ./test/bench -members 1 -sizes 64 -trial 1s -big=false          # a minute or two
+  sudo go run ./test/bench -members 1 -sizes 64 -trial 1s -big=false          # a few minutes
 
 `)
 		fs.PrintDefaults()
@@ -135,18 +138,25 @@ func parseInts(flagName, s string, lo, hi int) ([]int, error) {
 	return out, nil
 }
 
-// parseSystems reads the -systems list, in the canonical order mctun, vxlan.
+// parseSystems reads the -systems list, in the canonical order of allSystems. "user" is
+// another name for mctun, "kernel" for mctun-kernel.
 func parseSystems(s string) ([]string, error) {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
 		f = strings.ToLower(strings.TrimSpace(f))
-		if f != sysMctun && f != sysVXLAN {
-			return nil, fmt.Errorf("-systems: %q: want mctun or vxlan", f)
+		switch f {
+		case "user":
+			f = sysMctun
+		case "kernel":
+			f = sysKernel
+		}
+		if !slices.Contains(allSystems, f) {
+			return nil, fmt.Errorf("-systems: %q: want mctun (or user), mctun-kernel (or kernel) or vxlan", f)
 		}
 		if !slices.Contains(out, f) {
 			out = append(out, f)
 		}
 	}
-	slices.SortFunc(out, func(a, b string) int { return strings.Compare(a, b) }) // mctun < vxlan
+	slices.SortFunc(out, func(a, b string) int { return slices.Index(allSystems, a) - slices.Index(allSystems, b) })
 	return out, nil
 }

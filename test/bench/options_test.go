@@ -13,14 +13,14 @@ func TestParseOptionsDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(o.members, []int{1, 4, 16}) || !reflect.DeepEqual(o.sizes, []int{64, 1200}) ||
-		!reflect.DeepEqual(o.systems, []string{sysMctun, sysVXLAN}) {
+		!reflect.DeepEqual(o.systems, []string{sysMctun, sysKernel, sysVXLAN}) {
 		t.Fatalf("defaults: members %v sizes %v systems %v", o.members, o.sizes, o.systems)
 	}
 	if o.trial != 3*time.Second || o.maxLoss != 0.001 || o.attempts != 2 || o.cpuAttempts != 3 || o.latencyRate != 10000 || !o.big {
 		t.Fatalf("defaults: %+v", o)
 	}
-	if o.out != "" || o.plot != "" {
-		t.Fatalf("go run alone writes no files; got -out %q -plot %q", o.out, o.plot)
+	if o.out != "" || o.plot != "" || o.previous != "" {
+		t.Fatalf("go run alone writes no files; got -out %q -plot %q -previous %q", o.out, o.plot, o.previous)
 	}
 }
 
@@ -35,10 +35,25 @@ func TestParseOptionsSubset(t *testing.T) {
 	}
 }
 
+func TestParseSystems(t *testing.T) {
+	for in, want := range map[string][]string{
+		"vxlan,mctun-kernel":        {sysKernel, sysVXLAN},
+		"kernel, user":              {sysMctun, sysKernel},
+		"Mctun-Kernel,kernel,vxlan": {sysKernel, sysVXLAN},
+		"vxlan,mctun,mctun-kernel":  {sysMctun, sysKernel, sysVXLAN},
+		"mctun":                     {sysMctun},
+	} {
+		got, err := parseSystems(in)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: got %v, %v; want %v", in, got, err, want)
+		}
+	}
+}
+
 func TestParseOptionsErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-members", "0"}, {"-members", "199"}, {"-members", "1,1"}, {"-members", ""}, {"-members", "x"},
-		{"-sizes", "8"}, {"-sizes", "9000"}, {"-systems", "gre"}, {"-systems", ""},
+		{"-sizes", "8"}, {"-sizes", "9000"}, {"-systems", "gre"}, {"-systems", ""}, {"-systems", "mctun,ebpf"},
 		{"-trial", "10ms"}, {"-loss", "0"}, {"-attempts", "0"}, {"-cpu-attempts", "11"}, {"-start", "1"}, {"-precision", "1"},
 		{"-cpu-rate", "5"}, {"-big-count", "0"}, {"extra"},
 	} {

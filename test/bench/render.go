@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -48,7 +50,8 @@ func (t table) markdown() string {
 type block int
 
 const (
-	blockRate block = iota
+	blockRate  block = iota
+	blockShare       // the kernel path's share of the packets it forwarded itself
 	blockCPU
 	blockMean
 	blockP99
@@ -57,63 +60,125 @@ const (
 	blockRSS
 )
 
+// systems are the systems of the report, in the canonical order: those the settings name,
+// or, without settings, those of the rows.
+func (rep *report) systems() []string {
+	var out []string
+	for _, s := range allSystems {
+		in := slices.Contains(rep.Settings.Systems, s)
+		if len(rep.Settings.Systems) == 0 {
+			in = slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Systems[s] != nil })
+		}
+		if in {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// mctunOf is the systems of the report that run mctun.
+func (rep *report) mctunOf() []string {
+	var out []string
+	for _, s := range rep.systems() {
+		if slices.Contains(mctunSystems, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // resultsTable is the results, one row per (members, size), with the given blocks of
-// columns; every mctun figure next to VXLAN's and the ratio of the two.
+// columns: in each, VXLAN's figure, then each mctun path's with its ratio to VXLAN's.
 func resultsTable(rep *report, blocks ...block) table {
+	mctuns := rep.mctunOf()
+	withV := slices.Contains(rep.systems(), sysVXLAN)
+	withK := slices.Contains(mctuns, sysKernel)
 	t := table{head: []string{"members", "payload B"}}
+	// cols adds, for one figure, VXLAN's column and each mctun path's with its ratio (and,
+	// for latency, the difference).
+	cols := func(what string, added bool) {
+		if withV {
+			t.head = append(t.head, what+" VXLAN")
+		}
+		for _, m := range mctuns {
+			t.head = append(t.head, what+" "+systemName(m), "× VXLAN")
+			if added {
+				t.head = append(t.head, "added µs")
+			}
+		}
+	}
 	for _, bl := range blocks {
 		switch bl {
 		case blockRate:
-			t.head = append(t.head, "rate mctun", "rate VXLAN", "× VXLAN")
+			cols("rate", false)
+		case blockShare:
+			if withK {
+				t.head = append(t.head, "kernel path's share")
+			}
 		case blockCPU:
-			t.head = append(t.head, "CPU run pps", "CPU s/M mctun", "CPU s/M VXLAN", "× VXLAN")
-		case blockMean:
-			t.head = append(t.head, "mean µs mctun", "mean µs VXLAN", "× VXLAN", "added µs")
-		case blockP99:
-			t.head = append(t.head, "p99 µs mctun", "p99 µs VXLAN", "× VXLAN", "added µs")
-		case blockMeanLow:
-			t.head = append(t.head, "CPU run pps", "mean µs mctun", "mean µs VXLAN", "× VXLAN", "added µs")
-		case blockP99Low:
-			t.head = append(t.head, "p99 µs mctun", "p99 µs VXLAN", "× VXLAN", "added µs")
+			t.head = append(t.head, "CPU run pps")
+			cols("CPU s/M", false)
+		case blockMean, blockMeanLow:
+			if bl == blockMeanLow {
+				t.head = append(t.head, "CPU run pps")
+			}
+			cols("mean µs", true)
+		case blockP99, blockP99Low:
+			cols("p99 µs", true)
 		case blockRSS:
-			t.head = append(t.head, "RSS MiB source", "RSS MiB member")
+			for _, m := range mctuns {
+				t.head = append(t.head, "source MiB "+systemName(m), "member MiB "+systemName(m))
+			}
 		}
 	}
 	for _, r := range rep.Rows {
-		m, v := r.Systems[sysMctun], r.Systems[sysVXLAN]
+		v := r.Systems[sysVXLAN]
 		cells := []string{fmt.Sprint(r.Members), fmt.Sprint(r.Size)}
+		// figures adds VXLAN's figure and each mctun path's with its ratio (and difference).
+		figures := func(get func(*sysResult) (float64, bool), show func(s *sysResult, x float64, ok bool) string, added bool) {
+			vx, vok := get(v)
+			if withV {
+				cells = append(cells, show(v, vx, vok))
+			}
+			for _, m := range mctuns {
+				s := r.Systems[m]
+				mx, mok := get(s)
+				cells = append(cells, show(s, mx, mok)+r.mark(m), fmtRatio(mx, vx, mok && vok))
+				if added {
+					cells = append(cells, fmtAdded(mx-vx, mok && vok))
+				}
+			}
+		}
+		cpuRate := "-"
+		if c := r.firstCPU(); c != nil {
+			cpuRate = fmtPPS(c.Rate)
+		}
 		for _, bl := range blocks {
 			switch bl {
 			case blockRate:
-				mr, mok := sweepRate(m)
-				vr, vok := sweepRate(v)
-				cells = append(cells, fmtSweep(m), fmtSweep(v), fmtRatio(mr, vr, mok && vok))
-			case blockCPU:
-				mc, mok := cpuPerM(m)
-				vc, vok := cpuPerM(v)
-				rate := "-"
-				if c := firstCPU(m, v); c != nil {
-					rate = fmtPPS(c.Rate)
+				figures(sweepRate, func(s *sysResult, _ float64, _ bool) string { return fmtSweep(s) }, false)
+			case blockShare:
+				if withK {
+					cells = append(cells, fmtShare(r.Systems[sysKernel]))
 				}
-				cells = append(cells, rate, fmtNum(mc, 3, mok), fmtNum(vc, 3, vok), fmtRatio(mc, vc, mok && vok))
+			case blockCPU:
+				cells = append(cells, cpuRate)
+				figures(cpuPerM, func(_ *sysResult, x float64, ok bool) string { return fmtNum(x, 3, ok) }, false)
 			case blockMean, blockP99, blockMeanLow, blockP99Low:
 				low, p99 := bl == blockMeanLow || bl == blockP99Low, bl == blockP99 || bl == blockP99Low
-				ml, mok := latencyOf(m, low, p99)
-				vl, vok := latencyOf(v, low, p99)
 				if bl == blockMeanLow {
-					rate := "-"
-					if c := firstCPU(m, v); c != nil {
-						rate = fmtPPS(c.Rate)
-					}
-					cells = append(cells, rate)
+					cells = append(cells, cpuRate)
 				}
-				cells = append(cells, fmtNum(ml, 1, mok), fmtNum(vl, 1, vok), fmtRatio(ml, vl, mok && vok), fmtAdded(ml-vl, mok && vok))
+				figures(func(s *sysResult) (float64, bool) { return latencyOf(s, low, p99) },
+					func(_ *sysResult, x float64, ok bool) string { return fmtNum(x, 1, ok) }, true)
 			case blockRSS:
-				src, mem := "-", "-"
-				if m != nil && m.RSS != nil {
-					src, mem = fmt.Sprintf("%.1f", mib(m.RSS.SourceHWM)), fmt.Sprintf("%.1f", mib(m.RSS.MemberHWM))
+				for _, m := range mctuns {
+					src, mem := "-", "-"
+					if s := r.Systems[m]; s != nil && s.RSS != nil {
+						src, mem = fmt.Sprintf("%.1f", mib(s.RSS.SourceHWM)), fmt.Sprintf("%.1f", mib(s.RSS.MemberHWM))
+					}
+					cells = append(cells, src, mem)
 				}
-				cells = append(cells, src, mem)
 			}
 		}
 		t.rows = append(t.rows, cells)
@@ -121,17 +186,133 @@ func resultsTable(rep *report, blocks ...block) table {
 	return t
 }
 
-// bigTable is the big-config RSS results.
+// lowShareMark follows the kernel path's figures at a point where it forwarded less than
+// minKernelShare of the packets itself.
+const lowShareMark = " †"
+
+// mark is lowShareMark for the kernel path's figures at r when its share there is low.
+func (r *row) mark(system string) string {
+	if system != sysKernel {
+		return ""
+	}
+	if share, _, ok := r.Systems[sysKernel].paths().lowest(); ok && share < minKernelShare {
+		return lowShareMark
+	}
+	return ""
+}
+
+// paths is s's count of packets by path, nil if there is none.
+func (s *sysResult) paths() *pathsResult {
+	if s == nil {
+		return nil
+	}
+	return s.Paths
+}
+
+// fmtShare shows the lowest share of the packets the kernel path forwarded itself, on the
+// source or a member, with who when it is low: "100%", "99.97%", "87.20% at h2 (< 99%)".
+func fmtShare(s *sysResult) string {
+	share, who, ok := s.paths().lowest()
+	if !ok {
+		return "-"
+	}
+	out := fmtPercent(share)
+	if share < minKernelShare {
+		out += fmt.Sprintf(" at %s (< %s)", who, fmtPercent(minKernelShare))
+	}
+	return out
+}
+
+// fmtPercent shows a fraction as a percentage rounded down to two decimals, "100%" only
+// when it is exactly 1.
+func fmtPercent(x float64) string {
+	if x >= 1 {
+		return "100%"
+	}
+	s := fmt.Sprintf("%.2f", math.Floor(x*10000+1e-6)/100) // 1e-6: 0.95*10000 is 9499.999...
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".") + "%"
+}
+
+// bigTable is the big-config RSS results, on each datapath measured.
 func bigTable(rep *report) table {
-	t := table{head: []string{"config", "members in all", "mctun up", "VmRSS after up MiB", "VmHWM MiB", "VmRSS MiB", "stream to group 0"}}
+	t := table{head: []string{"config", "datapath", "members in all", "mctun up", "VmRSS after up MiB", "VmHWM MiB", "VmRSS MiB", "kernel maps MiB", "stream to group 0", "kernel path's share on the source"}}
 	for _, b := range rep.Big {
+		mapMiB, share := "-", "-"
+		if b.System == sysKernel {
+			mapMiB = fmt.Sprintf("%.1f", float64(b.MapBytes)/(1<<20))
+			if x, ok := kernelShare(b.Paths); ok {
+				share = fmtPercent(x) + " " + userPaths(b.Paths)
+				share = strings.TrimSpace(share)
+			}
+		}
 		t.rows = append(t.rows, []string{
-			b.Name, fmt.Sprint(b.Groups * b.PerGroup), b.Up.Round(time.Millisecond).String(),
+			b.Name, datapathOf(b.System), fmt.Sprint(b.Groups * b.PerGroup), b.Up.Round(time.Millisecond).String(),
 			fmt.Sprintf("%.1f", mib(b.AfterUp.RSS)), fmt.Sprintf("%.1f", mib(b.After.HWM)), fmt.Sprintf("%.1f", mib(b.After.RSS)),
-			fmt.Sprintf("%d sent, %d at the real member", b.Sent, b.Delivered),
+			mapMiB, fmt.Sprintf("%d sent, %d at the real member", b.Sent, b.Delivered), share,
 		})
 	}
 	return t
+}
+
+// userPaths lists the packets a side left to user space, by why, in parentheses: "(user_gso
+// 3, user_next_hop_unknown 200)"; "" when there are none.
+func userPaths(paths map[string]uint64) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(paths)) {
+		if k != "kernel" && paths[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", k, paths[k]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// sharesTable is, for each (members, size), the packets of the kernel path's runs by the
+// path they took: on the source's sender side and on the members' receiver sides.
+func sharesTable(rep *report) table {
+	t := table{head: []string{"members", "payload B", "source: by the kernel", "of all", "share", "members: by the kernel", "of all", "lowest share", "left to user space"}}
+	for _, r := range rep.Rows {
+		p := r.Systems[sysKernel].paths()
+		if p == nil {
+			continue
+		}
+		cells := []string{fmt.Sprint(r.Members), fmt.Sprint(r.Size)}
+		k, all := kernelOfAll(p.Source)
+		share := "-"
+		if x, ok := kernelShare(p.Source); ok {
+			share = fmtPercent(x)
+		}
+		cells = append(cells, fmt.Sprint(k), fmt.Sprint(all), share)
+		var mk, mall uint64
+		lowest, low, who := "-", 2.0, ""
+		for i, m := range p.Members {
+			k, all := kernelOfAll(m)
+			mk, mall = mk+k, mall+all
+			if x, ok := kernelShare(m); ok && x < low {
+				low, who = x, fmt.Sprintf("h%d", i+1)
+			}
+		}
+		if who != "" {
+			lowest = fmtPercent(low) + " (" + who + ")"
+		}
+		left := leftToUser(p)
+		if left == "" {
+			left = "none"
+		}
+		cells = append(cells, fmt.Sprint(mk), fmt.Sprint(mall), lowest, left)
+		t.rows = append(t.rows, cells)
+	}
+	return t
+}
+
+// kernelOfAll is the packets the kernel path forwarded itself and all it counted.
+func kernelOfAll(paths map[string]uint64) (kernel, all uint64) {
+	for _, n := range paths {
+		all += n
+	}
+	return paths["kernel"], all
 }
 
 // sweepRate is a system's highest loss-free rate.
@@ -193,6 +374,9 @@ func fmtAdded(d float64, ok bool) string {
 	if !ok || math.IsNaN(d) {
 		return "-"
 	}
+	if math.Abs(d) < 0.05 {
+		d = 0 // not "-0.0"
+	}
 	return fmt.Sprintf("%+.1f", d)
 }
 
@@ -204,13 +388,12 @@ func cpuPerM(s *sysResult) (float64, bool) {
 	return s.CPU.PerMillion(), true
 }
 
-// firstCPU is the CPU run of m, else of v.
-func firstCPU(m, v *sysResult) *cpuResult {
-	if m != nil && m.CPU != nil {
-		return m.CPU
-	}
-	if v != nil && v.CPU != nil {
-		return v.CPU
+// firstCPU is the CPU run of the first system at r that has one: they share its rate.
+func (r *row) firstCPU() *cpuResult {
+	for _, s := range allSystems {
+		if sr := r.Systems[s]; sr != nil && sr.CPU != nil {
+			return sr.CPU
+		}
 	}
 	return nil
 }
@@ -234,27 +417,42 @@ func latencyOf(s *sysResult, low, p99 bool) (float64, bool) {
 	return l.MeanNs / 1e3, true
 }
 
-// legend explains the marks of the rate columns.
-const legend = `rate: the highest rate the source's application offered (pps, as mcsend reached it) that
+// legend explains the systems and the marks of the tables.
+const legend = `mctun user: mctun's user-space path (datapath = "user"); mctun kernel: its kernel path
+(datapath = "kernel"); VXLAN: kernel VXLAN head-end replication, the reference.
+rate: the highest rate the source's application offered (pps, as mcsend reached it) that
 every member received with less than the loss limit. "≥": the cap, what mcsend alone can do,
 passed: the forwarder is not the limit. "s": mcsend could not reach the rate it was asked for:
 the sending path is the limit. "?": the sweep ran out of trials or was cut short.
+kernel path's share: of the packets of the kernel path's runs, the fraction it forwarded
+itself rather than leaving them to user space, on the source or the member where it is
+lowest; "†" marks the kernel path's figures where that is below 99%: they are then partly
+the user-space path's.
 CPU s/M: busy CPU seconds of the whole machine (less other processes') per million datagrams
 delivered, summed over members, at the CPU run's rate (the median run). Latency: one-way, at
 the latency rate; mean of the members' means, highest of their p99s. RSS: mctun's VmHWM, of
 the source and of the highest member.
 `
 
-// textReport is what the benchmark prints on stdout: the results table and the big configs.
+// textReport is what the benchmark prints on stdout: the results tables, the big configs
+// and the targets.
 func textReport(rep *report) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\nmctun against kernel VXLAN head-end replication (%s, %d cores, Linux %s, %s)\n\n",
+	fmt.Fprintf(&b, "\nmctun (user-space and kernel path) against kernel VXLAN head-end replication (%s, %d cores, Linux %s, %s)\n\n",
 		rep.Machine.CPU, rep.Machine.Cores, rep.Machine.Kernel, rep.Start.Format("2006-01-02"))
 	for _, c := range rep.Ceilings {
 		fmt.Fprintf(&b, "mcsend alone, %d B: %s pps\n", c.Size, fmtPPS(c.PPS))
 	}
-	b.WriteString("\n")
-	b.WriteString(resultsTable(rep, blockRate, blockCPU, blockMean, blockP99, blockRSS).text())
+	b.WriteString("\nthroughput and CPU\n\n")
+	b.WriteString(resultsTable(rep, blockRate, blockShare, blockCPU).text())
+	fmt.Fprintf(&b, "\nlatency at %s pps\n\n", fmtPPS(rep.Settings.LatencyRate))
+	b.WriteString(resultsTable(rep, blockMean, blockP99).text())
+	b.WriteString("\nlatency at the CPU runs' rate\n\n")
+	b.WriteString(resultsTable(rep, blockMeanLow, blockP99Low).text())
+	if len(rep.mctunOf()) > 0 {
+		b.WriteString("\nmctun's memory\n\n")
+		b.WriteString(resultsTable(rep, blockRSS).text())
+	}
 	b.WriteString("\n" + legend)
 	if len(rep.Big) > 0 {
 		b.WriteString("\nmctun source with big configs\n\n")
@@ -262,9 +460,9 @@ func textReport(rep *report) string {
 	}
 	if ts := evaluate(rep); len(ts) > 0 {
 		b.WriteString("\ntargets\n\n")
-		tt := table{head: []string{"target", "verdict", "detail"}}
+		tt := table{head: []string{"path", "target", "verdict", "detail"}}
 		for _, t := range ts {
-			tt.rows = append(tt.rows, []string{t.Name, t.Verdict, t.Detail})
+			tt.rows = append(tt.rows, []string{datapathOf(t.System), t.Name, t.Verdict, t.Detail})
 		}
 		b.WriteString(tt.textLeft())
 	}

@@ -180,8 +180,108 @@ type sysResult struct {
 	Latency *latencyResult `json:"latency,omitempty"`
 	// LatencyLow is the latency in the CPU runs, at a rate both systems carry without loss.
 	LatencyLow *latencyResult `json:"latency_at_cpu_rate,omitempty"`
-	RSS        *rssResult     `json:"rss,omitempty"` // mctun only
+	RSS        *rssResult     `json:"rss,omitempty"`   // mctun only
+	Paths      *pathsResult   `json:"paths,omitempty"` // the kernel path only
 }
+
+// pathsResult counts the packets of the kernel path's runs (the sweep's and the fixed-rate
+// runs', not the check streams') by the path they took, from `mctun stats --json`: on the
+// source's sender side and on each member's receiver side, "kernel" when the kernel path
+// forwarded the packet itself, "user_..." with why when it left it to user space.
+type pathsResult struct {
+	Source  map[string]uint64   `json:"source"`
+	Members []map[string]uint64 `json:"members"` // h1..hN
+}
+
+// since is what p counted after before, a reading of the same daemons.
+func (p *pathsResult) since(before *pathsResult) *pathsResult {
+	diff := func(now, was map[string]uint64) map[string]uint64 {
+		d := map[string]uint64{}
+		for k, n := range now {
+			if n > was[k] {
+				d[k] = n - was[k]
+			} else {
+				d[k] = 0
+			}
+		}
+		return d
+	}
+	out := &pathsResult{Source: diff(p.Source, before.Source)}
+	for i, m := range p.Members {
+		var was map[string]uint64
+		if i < len(before.Members) {
+			was = before.Members[i]
+		}
+		out.Members = append(out.Members, diff(m, was))
+	}
+	return out
+}
+
+// add is the sum of p and o, either of which may be nil.
+func (p *pathsResult) add(o *pathsResult) *pathsResult {
+	if p == nil || o == nil {
+		if p == nil {
+			return o
+		}
+		return p
+	}
+	sum := func(a, b map[string]uint64) map[string]uint64 {
+		s := map[string]uint64{}
+		for k, n := range a {
+			s[k] += n
+		}
+		for k, n := range b {
+			s[k] += n
+		}
+		return s
+	}
+	out := &pathsResult{Source: sum(p.Source, o.Source)}
+	for i := range max(len(p.Members), len(o.Members)) {
+		var a, b map[string]uint64
+		if i < len(p.Members) {
+			a = p.Members[i]
+		}
+		if i < len(o.Members) {
+			b = o.Members[i]
+		}
+		out.Members = append(out.Members, sum(a, b))
+	}
+	return out
+}
+
+// kernelShare is the fraction of the packets counted in paths that the kernel path
+// forwarded itself; ok is false when none were counted.
+func kernelShare(paths map[string]uint64) (share float64, ok bool) {
+	var all uint64
+	for _, n := range paths {
+		all += n
+	}
+	if all == 0 {
+		return 0, false
+	}
+	return float64(paths["kernel"]) / float64(all), true
+}
+
+// lowest is the lowest kernel share of the source and the members, and whose it is
+// ("source", "h2"); ok is false when nothing was counted.
+func (p *pathsResult) lowest() (share float64, who string, ok bool) {
+	if p == nil {
+		return 0, "", false
+	}
+	if s, have := kernelShare(p.Source); have {
+		share, who, ok = s, "source", true
+	}
+	for i, m := range p.Members {
+		if s, have := kernelShare(m); have && (!ok || s < share) {
+			share, who, ok = s, fmt.Sprintf("h%d", i+1), true
+		}
+	}
+	return share, who, ok
+}
+
+// minKernelShare is the kernel path's share below which the report says that its figures
+// are partly the user-space path's.
+const minKernelShare = 0.99
 
 // row is one (members, size) of the table.
 type row struct {
@@ -215,6 +315,7 @@ func (r *row) rate(system string) (pps float64, capped, ok bool) {
 
 // bigResult is the memory of the source's mctun with a big config.
 type bigResult struct {
+	System    string        `json:"system"` // sysMctun or sysKernel
 	Name      string        `json:"name"`
 	Groups    int           `json:"groups"`
 	PerGroup  int           `json:"members_per_group"`
@@ -223,6 +324,11 @@ type bigResult struct {
 	After     memStatus     `json:"after_stream"`   // after the stream
 	Sent      uint64        `json:"sent"`           // datagrams the application sent to group 0
 	Delivered uint64        `json:"delivered_real"` // of which the one real member received
+	// MapBytes is the kernel memory the kernel path's maps hold on the source (both sides'
+	// map_bytes of `mctun stats --json`), and Paths the source's packets by path; the
+	// kernel path only.
+	MapBytes uint64            `json:"kernel_map_bytes,omitempty"`
+	Paths    map[string]uint64 `json:"kernel_paths,omitempty"`
 }
 
 // machine describes where the benchmark ran.
@@ -252,6 +358,8 @@ type report struct {
 	Big      []bigResult   `json:"big,omitempty"`
 	Notes    []string      `json:"notes,omitempty"`
 	Plot     string        `json:"plot,omitempty"` // the PNG, relative to the markdown
+	// Previous is the user-space path's figures of the run before, for "must not get slower".
+	Previous *previousRun `json:"previous,omitempty"`
 }
 
 // settings are the parameters a reader needs to interpret the numbers.
@@ -265,7 +373,7 @@ type settings struct {
 	Start       float64       `json:"start_pps"`
 	Shortfall   float64       `json:"shortfall"`
 	LatencyRate float64       `json:"latency_rate_pps"`
-	CPURate     float64       `json:"cpu_rate_pps"` // 0: half the lower loss-free rate
+	CPURate     float64       `json:"cpu_rate_pps"` // 0: half the lowest loss-free rate
 	CPUShare    float64       `json:"cpu_share"`
 	BigCount    int           `json:"big_count"`
 	BigRate     float64       `json:"big_rate_pps"`

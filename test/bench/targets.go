@@ -2,32 +2,73 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// The goals mctun is held to, against VXLAN measured in the same run.
-const (
-	targetRate      = 1.0  // loss-free rate, at least this times VXLAN's
-	targetCPU       = 1.2  // CPU per million delivered, at most this times VXLAN's
-	targetMeanUs    = 20.0 // added mean latency, at most, µs
-	targetP99Us     = 100.0
-	targetBigRSSMiB = 30.0 // VmHWM with each big config
+// goals are what one of mctun's packet paths is held to, against VXLAN measured in the
+// same run.
+type goals struct {
+	system string
+	rate   float64 // loss-free rate, at least this times VXLAN's
+	cpu    float64 // CPU per million delivered, at most this times VXLAN's
+	meanUs float64 // added mean latency, at most, µs
+	p99Us  float64 // added p99 latency, at most, µs
+	// lowFirst: the latency goals hold at the CPU runs' rate, which every system carries
+	// without loss, and at the latency rate only where both carry that without loss (the
+	// kernel path). Otherwise they hold at the latency rate whatever was lost there, and
+	// the CPU runs' rate is supplementary (the user-space path's goals, as they were).
+	lowFirst bool
+}
+
+var (
+	// kernelGoals are issue 8's targets for the kernel path.
+	kernelGoals = goals{system: sysKernel, rate: 1.0, cpu: 1.0, meanUs: 5, p99Us: 20, lowFirst: true}
+	// userGoals are the user-space path's targets, as they were before the kernel path.
+	userGoals = goals{system: sysMctun, rate: 1.0, cpu: 1.2, meanUs: 20, p99Us: 100}
 )
 
-// verdict is how mctun fares against one target.
+const (
+	targetBigRSSMiB = 30.0 // VmHWM with each big config, on either path
+	// slowerSlack is how much worse than the previous run's a figure of the user-space path
+	// may be before it counts as slower: the figures of two runs differ by about that much
+	// with nothing changed (a shared 2-core machine, 5% sweep precision).
+	slowerSlack = 0.10
+)
+
+// verdict is how one of mctun's paths fares against one target.
 type verdict struct {
+	System  string // sysKernel or sysMctun
 	Name    string
 	Verdict string // "meets", "misses" or "not measured"
 	Detail  string
 }
 
-// evaluate holds the results against the targets. A comparison needs both systems at the
-// same (members, size); rows without both are left out.
+// evaluate holds the results against the targets: the kernel path's, then the user-space
+// path's, each if it was measured. A comparison needs both systems at the same (members,
+// size); rows without both are left out.
 func evaluate(rep *report) []verdict {
 	var vs []verdict
-	vs = append(vs, compareRows(rep, fmt.Sprintf("loss-free rate >= %.1fx VXLAN at every N and size", targetRate),
-		func(r *row) (float64, string, bool) {
-			m, v := r.Systems[sysMctun], r.Systems[sysVXLAN]
+	for _, g := range []goals{kernelGoals, userGoals} {
+		if !slices.Contains(rep.systems(), g.system) {
+			continue
+		}
+		vs = append(vs, g.evaluate(rep)...)
+		if g.system == sysMctun {
+			vs = append(vs, notSlower(rep)...)
+		}
+	}
+	return vs
+}
+
+// evaluate holds one path's results against its goals.
+func (g goals) evaluate(rep *report) []verdict {
+	sys := g.system
+	var vs []verdict
+	vs = append(vs, compareRows(rep, rowCheck{
+		name: fmt.Sprintf("loss-free rate >= %.1fx VXLAN at every N and size", g.rate),
+		value: func(r *row) (float64, string, bool) {
+			m, v := r.Systems[sys], r.Systems[sysVXLAN]
 			if m == nil || v == nil || m.Sweep == nil || v.Sweep == nil || !v.Sweep.Found ||
 				m.Sweep.Limit == LimitIncomplete || v.Sweep.Limit == LimitIncomplete {
 				return 0, "", false
@@ -36,84 +77,229 @@ func evaluate(rep *report) []verdict {
 			vr, _ := sweepRate(v)
 			ratio := mr / vr
 			if m.Sweep.Limit == LimitCap && v.Sweep.Limit == LimitCap {
-				return max(ratio, targetRate), fmt.Sprintf("%.2fx, both at the mcsend ceiling", ratio), true
+				return max(ratio, g.rate), fmt.Sprintf("%.2fx, both at the mcsend ceiling", ratio), true
 			}
 			return ratio, fmt.Sprintf("%.2fx", ratio), true
-		}, func(x float64) bool { return x >= targetRate }, false))
-	vs = append(vs, compareRows(rep, fmt.Sprintf("CPU per million delivered <= %.1fx VXLAN", targetCPU),
-		func(r *row) (float64, string, bool) {
-			mc, mok := cpuPerM(r.Systems[sysMctun])
+		},
+		ok: func(x float64) bool { return x >= g.rate },
+	}))
+	vs = append(vs, compareRows(rep, rowCheck{
+		name: fmt.Sprintf("CPU per million delivered <= %.1fx VXLAN", g.cpu),
+		value: func(r *row) (float64, string, bool) {
+			mc, mok := cpuPerM(r.Systems[sys])
 			vc, vok := cpuPerM(r.Systems[sysVXLAN])
 			if !mok || !vok || !(vc > 0) {
 				return 0, "", false
 			}
 			return mc / vc, fmt.Sprintf("%.2fx", mc/vc), true
-		}, func(x float64) bool { return x <= targetCPU }, true))
-	for _, low := range []bool{false, true} {
+		},
+		ok: func(x float64) bool { return x <= g.cpu }, higherIsWorse: true,
+	}))
+	lows := []bool{false, true}
+	if g.lowFirst {
+		lows = []bool{true, false}
+	}
+	for _, low := range lows {
 		for _, p99 := range []bool{false, true} {
-			name, limit := fmt.Sprintf("added mean latency <= %.0f µs", targetMeanUs), targetMeanUs
+			name, limit := fmt.Sprintf("added mean latency <= %.0f µs", g.meanUs), g.meanUs
 			if p99 {
-				name, limit = fmt.Sprintf("added p99 latency <= %.0f µs", targetP99Us), targetP99Us
+				name, limit = fmt.Sprintf("added p99 latency <= %.0f µs", g.p99Us), g.p99Us
 			}
-			if low {
+			switch {
+			case low && g.lowFirst:
+				name += ", at the CPU runs' rate (which every system carries without loss)"
+			case low:
 				name += ", at the CPU runs' rate (both loss-free; supplementary)"
-			} else {
+			case g.lowFirst:
+				name += fmt.Sprintf(", at %s pps where both carry it without loss", fmtPPS(rep.Settings.LatencyRate))
+			default:
 				name += fmt.Sprintf(", at %s pps", fmtPPS(rep.Settings.LatencyRate))
 			}
-			vs = append(vs, compareRows(rep, name,
-				func(r *row) (float64, string, bool) {
-					ml, mok := latencyOf(r.Systems[sysMctun], low, p99)
+			c := rowCheck{
+				name: name,
+				value: func(r *row) (float64, string, bool) {
+					ml, mok := latencyOf(r.Systems[sys], low, p99)
 					vl, vok := latencyOf(r.Systems[sysVXLAN], low, p99)
 					if !mok || !vok {
 						return 0, "", false
 					}
-					return ml - vl, fmt.Sprintf("%+.1f µs", ml-vl), true
-				}, func(x float64) bool { return x <= limit }, true))
-		}
-	}
-	big := verdict{Name: fmt.Sprintf("RSS <= %.0f MiB with both big configs", targetBigRSSMiB), Verdict: "not measured"}
-	if len(rep.Big) > 0 {
-		big.Verdict = "meets"
-		var parts []string
-		for _, b := range rep.Big {
-			hwm := mib(b.After.HWM)
-			if hwm > targetBigRSSMiB {
-				big.Verdict = "misses"
+					return ml - vl, fmtAdded(ml-vl, true) + " µs", true
+				},
+				ok: func(x float64) bool { return x <= limit }, higherIsWorse: true,
 			}
-			parts = append(parts, fmt.Sprintf("%s: VmHWM %.1f MiB", b.Name, hwm))
+			if g.lowFirst {
+				c.skip = func(r *row) bool {
+					return !carried(rep, r.Systems[sys], low) || !carried(rep, r.Systems[sysVXLAN], low)
+				}
+				c.skipWhy = "where one of them lost packets or fell short of the rate"
+			}
+			vs = append(vs, compareRows(rep, c))
 		}
-		if len(rep.Big) < 2 {
-			big.Verdict = "not measured"
-		}
-		big.Detail = strings.Join(parts, "; ")
 	}
-	return append(vs, big)
+	for i := range vs {
+		vs[i].System = sys
+	}
+	return append(vs, bigVerdict(rep, sys))
 }
 
-// compareRows applies one target to every row that has both systems: value gives the row's
-// figure and how to show it, ok says whether it holds. The detail names the worst row (the
-// highest figure when higherIsWorse, else the lowest) and every row that misses.
-func compareRows(rep *report, name string, value func(*row) (float64, string, bool), ok func(float64) bool, higherIsWorse bool) verdict {
-	v := verdict{Name: name, Verdict: "not measured"}
-	var worst *row
-	var worstVal float64
-	var worstShow string
-	var misses []string
+// carried reports whether s's latency run (low: in the CPU runs) was loss-free at the rate
+// asked.
+func carried(rep *report, s *sysResult, low bool) bool {
+	if s == nil {
+		return false
+	}
+	l := s.Latency
+	if low {
+		l = s.LatencyLow
+	}
+	return l != nil && l.Loss < rep.Settings.MaxLoss && l.Achieved >= rep.Settings.Shortfall*l.Rate
+}
+
+// bigVerdict holds system's RSS with the big configs to targetBigRSSMiB, and for the kernel
+// path reports the memory of its maps.
+func bigVerdict(rep *report, system string) verdict {
+	v := verdict{System: system, Name: fmt.Sprintf("RSS <= %.0f MiB with both big configs", targetBigRSSMiB), Verdict: "not measured"}
+	var parts []string
 	n := 0
-	for _, r := range rep.Rows {
-		x, show, have := value(r)
-		if !have {
+	for _, b := range rep.Big {
+		if b.System != system {
 			continue
 		}
 		n++
-		if worst == nil || (higherIsWorse && x > worstVal) || (!higherIsWorse && x < worstVal) {
+		if v.Verdict == "not measured" {
+			v.Verdict = "meets"
+		}
+		hwm := mib(b.After.HWM)
+		if hwm > targetBigRSSMiB {
+			v.Verdict = "misses"
+		}
+		part := fmt.Sprintf("%s: VmHWM %.2f MiB", b.Name, hwm)
+		if system == sysKernel {
+			part += fmt.Sprintf(", kernel maps %.1f MiB", float64(b.MapBytes)/(1<<20))
+		}
+		parts = append(parts, part)
+	}
+	if n > 0 && n < len(bigConfigs) {
+		v.Verdict = "not measured"
+	}
+	v.Detail = strings.Join(parts, "; ")
+	return v
+}
+
+// notSlower compares the user-space path's figures with those of the previous run's report:
+// the loss-free rate must not be lower, nor the CPU per million delivered higher, by more
+// than slowerSlack.
+func notSlower(rep *report) []verdict {
+	p := rep.Previous
+	of := "the previous run's"
+	if p != nil && p.Date != "" {
+		of = fmt.Sprintf("the previous run's (%s)", p.Date)
+	}
+	prev := func(r *row) *previousRow {
+		if p == nil {
+			return nil
+		}
+		for i := range p.Rows {
+			if p.Rows[i].Members == r.Members && p.Rows[i].Size == r.Size {
+				return &p.Rows[i]
+			}
+		}
+		return nil
+	}
+	rate := compareRows(rep, rowCheck{
+		name: fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of %s", 100*(1-slowerSlack), of),
+		value: func(r *row) (float64, string, bool) {
+			pr := prev(r)
+			now, ok := sweepRate(r.Systems[sysMctun])
+			if pr == nil || !pr.HaveRate || !(pr.Rate > 0) || !ok || r.Systems[sysMctun].Sweep.Limit == LimitIncomplete {
+				return 0, "", false
+			}
+			return now / pr.Rate, fmt.Sprintf("%.2fx: %s, was %s", now/pr.Rate, fmtPPS(now), fmtPPS(pr.Rate)), true
+		},
+		ok: func(x float64) bool { return x >= 1-slowerSlack },
+	})
+	cpu := compareRows(rep, rowCheck{
+		name: fmt.Sprintf("must not get slower: CPU per million delivered at most %.0f%% of %s", 100*(1+slowerSlack), of),
+		value: func(r *row) (float64, string, bool) {
+			pr := prev(r)
+			now, ok := cpuPerM(r.Systems[sysMctun])
+			if pr == nil || !pr.HaveCPU || !(pr.CPU > 0) || !ok {
+				return 0, "", false
+			}
+			return now / pr.CPU, fmt.Sprintf("%.2fx: %.1f, was %.1f", now/pr.CPU, now, pr.CPU), true
+		},
+		ok: func(x float64) bool { return x <= 1+slowerSlack }, higherIsWorse: true,
+	})
+	vs := []verdict{rate, cpu}
+	for i := range vs {
+		vs[i].System = sysMctun
+		if p != nil && p.Trial != "" && p.Trial != rep.Settings.Trial.String() {
+			// Shorter trials pass higher rates: figures of different trial lengths do not compare.
+			vs[i].Verdict = "not measured"
+			vs[i].Detail = fmt.Sprintf("%s's trials were %s, this run's %s: their figures do not compare", p.File, p.Trial, rep.Settings.Trial)
+			continue
+		}
+		if vs[i].Verdict == "not measured" {
+			switch {
+			case p == nil:
+				vs[i].Detail = "no previous report to compare with"
+			case p.Problem != "":
+				vs[i].Detail = p.File + ": " + p.Problem
+			default:
+				vs[i].Detail = p.File + " has no figure of the user-space path at the same N and size"
+			}
+		}
+	}
+	return vs
+}
+
+// rowCheck is one target applied to every row.
+type rowCheck struct {
+	name string
+	// value is a row's figure and how to show it; ok false leaves the row out silently
+	// (a system not measured there).
+	value func(*row) (x float64, show string, ok bool)
+	// skip, if set, leaves a row out and names it in the detail, with skipWhy.
+	skip    func(*row) bool
+	skipWhy string
+	// ok says whether a figure holds; the worst figure is the highest when higherIsWorse,
+	// else the lowest.
+	ok            func(float64) bool
+	higherIsWorse bool
+}
+
+// compareRows applies c to every row that has both systems. The detail names the worst row
+// and every row that misses, and those c.skip left out.
+func compareRows(rep *report, c rowCheck) verdict {
+	v := verdict{Name: c.name, Verdict: "not measured"}
+	var worst *row
+	var worstVal float64
+	var worstShow string
+	var misses, skipped []string
+	n := 0
+	for _, r := range rep.Rows {
+		x, show, have := c.value(r)
+		if !have {
+			continue
+		}
+		if c.skip != nil && c.skip(r) {
+			skipped = append(skipped, fmt.Sprintf("%s %d B", members(r.Members), r.Size))
+			continue
+		}
+		n++
+		if worst == nil || (c.higherIsWorse && x > worstVal) || (!c.higherIsWorse && x < worstVal) {
 			worst, worstVal, worstShow = r, x, show
 		}
-		if !ok(x) {
+		if !c.ok(x) {
 			misses = append(misses, fmt.Sprintf("%s %d B (%s)", members(r.Members), r.Size, show))
 		}
 	}
+	var skipNote string
+	if len(skipped) > 0 {
+		skipNote = fmt.Sprintf("left out %s: %s", c.skipWhy, strings.Join(skipped, ", "))
+	}
 	if n == 0 {
+		v.Detail = skipNote
 		return v
 	}
 	v.Verdict = "meets"
@@ -122,15 +308,19 @@ func compareRows(rep *report, name string, value func(*row) (float64, string, bo
 		v.Verdict = "misses"
 		v.Detail = fmt.Sprintf("misses at %d of %d: %s", len(misses), n, strings.Join(misses, ", "))
 	}
+	if skipNote != "" {
+		v.Detail += "; " + skipNote
+	}
 	return v
 }
 
 // notes are the remarks a reader needs to read the numbers right: where the cap or the
-// sender, not the forwarder, bounds a rate, and fixed-rate runs that lost packets.
+// sender, not the forwarder, bounds a rate, fixed-rate runs that lost packets, and where the
+// kernel path left more than 1% of the packets to user space.
 func notes(rep *report) []string {
 	var ns []string
 	for _, r := range rep.Rows {
-		for _, system := range []string{sysMctun, sysVXLAN} {
+		for _, system := range allSystems {
 			s := r.Systems[system]
 			if s == nil {
 				continue
@@ -145,9 +335,12 @@ func notes(rep *report) []string {
 						where, fmtPPS(sw.Best.Achieved)))
 				case sw.Limit == LimitSender:
 					why := "the sending path is the limit"
-					if system == sysVXLAN {
-						why = "the sending path is the limit: the kernel encapsulates and replicates in the sender's own sendmmsg call"
-					} else {
+					switch system {
+					case sysVXLAN:
+						why += ": the kernel encapsulates and replicates in the sender's own sendmmsg call"
+					case sysKernel:
+						why += ": the kernel path's program encapsulates and replicates in the sender's own sendmmsg call"
+					default:
 						why += ": mcsend shares the two CPUs with mctun, the receivers and the kernel's softirq work"
 					}
 					ns = append(ns, fmt.Sprintf("%s: mcsend reached only %s of the %s pps it was asked for, without loss; %s.",
@@ -165,9 +358,30 @@ func notes(rep *report) []string {
 			if l := s.Latency; l != nil && l.Achieved < rep.Settings.Shortfall*l.Rate {
 				ns = append(ns, fmt.Sprintf("%s: in the latency run mcsend reached only %s of the %s pps asked.", where, fmtPPS(l.Achieved), fmtPPS(l.Rate)))
 			}
+			if share, who, ok := s.paths().lowest(); ok && share < minKernelShare {
+				ns = append(ns, fmt.Sprintf("%s: the kernel path forwarded only %s of the packets itself (at %s; the rest went to user space: %s), so its figures there (marked †) are partly the user-space path's.",
+					where, fmtPercent(share), who, leftToUser(s.Paths)))
+			}
 		}
 	}
+	if p := rep.Previous; p != nil && p.Problem != "" {
+		ns = append(ns, fmt.Sprintf("The user-space path is not compared with an earlier run: %s: %s.", p.File, p.Problem))
+	}
 	return append(ns, rep.Notes...)
+}
+
+// leftToUser lists what the kernel path left to user space, on the source and each member.
+func leftToUser(p *pathsResult) string {
+	var parts []string
+	if u := userPaths(p.Source); u != "" {
+		parts = append(parts, "source "+u)
+	}
+	for i, m := range p.Members {
+		if u := userPaths(m); u != "" {
+			parts = append(parts, fmt.Sprintf("h%d %s", i+1, u))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // members says "1 member", "4 members".
@@ -180,8 +394,13 @@ func members(n int) string {
 
 // systemName is how the report names a system.
 func systemName(system string) string {
-	if system == sysVXLAN {
+	switch system {
+	case sysVXLAN:
 		return "VXLAN"
+	case sysMctun:
+		return "mctun user"
+	case sysKernel:
+		return "mctun kernel"
 	}
 	return system
 }

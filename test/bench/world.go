@@ -16,12 +16,30 @@ import (
 	"mctun/test/topo"
 )
 
-// The systems the benchmark compares.
+// The systems the benchmark compares: mctun on each of its packet paths, and VXLAN.
 const (
-	sysMctun = "mctun"
-	sysVXLAN = "vxlan"
-	sysNone  = "none" // nothing: the routed VPC alone, for mcsend's own ceiling
+	sysMctun  = "mctun"        // mctun's user-space path: datapath = "user"
+	sysKernel = "mctun-kernel" // mctun's kernel path: datapath = "kernel"
+	sysVXLAN  = "vxlan"
+	sysNone   = "none" // nothing: the routed VPC alone, for mcsend's own ceiling
 )
+
+// allSystems are the systems in their canonical order, which the tables follow.
+var allSystems = []string{sysMctun, sysKernel, sysVXLAN}
+
+// mctunSystems are the systems that run mctun.
+var mctunSystems = []string{sysMctun, sysKernel}
+
+// datapathOf is the value of mctun's datapath key for system, "" if system is not mctun.
+func datapathOf(system string) string {
+	switch system {
+	case sysMctun:
+		return "user"
+	case sysKernel:
+		return "kernel"
+	}
+	return ""
+}
 
 // world is one topology with one system set up in it: the router, the source h0 and the
 // members h1..hN. close removes all of it.
@@ -34,6 +52,8 @@ type world struct {
 
 	mu      sync.Mutex   // guards mctunOn: close may run from the interrupt's goroutine
 	mctunOn []*topo.Host // hosts where mctun is up, in the order it came up
+
+	pathsAtStart *pathsResult // the kernel path's packets by path when the phase started
 }
 
 // open builds a topology of a router, h0 and n members and sets up system in it. On error
@@ -56,26 +76,32 @@ func (w *world) setUp(ctx context.Context) error {
 	switch w.system {
 	case sysNone:
 		return nil
-	case sysMctun:
+	case sysMctun, sysKernel:
 		var addrs []netip.Addr
 		for _, m := range w.members {
 			addrs = append(addrs, m.Addr)
 		}
-		return w.mctunUp(ctx, []mctunGroup{{Address: group, Port: groupPort, Members: addrs}})
+		return w.mctunUp(ctx, datapathOf(w.system), []mctunGroup{{Address: group, Port: groupPort, Members: addrs}})
 	case sysVXLAN:
 		return w.vxlanUp(ctx)
 	}
 	return fmt.Errorf("unknown system %q", w.system)
 }
 
-// mctunUp runs `mctun up` on every member, then on the source with groups.
-func (w *world) mctunUp(ctx context.Context, groups []mctunGroup) error {
-	for _, m := range w.members {
-		if err := w.mctunUpOn(ctx, m, memberConfig(w.src.Addr)); err != nil {
-			return err
+// mctunUp runs `mctun up` on every member, then on the source with groups, all on datapath.
+func (w *world) mctunUp(ctx context.Context, datapath string, groups []mctunGroup) error {
+	err := func() error {
+		for _, m := range w.members {
+			if err := w.mctunUpOn(ctx, m, memberConfig(datapath, w.src.Addr)); err != nil {
+				return err
+			}
 		}
+		return w.mctunUpOn(ctx, w.src, sourceConfig(datapath, groups))
+	}()
+	if err != nil && datapath == "kernel" {
+		return fmt.Errorf("%w (to measure without the kernel path: -systems mctun,vxlan)", err)
 	}
-	return w.mctunUpOn(ctx, w.src, sourceConfig(groups))
+	return err
 }
 
 // mctunUpOn writes config to a file and runs `mctun up -c FILE` on h.
@@ -135,34 +161,72 @@ func (w *world) verify(ctx context.Context) error {
 	return err
 }
 
-// mctunStatus is the part of `mctun status --json` the benchmark reads: nothing but the pid.
+// mctunStatus is the part of `mctun status --json` and `mctun stats --json` the benchmark
+// reads: the pid, the packet path that runs, and on each side the kernel path's packets by
+// path and the memory of its maps.
 type mctunStatus struct {
-	PID int `json:"pid"`
+	PID      int        `json:"pid"`
+	Datapath string     `json:"datapath"`
+	Source   *mctunSide `json:"source"`
+	Member   *mctunSide `json:"member"`
+}
+
+// mctunSide is the sender or the receiver side of mctunStatus.
+type mctunSide struct {
+	Kernel *kernelStatus `json:"kernel"` // nil on the user-space path
+}
+
+// sideKernel is the kernel path's part of a side, nil if the host has no such side or it
+// runs in user space.
+func sideKernel(s *mctunSide) *kernelStatus {
+	if s == nil {
+		return nil
+	}
+	return s.Kernel
+}
+
+// kernelStatus is the kernel path's part of one side of mctunStatus.
+type kernelStatus struct {
+	Paths    map[string]uint64 `json:"paths"`     // packets by path: "kernel", or "user_..." with why
+	MapBytes uint64            `json:"map_bytes"` // the kernel memory its maps hold
+}
+
+// readMctunStatus runs `mctun <op> --json` (op "status" or "stats") on h and decodes it.
+func (w *world) readMctunStatus(ctx context.Context, h *topo.Host, op string) (mctunStatus, error) {
+	var st mctunStatus
+	out, err := h.Command(ctx, w.b.opt.mctun, op, "--json").Output()
+	if err != nil {
+		return st, fmt.Errorf("%s: mctun %s --json: %w", h.Name, op, err)
+	}
+	if err := json.Unmarshal(out, &st); err != nil || st.PID <= 0 {
+		return st, fmt.Errorf("%s: mctun %s --json: no pid in %.200q (%v)", h.Name, op, out, err)
+	}
+	return st, nil
 }
 
 // mctunMem reads the memory of the mctun daemon running on h, whose pid `mctun status
-// --json` gives.
-func (w *world) mctunMem(ctx context.Context, h *topo.Host) (memStatus, error) {
-	out, err := h.Command(ctx, w.b.opt.mctun, "status", "--json").Output()
+// --json` gives, and checks that it runs datapath.
+func (w *world) mctunMem(ctx context.Context, h *topo.Host, datapath string) (memStatus, error) {
+	st, err := w.readMctunStatus(ctx, h, "status")
 	if err != nil {
-		return memStatus{}, fmt.Errorf("%s: mctun status --json: %w", h.Name, err)
+		return memStatus{}, err
 	}
-	var st mctunStatus
-	if err := json.Unmarshal(out, &st); err != nil || st.PID <= 0 {
-		return memStatus{}, fmt.Errorf("%s: mctun status --json: no pid in %q (%v)", h.Name, out, err)
+	if st.Datapath != datapath {
+		return memStatus{}, fmt.Errorf("%s: mctun runs the %q datapath, not %q as configured", h.Name, st.Datapath, datapath)
 	}
 	return readMem(st.PID)
 }
 
 // mctunRSS reads the peak RSS of the source's daemon and the highest of the members'.
 func (w *world) mctunRSS(ctx context.Context) (*rssResult, error) {
-	src, err := w.mctunMem(ctx, w.src)
+	dp := datapathOf(w.system)
+	src, err := w.mctunMem(ctx, w.src, dp)
 	if err != nil {
 		return nil, err
 	}
 	r := &rssResult{SourceHWM: src.HWM}
 	for _, m := range w.members {
-		mem, err := w.mctunMem(ctx, m)
+		mem, err := w.mctunMem(ctx, m, dp)
 		if err != nil {
 			return nil, err
 		}
@@ -171,14 +235,61 @@ func (w *world) mctunRSS(ctx context.Context) (*rssResult, error) {
 	return r, nil
 }
 
-// closeKeepingRSS closes w after a phase of system, first adding mctun's peak RSS to sr.
+// kernelPaths reads, from `mctun stats --json` on every host, the packets the kernel path
+// forwarded itself and those it left to user space: the source's sender side and each
+// member's receiver side. A host whose mctun does not run the kernel path is an error.
+func (w *world) kernelPaths(ctx context.Context) (*pathsResult, error) {
+	p := &pathsResult{}
+	st, err := w.readMctunStatus(ctx, w.src, "stats")
+	if err != nil {
+		return nil, err
+	}
+	k := sideKernel(st.Source)
+	if k == nil {
+		return nil, fmt.Errorf("%s: mctun stats --json: no kernel path on the source (datapath %q)", w.src.Name, st.Datapath)
+	}
+	p.Source = k.Paths
+	for _, m := range w.members {
+		st, err := w.readMctunStatus(ctx, m, "stats")
+		if err != nil {
+			return nil, err
+		}
+		k := sideKernel(st.Member)
+		if k == nil {
+			return nil, fmt.Errorf("%s: mctun stats --json: no kernel path on the member (datapath %q)", m.Name, st.Datapath)
+		}
+		p.Members = append(p.Members, k.Paths)
+	}
+	return p, nil
+}
+
+// startPaths notes, for the kernel path, the packets by path so far (the check stream's), so
+// that closeKeepingRSS counts those of the phase's own runs.
+func (w *world) startPaths(ctx context.Context) error {
+	if w.system != sysKernel {
+		return nil
+	}
+	var err error
+	w.pathsAtStart, err = w.kernelPaths(ctx)
+	return err
+}
+
+// closeKeepingRSS closes w after a phase of system, first adding mctun's peak RSS to sr and,
+// for the kernel path, the packets the phase's runs sent by each path.
 func (w *world) closeKeepingRSS(ctx context.Context, system string, sr *sysResult) error {
-	if system == sysMctun {
+	if slices.Contains(mctunSystems, system) {
 		rss, err := w.mctunRSS(ctx)
 		if err != nil {
 			return err
 		}
 		sr.RSS = sr.RSS.merge(rss)
+	}
+	if system == sysKernel && w.pathsAtStart != nil {
+		now, err := w.kernelPaths(ctx)
+		if err != nil {
+			return err
+		}
+		sr.Paths = sr.Paths.add(now.since(w.pathsAtStart))
 	}
 	return w.close()
 }

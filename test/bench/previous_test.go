@@ -1,0 +1,139 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// oldReport is the head of a report as the benchmark wrote it before it measured the kernel
+// path: one "mctun" column, which was the user-space path.
+const oldReport = `# mctun benchmarks
+
+|  |  |
+|---|---|
+| machine | AMD EPYC, 2 cores |
+| mctun | mctun 6b32e4c-dirty go1.26.8 linux/amd64 |
+| date | 2026-11-25 20:56 UTC |
+
+## Results
+
+### Throughput and CPU
+
+| members | payload B | rate mctun | rate VXLAN | × VXLAN | CPU run pps | CPU s/M mctun | CPU s/M VXLAN | × VXLAN |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1 | 64 | 32.2k | 116.1k s | 0.28x | 16.0k | 90.963 | 67.258 | 1.35x |
+| 4 | 1200 | 5.7k ? | 18.6k s | 0.31x | 2.8k | - | 65.584 | - |
+| 16 | 1200 | 840 | 2.7k s | 0.31x | 420 | 108.441 | 71.371 | 1.52x |
+| 16 | 64 | 0 | 3.4k s | - | - | - | - | - |
+
+### Latency at 10.0k pps
+
+| members | payload B | mean µs mctun | mean µs VXLAN | × VXLAN | added µs | p99 µs mctun | p99 µs VXLAN | × VXLAN | added µs |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| 1 | 64 | 70.4 | 31.2 | 2.25x | +39.2 | 172.5 | 68.9 | 2.51x | +103.7 |
+
+## Method
+
+- **Highest loss-free rate**: a trial sends 3s of datagrams at a rate (bounded in count and in
+  time) and passes when every member's application received all but less than 0.1% of what
+`
+
+func TestParsePreviousOldFormat(t *testing.T) {
+	p, err := parsePrevious([]byte(oldReport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Date != "2026-11-25 20:56 UTC" || p.Mctun != "mctun 6b32e4c-dirty go1.26.8 linux/amd64" || p.Trial != "3s" {
+		t.Errorf("date %q, mctun %q, trial %q", p.Date, p.Mctun, p.Trial)
+	}
+	want := []previousRow{
+		{Members: 1, Size: 64, Rate: 32200, HaveRate: true, CPU: 90.963, HaveCPU: true},
+		{Members: 4, Size: 1200, Rate: 5700, HaveRate: true},
+		{Members: 16, Size: 1200, Rate: 840, HaveRate: true, CPU: 108.441, HaveCPU: true},
+		{Members: 16, Size: 64},
+	}
+	if len(p.Rows) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(p.Rows), len(want), p.Rows)
+	}
+	for i, w := range want {
+		g := p.Rows[i]
+		if g.Members != w.Members || g.Size != w.Size || g.HaveRate != w.HaveRate || g.HaveCPU != w.HaveCPU ||
+			!near(g.Rate, w.Rate) || !near(g.CPU, w.CPU) {
+			t.Errorf("row %d: got %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// TestParsePreviousRoundTrip reads back what markdownReport writes: the user-space path's
+// figures, not the kernel path's nor VXLAN's.
+func TestParsePreviousRoundTrip(t *testing.T) {
+	p, err := parsePrevious([]byte(markdownReport(fixture())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Date != "2026-01-02 03:04 UTC" || p.Mctun != "mctun abc" || p.Trial != "3s" || len(p.Rows) != 2 {
+		t.Fatalf("got %+v", p)
+	}
+	r1, r16 := p.Rows[0], p.Rows[1]
+	if r1.Members != 1 || !near(r1.Rate, 99500) || !near(r1.CPU, 17.007) || r16.Members != 16 || !near(r16.Rate, 10000) || !near(r16.CPU, 25) {
+		t.Errorf("got %+v and %+v", r1, r16)
+	}
+}
+
+func TestParsePreviousProblems(t *testing.T) {
+	for name, text := range map[string]string{
+		"no table":   "# mctun benchmarks\n\nnothing\n",
+		"no rows":    "### Throughput and CPU\n\n| members | payload B | rate mctun |\n|---:|---:|---:|\n\n### Latency\n",
+		"bad row":    "### Throughput and CPU\n\n| members | payload B | rate mctun |\n|---:|---:|---:|\n| 1 | 64 |\n",
+		"bad number": "### Throughput and CPU\n\n| members | payload B | rate mctun |\n|---:|---:|---:|\n| one | 64 | 3.0k |\n",
+		"no members": "### Throughput and CPU\n\n| N | payload B | rate mctun |\n|---:|---:|---:|\n| 1 | 64 | 3.0k |\n",
+	} {
+		if _, err := parsePrevious([]byte(text)); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+func TestReadPrevious(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "BENCHMARKS.md")
+	if p := readPrevious(options{out: out}); p != nil {
+		t.Errorf("no report yet: got %+v, want nothing to compare with", p)
+	}
+	if p := readPrevious(options{}); p != nil {
+		t.Errorf("no -out, no -previous: got %+v", p)
+	}
+	if err := os.WriteFile(out, []byte(oldReport), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := readPrevious(options{out: out}); p == nil || p.Problem != "" || p.File != out || len(p.Rows) != 4 {
+		t.Errorf("the -out file: got %+v", p)
+	}
+	other := filepath.Join(dir, "other.md")
+	if p := readPrevious(options{out: out, previous: other}); p == nil || p.File != other || !strings.Contains(p.Problem, "no such file") {
+		t.Errorf("a -previous that is not there: got %+v", p)
+	}
+	if err := os.WriteFile(other, []byte("# not a report\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if p := readPrevious(options{out: out, previous: other}); p == nil || p.Problem == "" {
+		t.Errorf("a -previous that is no report: got %+v", p)
+	}
+}
+
+func TestParsePPS(t *testing.T) {
+	for cell, want := range map[string]float64{"32.2k": 32200, "≥99.5k": 99500, "116.1k s": 116100, "840 ?": 840, "12.0k †": 12000, "-": 0, "0": 0, "k": 0} {
+		got, ok := parsePPS(cell)
+		if ok != (want > 0) || !near(got, want) {
+			t.Errorf("%q: got %v %v, want %v", cell, got, ok, want)
+		}
+	}
+}
+
+// near reports whether a and b agree to a part in a million.
+func near(a, b float64) bool {
+	d := a - b
+	return d < 1e-6*max(1, b) && -d < 1e-6*max(1, b)
+}
