@@ -535,7 +535,9 @@ func (c *checker) text(key string, v any) (s string, ok bool) {
 	if !ok {
 		c.errorf(key, "want a string, got %s", describe(v))
 	}
-	return s, ok
+	// A copy: the decoder's strings are slices of the whole file, which one kept string would
+	// keep in memory for as long as the config (a MiB with 65,536 members).
+	return strings.Clone(s), ok
 }
 
 // array checks that v, when present, is an array. ok is false when v is absent or not an array.
