@@ -163,12 +163,7 @@ func testFaults(t *testing.T, authenticated bool, dp string) {
 			ph.finish()
 			for _, r := range ph.check(o) {
 				f, f0 := w.status(r.host).flow("198.18.1.2", "224.1.2.3"), flows0[r.host]
-				// On the kernel path a packet is sent from the application's own sendto, on
-				// the CPU it runs on, and a veth hands it to that CPU's backlog: when the
-				// application moves between the two CPUs, as the restart's processes make it
-				// do here, a packet can overtake the one before. It arrives, late.
-				reordered := f.Reordered - f0.Reordered
-				if f.Restarts != f0.Restarts+1 || f.Lost != f0.Lost || f.Duplicates != f0.Duplicates || (reordered != 0 && w.datapath != "kernel") || reordered > 10 {
+				if f.Restarts != f0.Restarts+1 || f.Lost != f0.Lost || f.Duplicates != f0.Duplicates || f.Reordered-f0.Reordered > maxReordered(w.datapath) {
 					t.Errorf("%s's flow: %+v, was %+v; want one sender restart more and nothing lost, duplicated or reordered", r.host, f, f0)
 				}
 				row(name, r, fmt.Sprintf("%s flow: sender_restarts +%d, lost +%d", r.host, f.Restarts-f0.Restarts, f.Lost-f0.Lost))

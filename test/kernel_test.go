@@ -51,8 +51,8 @@ func TestMixedPairs(t *testing.T) {
 				w.checkInKernel(h, 3000-100)
 			}
 			for _, m := range w.mbrs {
-				if f := w.status(m).flow("198.18.1.2", "224.1.2.3"); f.Packets != 6000 || f.Lost != 0 || f.Duplicates != 0 || f.Reordered != 0 {
-					t.Errorf("%s: flow %+v, want 6000 packets, none lost, duplicated or reordered", m, f)
+				if f := w.status(m).flow("198.18.1.2", "224.1.2.3"); f.Packets != 6000 || f.Lost != 0 || f.Duplicates != 0 || f.Reordered > maxReordered(tt.source) {
+					t.Errorf("%s: flow %+v, want 6000 packets, none lost or duplicated, at most %d reordered", m, f, maxReordered(tt.source))
 				}
 			}
 		})

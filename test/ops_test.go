@@ -308,8 +308,8 @@ func testCountersMoveOnlyOnTheirEvent(t *testing.T, dp string) {
 		t.Errorf("h1 stalled: %d delivered, %d lost by sequence, %d dropped by its socket; want delivered + lost = %d, and the drops among the lost",
 			f.Packets, f.Lost, drops, n+burst+tail)
 	}
-	if f.Reordered != 0 || f.Duplicates != 0 {
-		t.Errorf("h1 stalled: %d reordered, %d duplicates, want none", f.Reordered, f.Duplicates)
+	if f.Reordered > maxReordered(dp) || f.Duplicates != 0 {
+		t.Errorf("h1 stalled: %d reordered, %d duplicates, want none duplicated and at most %d reordered", f.Reordered, f.Duplicates, maxReordered(dp))
 	}
 	t.Logf("h1 stalled for %d packets: %d delivered, %d lost, of them %d in its socket", burst, f.Packets-n, f.Lost, drops)
 	allZero("h1 drops after its stall", st1.Member.Stats.Drops)
