@@ -287,11 +287,6 @@ func (d *daemon) start() error {
 	go ctl.Serve(d.handle)
 
 	if d.sender != nil {
-		sources := []capture.Source{d.capture}
-		if d.dev != nil {
-			sources = append(sources, d.tunDev) // the host's own multicast, routed into the TUN
-		}
-		d.run("sender side", func() error { return d.sender.Run(sources...) })
 		go d.routineMembership()
 	}
 	if d.reportConn != nil {
@@ -400,8 +395,8 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	return nil
 }
 
-// startSource opens the capture and the sending socket; with a Sealer, the sender side
-// sends the authenticated form.
+// startSource opens the capture and the sending socket and starts the sender side, in user
+// space and then in the kernel; with a Sealer, the sender side sends the authenticated form.
 func (d *daemon) startSource(seal *encap.Sealer) error {
 	cfg := d.cfg
 	groups, skipped, err := withoutSelf(cfg.Source.Groups)
@@ -440,6 +435,16 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 	if d.kSender != nil {
 		d.sender.ShareSequences(d.kSender.Sequence)
 		d.kSender.ReportMembers(d.sender.MemberFailing)
+	}
+	sources := []capture.Source{d.capture}
+	if d.dev != nil {
+		sources = append(sources, d.tunDev) // the host's own multicast, routed into the TUN
+	}
+	d.run("sender side", func() error { return d.sender.Run(sources...) })
+	// Only now the kernel path: what was captured before it takes over, user space has already
+	// numbered and sent; else the kernel's first packets would overtake it.
+	if d.kSender != nil {
+		return d.kSender.Attach()
 	}
 	return nil
 }

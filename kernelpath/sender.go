@@ -48,6 +48,8 @@ type Sender struct {
 	gstats   *mapped // group_stats
 	links    []link.Link
 	attached []Attachment
+	start    SenderOptions // what Attach attaches to
+	ifindex  int           // the source interface's
 	log      *slog.Logger
 	nl       *netlink.Handle
 	dump     dumper
@@ -143,8 +145,9 @@ func LoadSender(iface string) (*Sender, error) {
 	return s, nil
 }
 
-// Start fills the maps and attaches the programs; from then on the kernel forwards what it
-// can. On error the caller calls Close.
+// Start fills the maps and follows the host's routes and neighbours, attaching nothing yet:
+// the groups' sequence counters are ready for user space to share. On error the caller calls
+// Close.
 func (s *Sender) Start(o SenderOptions) error {
 	s.log = o.Log
 	nl, err := netlink.NewHandle()
@@ -177,19 +180,27 @@ func (s *Sender) Start(o SenderOptions) error {
 	if err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
-	if err := s.attach(o.Hooks, a.Index, o.Interface, s.objs.MctunEgress); err != nil {
+	s.start, s.ifindex = o, a.Index
+	return s.follow()
+}
+
+// Attach puts the programs on the source interface's egress, and the TUN's: from then on the
+// kernel forwards what it can. Until then the host's multicast leaves natively and user space,
+// capturing it, forwards it: the caller starts the user-space sender first, so that it has
+// forwarded what it captured before the kernel's first packet takes the next number.
+func (s *Sender) Attach() error {
+	o := s.start
+	if err := s.attach(o.Hooks, s.ifindex, o.Interface, s.objs.MctunEgress); err != nil {
 		return err
 	}
-	if o.TUN != "" {
-		tl, err := nl.LinkByName(o.TUN)
-		if err != nil {
-			return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
-		}
-		if err := s.attach(o.Hooks, tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress); err != nil {
-			return err
-		}
+	if o.TUN == "" {
+		return nil
 	}
-	return s.follow()
+	tl, err := s.nl.LinkByName(o.TUN)
+	if err != nil {
+		return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
+	}
+	return s.attach(o.Hooks, tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress)
 }
 
 // attach puts prog first on ifindex's egress. A tcx link is not pinned: it goes when mctun

@@ -37,10 +37,10 @@ func (w *world) checkStream(who string, rep stream.RecvReport, n int, from strin
 }
 
 // maxReordered is how many packets of a flow a receiver may count as reordered when the
-// source sends on datapath dp. On the kernel path a packet is sent from the application's
-// own sendto, on the CPU it runs on, and a veth hands it to that CPU's backlog: when the
-// application moves between the two CPUs a packet can overtake the one before. It still
-// arrives, late. User space sends from one thread, in order.
+// source sends on datapath dp. The kernel path leaves some packets to user space (a member's
+// next hop not yet resolved, a datagram too big, ...) and forwards the next ones itself: a
+// packet user space has numbered can be overtaken by the kernel's next, which leaves at once.
+// It still arrives, late. User space alone sends from one thread, in order.
 func maxReordered(dp string) uint64 {
 	if dp == "kernel" {
 		return 10

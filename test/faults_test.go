@@ -165,8 +165,10 @@ func testFaults(t *testing.T, authenticated bool, dp string) {
 				f, f0 := w.status(r.host).flow("198.18.1.2", "224.1.2.3"), flows0[r.host]
 				if f.Restarts != f0.Restarts+1 || f.Lost != f0.Lost || f.Duplicates != f0.Duplicates || f.Reordered-f0.Reordered > maxReordered(w.datapath) {
 					t.Errorf("%s's flow: %+v, was %+v; want one sender restart more and nothing lost, duplicated or reordered", r.host, f, f0)
+					t.Logf("%s: mctun stats: %v", h0, w.mctun(h0, "stats"))
+					t.Logf("%s: mctun stats: %v", r.host, w.mctun(r.host, "stats"))
 				}
-				row(name, r, fmt.Sprintf("%s flow: sender_restarts +%d, lost +%d", r.host, f.Restarts-f0.Restarts, f.Lost-f0.Lost))
+				row(name, r, fmt.Sprintf("%s flow: sender_restarts +%d, lost +%d, reordered +%d", r.host, f.Restarts-f0.Restarts, f.Lost-f0.Lost, f.Reordered-f0.Reordered))
 			}
 		})
 	}
