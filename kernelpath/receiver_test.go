@@ -11,6 +11,7 @@ import (
 	"mctun/datapath"
 	"mctun/encap"
 	"mctun/encap/encaptest"
+	"mctun/internal/bitring"
 )
 
 var (
@@ -288,5 +289,46 @@ func TestIngressFlowAccount(t *testing.T) {
 		Lost: 1, Reordered: 1, Duplicates: 1, Restarts: 1}
 	if len(flows) != 1 || flows[0] != want {
 		t.Errorf("flows %+v\nwant [%+v]", flows, want)
+	}
+}
+
+// A gap slides a flow's window as bitring.Clear does, word for word: from every offset in a
+// word, across the ring's end, across 2^32, by every length up to the whole window and more.
+func TestFlowWindowSlides(t *testing.T) {
+	h := newRx(t)
+	key := receiverFlowKey{Source: be32(rxSource), Group: be32(rxGroup)}
+	rng := rand.New(rand.NewPCG(1, 2))
+	check := func(next, gap uint32) {
+		t.Helper()
+		f := receiverFlow{Started: 1, Next: next}
+		for i := range f.Seen {
+			f.Seen[i] = rng.Uint64()
+		}
+		want := f.Seen
+		bitring.Clear(want[:], uint64(next), uint64(gap))
+		bitring.Set(want[:], uint64(next+gap))
+		if err := h.r.objs.Flows.Put(key, &f); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.r.Observe(rxSource.As4(), rxGroup.As4(), next+gap, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.r.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.r.objs.Flows.Lookup(key, &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Seen != want || f.Next != next+gap+1 || f.Lost != int64(gap) {
+			t.Fatalf("next %d, gap %d: window %x, next %d, lost %d\nwant %x, next %d, lost %d", next, gap, f.Seen, f.Next, f.Lost, want, next+gap+1, gap)
+		}
+	}
+	for _, next := range []uint32{0, 1, 63, 64, 65, 1000, 1023, 1024, 1 << 31, ^uint32(0) - 1100, ^uint32(0) - 64, ^uint32(0)} {
+		for _, gap := range []uint32{0, 1, 2, 62, 63, 64, 65, 127, 128, 129, 960, 961, 1000, 1022, 1023, 1024, 1025, 5000, 1<<31 - 1} {
+			check(next, gap)
+		}
+	}
+	for range 5000 {
+		check(rng.Uint32(), rng.Uint32N(1100))
 	}
 }

@@ -206,27 +206,37 @@ static __always_inline int marked(const struct flow *f, __u32 n)
 	return (f->seen[(n / 64) % SEQ_WORDS] >> (n % 64)) & 1;
 }
 
-/* unmark is bitring.Clear: count numbers from n on leave the window, a word at a time. */
+/* low_bits is a word's k lowest bits, for any k. */
+static __always_inline __u64 low_bits(__s32 k)
+{
+	if (k <= 0)
+		return 0;
+	if (k >= 64)
+		return ~0ULL;
+	return (1ULL << k) - 1;
+}
+
+/* unmark is bitring.Clear: count numbers from n on leave the window, a word at a time. Each
+ * word's mask comes from where the word starts, counted from n, and nothing else: a loop
+ * that carried n and count from word to word cost the verifier 70,000 instructions, and
+ * `mctun up` 0.6 s. */
 static __always_inline void unmark(struct flow *f, __u32 n, __u32 count)
 {
+	__s32 lo = n % 64;
+
+	if (count == 0) /* in order: nothing left the window */
+		return;
 	if (count >= SEQ_WINDOW) {
 		for (int i = 0; i < SEQ_WORDS; i++)
 			f->seen[i] = 0;
 		return;
 	}
-	for (int i = 0; i < SEQ_WORDS + 1; i++) {
-		__u32 lo = n % 64, k = 64 - lo;
-		__u64 mask = ~0ULL;
+	for (int j = 0; j < SEQ_WORDS + 1; j++) {
+		__s32 start = j * 64 - lo; /* the word's first number, counted from n */
 
-		if (count == 0)
+		if (start >= (__s32)count)
 			break;
-		if (count < k)
-			k = count;
-		if (k < 64)
-			mask = ((1ULL << k) - 1) << lo;
-		f->seen[(n / 64) % SEQ_WORDS] &= ~mask;
-		n += k;
-		count -= k;
+		f->seen[(n / 64 + j) % SEQ_WORDS] &= ~(low_bits(count - start) & ~low_bits(-start));
 	}
 }
 
