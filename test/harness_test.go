@@ -106,30 +106,10 @@ func inEachForm(t *testing.T, f func(t *testing.T, authenticated bool, datapath 
 func newWorld(t *testing.T, n int) *world {
 	t.Helper()
 	tp := topo.ForTest(t, topo.Options{Hosts: n})
-	removeStateDirs(t, tp.Hosts)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	return &world{t: t, topo: tp, dir: t.TempDir(), ctx: ctx,
 		src: tp.Hosts[0], mbrs: tp.Hosts[1:4], hosts: tp.Hosts}
-}
-
-// removeStateDirs removes, once the test's mctun downs have run, what mctun keeps for each
-// host's namespace in /run/mctun/netns-<cookie> (its log, and the epochs a restart needs), which
-// would otherwise outlive the namespace.
-func removeStateDirs(t *testing.T, hosts []*topo.Host) {
-	var dirs []string
-	for _, h := range hosts {
-		cookie, err := h.Cookie()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dirs = append(dirs, fmt.Sprintf("/run/mctun/netns-%d", cookie))
-	}
-	t.Cleanup(func() {
-		for _, d := range dirs {
-			os.RemoveAll(d)
-		}
-	})
 }
 
 // The worked example of the original tool, in this world's addresses.

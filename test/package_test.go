@@ -207,7 +207,6 @@ func installUpgradeRemovePurge(t *testing.T, repo, deb1, deb2, v1, v2 string) {
 	// The installed mctun runs with the default config in a namespace of its own, and a
 	// management command writes the managed file next to the config.
 	tp := topo.ForTest(t, topo.Options{Hosts: 2})
-	removeStateDirs(t, tp.Hosts)
 	h := tp.Hosts[1]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

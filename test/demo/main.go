@@ -79,10 +79,6 @@ func run(mctun string, count int, rate float64) error {
 		for _, h := range tp.Hosts {
 			out, _ := h.Run(ctx, mctun, "down")
 			fmt.Printf("  %s: %s", h.Name, out)
-			// What mctun keeps after down (its log, its epochs) would outlive the namespace.
-			if cookie, err := h.Cookie(); err == nil {
-				os.RemoveAll(fmt.Sprintf("/run/mctun/netns-%d", cookie))
-			}
 		}
 		tp.Close()
 	}()

@@ -22,6 +22,8 @@ import (
 const (
 	netnsDir = "/run/netns"      // where `ip netns add` names namespaces
 	lockDir  = "/run/mctun-topo" // where each live Topology holds <prefix>.lock
+
+	mctunStateRoot = "/run/mctun" // where mctun keeps a namespace's state, in netns-<cookie>
 )
 
 // nameRE matches the namespaces a Topology creates and captures their prefix.

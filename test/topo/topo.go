@@ -241,9 +241,9 @@ func (t *Topology) waitUp(ctx context.Context, _ Options) error {
 }
 
 // Close kills every process still running in the topology's namespaces, deletes the
-// namespaces (and with them every link in them) and releases the prefix. It is idempotent
-// and safe for concurrent use, so it can be called both from t.Cleanup and from a signal
-// handler.
+// namespaces (and with them every link in them), removes what mctun kept for them in
+// /run/mctun, and releases the prefix. It is idempotent and safe for concurrent use, so it
+// can be called both from t.Cleanup and from a signal handler.
 func (t *Topology) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -251,7 +251,20 @@ func (t *Topology) Close() error {
 		return nil
 	}
 	t.closed = true
+	// What mctun keeps for a namespace after down (its log, its epochs) would outlive it.
+	var states []string
+	for _, h := range append([]*Host{t.Router}, t.Hosts...) {
+		if h == nil {
+			continue
+		}
+		if cookie, err := h.Cookie(); err == nil {
+			states = append(states, fmt.Sprintf("%s/netns-%d", mctunStateRoot, cookie))
+		}
+	}
 	err := removeNamespaces(t.created)
+	for _, dir := range states {
+		err = errors.Join(err, os.RemoveAll(dir))
+	}
 	if t.lock != nil {
 		releaseLock(t.lock)
 	}
