@@ -35,7 +35,7 @@ import (
 // together.
 type daemon struct {
 	version  string
-	mu       sync.Mutex     // serializes reload and management commands; guards cfg, mainData, skipped
+	mu       sync.Mutex     // serializes reload and management commands; guards cfg, mainData, skipped, sending
 	cfg      *config.Config // running
 	mainData []byte         // the config file as cfg was loaded from it
 	log      *slog.Logger
@@ -50,18 +50,19 @@ type daemon struct {
 	datapath       string // config.DatapathKernel or config.DatapathUser: the one running
 	datapathReason string // why auto chose user space
 
-	iface     string               // the source interface
-	skipped   []netip.AddrPort     // members that are addresses of this host
-	capture   *capture.AFPacket    // sender side, on iface
-	dev       *tun.Native          // receiver side
-	tunDev    igmpWatch            // dev as the packet paths read it
-	sendConn  *encap.UDPConn       // sender side, ephemeral port
-	recvConn  *encap.UDPConn       // receiver side, on cfg.Port
-	sender    *datapath.Sender     // nil without [source]
-	receiver  *datapath.Receiver   // nil without [member]
-	kSender   *kernelpath.Sender   // the sender side in the kernel; nil without it
-	kReceiver *kernelpath.Receiver // the receiver side in the kernel; nil without it
-	closers   []io.Closer          // what start opened, in order
+	iface     string                        // the source interface
+	skipped   []netip.AddrPort              // members that are addresses of this host
+	sending   struct{ groups, members int } // what the sender side sends to, dynamic members among them
+	capture   *capture.AFPacket             // sender side, on iface
+	dev       *tun.Native                   // receiver side
+	tunDev    igmpWatch                     // dev as the packet paths read it
+	sendConn  *encap.UDPConn                // sender side, ephemeral port
+	recvConn  *encap.UDPConn                // receiver side, on cfg.Port
+	sender    *datapath.Sender              // nil without [source]
+	receiver  *datapath.Receiver            // nil without [member]
+	kSender   *kernelpath.Sender            // the sender side in the kernel; nil without it
+	kReceiver *kernelpath.Receiver          // the receiver side in the kernel; nil without it
+	closers   []io.Closer                   // what start opened, in order
 
 	metrics     *metricsServer // serving [metrics]; nil when off. Guarded by mu.
 	metricsHTTP http.Handler   // its handler, made once (metricsHandler)
@@ -399,14 +400,13 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 // space and then in the kernel; with a Sealer, the sender side sends the authenticated form.
 func (d *daemon) startSource(seal *encap.Sealer) error {
 	cfg := d.cfg
-	groups, skipped, err := withoutSelf(cfg.Source.Groups)
+	groups, err := d.sendingTo(cfg.Source.Groups)
 	if err != nil {
 		return err
 	}
-	for _, m := range skipped {
+	for _, m := range d.skipped {
 		d.log.Info("member is this host: not sending to it", "member", m)
 	}
-	d.skipped = skipped
 	d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{})
 	if err != nil {
 		return err
@@ -573,6 +573,21 @@ func (d *daemon) routeMulticast() error {
 	}
 	d.log.Info("routing multicast out of the source interface", "route", "224.0.0.0/4 dev "+d.iface, "was", dev)
 	return d.host.ReplaceRoute(route.Multicast, d.iface, netip.Addr{})
+}
+
+// sendingTo is the groups the sender side sends to, less this host's own addresses
+// (withoutSelf), which it keeps in d.skipped, and their size in d.sending.
+func (d *daemon) sendingTo(groups []config.Group) ([]config.Group, error) {
+	groups, skipped, err := withoutSelf(groups)
+	if err != nil {
+		return nil, err
+	}
+	d.skipped = skipped
+	d.sending.groups, d.sending.members = len(groups), 0
+	for _, g := range groups {
+		d.sending.members += len(g.Members)
+	}
+	return groups, nil
 }
 
 // withoutSelf drops the members that are this host's own addresses, and returns them apart:

@@ -98,6 +98,7 @@ func (d *daemon) routineMembership() {
 			if err := d.applyGroups(d.cfg); err != nil {
 				d.log.Error("cannot apply the membership table", "err", err)
 			}
+			d.notifySystemd(d.statusLine())
 			d.mu.Unlock()
 		}
 	}
@@ -113,7 +114,7 @@ func (d *daemon) applyGroups(cfg *config.Config) error {
 	if d.joins != nil {
 		groups = d.joins.Effective(groups, cfg.Port, d.self)
 	}
-	groups, skipped, err := withoutSelf(groups)
+	groups, err := d.sendingTo(groups)
 	if err != nil {
 		return err
 	}
@@ -121,7 +122,6 @@ func (d *daemon) applyGroups(cfg *config.Config) error {
 		d.kSender.Configure(cfg.Key, groups)
 	}
 	d.sender.Configure(cfg.Key, groups)
-	d.skipped = skipped
 	return nil
 }
 

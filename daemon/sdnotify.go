@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -20,7 +19,8 @@ import (
 //
 //	READY=1 + STATUS=...        once packets are being forwarded, and after each reload
 //	RELOADING=1 + MONOTONIC_USEC=...  when a reload begins (systemd 253 and later want the time)
-//	STATUS=...                  after a management command changed the groups or sources
+//	STATUS=...                  after a management command changed the groups or sources,
+//	                            and after members joined or left (at most once per applyEvery)
 //	STOPPING=1                  when it stops
 //
 // and nothing else; a daemon that does not start sends no READY=1, only a STATUS saying why.
@@ -75,16 +75,9 @@ func (d *daemon) statusLine() string {
 		where = "in the kernel"
 	}
 	parts := []string{"STATUS=forwarding " + where}
-	if s := d.cfg.Source; s != nil {
-		members := 0
-		for _, g := range s.Groups {
-			for _, m := range g.Members {
-				if !slices.Contains(d.skipped, m) {
-					members++
-				}
-			}
-		}
-		parts = append(parts, fmt.Sprintf("source on %s: %s, %s", d.iface, words.Plural(len(s.Groups), "group"), words.Plural(members, "member")))
+	if d.cfg.Source != nil {
+		parts = append(parts, fmt.Sprintf("source on %s: %s, %s", d.iface,
+			words.Plural(d.sending.groups, "group"), words.Plural(d.sending.members, "member")))
 	}
 	if m := d.cfg.Member; m != nil {
 		groups := "any group"

@@ -66,16 +66,21 @@ func TestMonotonicUsec(t *testing.T) {
 	}
 }
 
+// The STATUS line counts what the sender side sends to: not this host, and with the members
+// that joined.
 func TestStatusLine(t *testing.T) {
-	self := netip.MustParseAddrPort("198.18.1.2:4754")
-	d := &daemon{datapath: config.DatapathUser, iface: "eth0", skipped: []netip.AddrPort{self},
+	self := netip.MustParseAddrPort("127.0.0.1:4754") // an address of every host
+	d := &daemon{datapath: config.DatapathUser, iface: "eth0",
 		cfg: &config.Config{
 			Source: &config.Source{Groups: []config.Group{
 				{Members: []netip.AddrPort{self, netip.MustParseAddrPort("198.18.2.2:4754")}},
-				{Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.3.2:4754")}},
 			}},
 			Member: &config.Member{TUN: "mctun0", Sources: []netip.Addr{netip.MustParseAddr("198.18.1.2")}},
 		}}
+	joined := append(d.cfg.Source.Groups, config.Group{Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.3.2:4754")}})
+	if _, err := d.sendingTo(joined); err != nil {
+		t.Fatal(err)
+	}
 	want := "STATUS=forwarding in user space; source on eth0: 2 groups, 2 members; member on mctun0: 1 source, any group"
 	if got := d.statusLine(); got != want {
 		t.Errorf("statusLine =\n%q, want\n%q", got, want)
