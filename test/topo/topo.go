@@ -40,6 +40,7 @@ type Topology struct {
 	mu      sync.Mutex
 	closed  bool
 	created []string // namespaces Build created, the only ones Close deletes
+	states  []string // where mctun keeps each one's state after down, which Close removes
 	lock    *os.File // the flock that marks this prefix as in use
 }
 
@@ -71,6 +72,7 @@ func Build(opts Options) (_ *Topology, err error) {
 	defer cancel()
 	steps := []func(context.Context, Options) error{
 		t.addNamespaces,
+		t.noteStates,
 		t.setNamespaceSysctls,
 		t.addLinks,
 		t.configureRouter,
@@ -121,6 +123,20 @@ func newHost(prefix string, i int) *Host {
 		Iface:   "eth0",
 		Peer:    fmt.Sprintf("h%d", i),
 	}
+}
+
+// noteStates records where mctun will keep each namespace's state (its log, its epochs),
+// named after the namespace's cookie: in /run/mctun, they would outlive the namespaces. It
+// is done at once, for a test may delete a namespace itself.
+func (t *Topology) noteStates(context.Context, Options) error {
+	for _, h := range append([]*Host{t.Router}, t.Hosts...) {
+		cookie, err := h.Cookie()
+		if err != nil {
+			return err
+		}
+		t.states = append(t.states, fmt.Sprintf("%s/netns-%d", mctunStateRoot, cookie))
+	}
+	return nil
 }
 
 // Namespaces returns the names of the router's and the hosts' namespaces.
@@ -251,18 +267,8 @@ func (t *Topology) Close() error {
 		return nil
 	}
 	t.closed = true
-	// What mctun keeps for a namespace after down (its log, its epochs) would outlive it.
-	var states []string
-	for _, h := range append([]*Host{t.Router}, t.Hosts...) {
-		if h == nil {
-			continue
-		}
-		if cookie, err := h.Cookie(); err == nil {
-			states = append(states, fmt.Sprintf("%s/netns-%d", mctunStateRoot, cookie))
-		}
-	}
 	err := removeNamespaces(t.created)
-	for _, dir := range states {
+	for _, dir := range t.states {
 		err = errors.Join(err, os.RemoveAll(dir))
 	}
 	if t.lock != nil {
