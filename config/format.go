@@ -98,6 +98,10 @@ func writeGroup(b *strings.Builder, g Group, tunnelPort uint16, comment string) 
 	if g.Port != 0 {
 		fmt.Fprintf(b, "port    = %d\n", g.Port)
 	}
+	if len(g.Members) == 0 { // with source.join_from: for members to join
+		b.WriteString("members = []\n")
+		return
+	}
 	b.WriteString("members = [\n")
 	for _, m := range g.Members {
 		member := m.String()

@@ -101,10 +101,14 @@ func editManaged(cfg *config.Config, m config.Managed, a EditArgs) (config.Manag
 			return m, "", err
 		}
 		if i < 0 {
-			if len(members) == 0 {
-				return m, "", fmt.Errorf("group %s needs at least one member: --member IP[,IP...]", GroupName(addr, p))
+			joins := len(cfg.Source.JoinFrom) > 0
+			if len(members) == 0 && !joins {
+				return m, "", fmt.Errorf("group %s needs at least one member: --member IP[,IP...] (or source.join_from, from where members join it themselves)", GroupName(addr, p))
 			}
 			m.Groups = append(m.Groups, config.Group{Address: addr, Port: p, Members: members})
+			if len(members) == 0 {
+				return m, fmt.Sprintf("added group %s with no members yet: hosts in source.join_from may join it", GroupName(addr, p)), nil
+			}
 			return m, fmt.Sprintf("added group %s with %s", GroupName(addr, p), words.Plural(len(members), "member")), nil
 		}
 		return join(m, i, members)
@@ -127,7 +131,7 @@ func editManaged(cfg *config.Config, m config.Managed, a EditArgs) (config.Manag
 		if a.Verb == "member join" {
 			return join(m, i, members)
 		}
-		return quit(m, i, members)
+		return quit(m, i, members, len(cfg.Source.JoinFrom) > 0)
 	case "group del":
 		addr, port, err := ParseGroupArg(a.Group, "")
 		if err != nil {
@@ -201,7 +205,9 @@ func join(m config.Managed, i int, members []netip.AddrPort) (config.Managed, st
 	return m, fmt.Sprintf("group %s: added %s", GroupName(g.Address, g.Port), strings.Join(added, ", ")), nil
 }
 
-func quit(m config.Managed, i int, members []netip.AddrPort) (config.Managed, string, error) {
+// quit removes members from group i of m. Only with joins allowed may that leave the group
+// without members, for hosts to join.
+func quit(m config.Managed, i int, members []netip.AddrPort, joins bool) (config.Managed, string, error) {
 	g := &m.Groups[i]
 	name := GroupName(g.Address, g.Port)
 	for _, mb := range members {
@@ -210,7 +216,7 @@ func quit(m config.Managed, i int, members []netip.AddrPort) (config.Managed, st
 		}
 	}
 	g.Members = slices.DeleteFunc(slices.Clone(g.Members), func(mb netip.AddrPort) bool { return slices.Contains(members, mb) })
-	if len(g.Members) == 0 {
+	if len(g.Members) == 0 && !joins {
 		return m, "", fmt.Errorf("that would leave group %s without members: mctun group del %s", name, name)
 	}
 	return m, fmt.Sprintf("group %s: removed %s", name, words.Plural(len(members), "member")), nil

@@ -37,7 +37,7 @@ members = ["198.18.4.2"]
 		{EditArgs{Verb: "group add", Group: "224.6.6.6", Members: []string{"198.18.2.2"}}, "added group 224.6.6.6 with 1 member", "", 3},
 		{EditArgs{Verb: "group add", Group: "224.5.5.5", Port: "6000", Members: []string{"198.18.4.2"}}, "group 224.5.5.5:6000: added 198.18.4.2:4754", "", 2},
 		{EditArgs{Verb: "group add", Group: "224.5.5.5:6000", Members: []string{"198.18.2.2"}}, "", "already has these members", 2},
-		{EditArgs{Verb: "group add", Group: "224.6.6.6"}, "", "needs at least one member", 2},
+		{EditArgs{Verb: "group add", Group: "224.6.6.6"}, "", "needs at least one member: --member IP[,IP...] (or source.join_from", 2},
 		{EditArgs{Verb: "group add", Group: "10.1.1.1", Members: []string{"198.18.2.2"}}, "", "10.1.1.1 is not a multicast address", 2},
 		{EditArgs{Verb: "group add", Group: "224.6.6.6:1", Port: "2", Members: []string{"198.18.2.2"}}, "", "give the port once", 2},
 		{EditArgs{Verb: "group add", Group: "224.1.2.3", Port: "65535", Members: []string{"198.18.9.9"}}, "", "is in mctun.toml:2: edit it there", 2},
@@ -74,5 +74,46 @@ members = ["198.18.4.2"]
 	}
 	if len(cfg.Managed().Groups) != 2 {
 		t.Error("editManaged changed the running config's managed groups")
+	}
+}
+
+// With source.join_from a group may have no members, for hosts to join: group add needs none,
+// and member quit may take the last one. The managed file that results is valid.
+func TestEditManagedWithJoins(t *testing.T) {
+	const main = `[source]
+join_from = ["198.18.0.0/15"]
+`
+	const managed = `[[source.group]]
+address = "224.5.5.5"
+port    = 6000
+members = ["198.18.2.2"]
+`
+	cfg, _, err := config.Merge("mctun.toml", []byte(main), []byte(managed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		args            EditArgs
+		done            string
+		groups, members int // in the config that results
+	}{
+		{EditArgs{Verb: "group add", Group: "224.6.6.6", Port: "5000"}, "added group 224.6.6.6:5000 with no members yet: hosts in source.join_from may join it", 2, 1},
+		{EditArgs{Verb: "member quit", Group: "224.5.5.5:6000", Members: []string{"198.18.2.2"}}, "group 224.5.5.5:6000: removed 1 member", 1, 0},
+	} {
+		m, done, err := editManaged(cfg, cfg.Managed(), tt.args)
+		if err != nil || done != tt.done {
+			t.Fatalf("%s %s: %q, %v; want %q", tt.args.Verb, tt.args.Group, done, err, tt.done)
+		}
+		next, _, err := config.Merge("mctun.toml", []byte(main), []byte(m.Format()))
+		if err != nil {
+			t.Fatalf("%s %s: the managed file it writes:\n%s\n%v", tt.args.Verb, tt.args.Group, m.Format(), err)
+		}
+		members := 0
+		for _, g := range next.Source.Groups {
+			members += len(g.Members)
+		}
+		if len(next.Source.Groups) != tt.groups || members != tt.members {
+			t.Errorf("%s %s: %d groups and %d members after, want %d and %d", tt.args.Verb, tt.args.Group, len(next.Source.Groups), members, tt.groups, tt.members)
+		}
 	}
 }
