@@ -93,10 +93,7 @@ func TestAuthenticatedTunnel(t *testing.T) {
 			w := newWorld(t, 5)
 			secret := w.writeSecret("secret", "9d1f0c7e4b2a6385f0e1d2c3b4a59687\n", 0o600)
 			auth := fmt.Sprintf("secret_file = %q\nencrypt = %v\n", secret, encrypt)
-			for _, m := range w.mbrs {
-				w.up(m, auth+memberConfig)
-			}
-			w.up(w.src, auth+sourceConfig)
+			w.upAll(auth+memberConfig, auth+sourceConfig)
 			if r := w.mctun(w.src, "status"); !strings.Contains(r.stdout, "authenticated") || strings.Contains(r.stdout, "not authenticated") {
 				t.Errorf("status does not say the tunnel is authenticated:\n%s", r.stdout)
 			}

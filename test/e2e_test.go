@@ -161,10 +161,7 @@ func TestVRRP(t *testing.T) { onEachDatapath(t, testVRRP) }
 
 func testVRRP(t *testing.T, dp string) {
 	w := newWorldOn(t, 4, dp)
-	for _, m := range w.mbrs {
-		w.up(m, memberConfig)
-	}
-	w.up(w.src, `
+	w.upAll(memberConfig, `
 [source]
 [[source.group]]
 address = "224.0.0.18"

@@ -199,10 +199,16 @@ func (w *world) up(h *topo.Host, config string) {
 // upWorkedExample starts mctun on the source and the three members.
 func (w *world) upWorkedExample() {
 	w.t.Helper()
+	w.upAll(memberConfig, sourceConfig)
+}
+
+// upAll starts mctun on the three members with one config, then on the source with another.
+func (w *world) upAll(member, source string) {
+	w.t.Helper()
 	for _, m := range w.mbrs {
-		w.up(m, memberConfig)
+		w.up(m, member)
 	}
-	w.up(w.src, sourceConfig)
+	w.up(w.src, source)
 }
 
 // log returns the log of h's running mctun, as its status names it.

@@ -28,10 +28,7 @@ func TestMixedPairs(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newWorld(t, 4)
-			for _, m := range w.mbrs {
-				w.up(m, datapathLine(tt.member)+memberConfig)
-			}
-			w.up(w.src, datapathLine(tt.source)+sourceConfig)
+			w.upAll(datapathLine(tt.member)+memberConfig, datapathLine(tt.source)+sourceConfig)
 			// Datagrams of 1000 bytes, which the kernel path takes, and of 1472, whose tunnel
 			// packets are fragmented on the way and so take user space on both sides.
 			for _, size := range []int{1000, 1472} {

@@ -192,10 +192,7 @@ func TestDynamicMembership(t *testing.T) {
 	onEachDatapath(t, func(t *testing.T, dp string) {
 		w := newWorldOn(t, 4, dp)
 		h0, h1, h2, h3 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3]
-		for _, m := range w.mbrs {
-			w.up(m, memberConfig)
-		}
-		w.up(h0, joinSource)
+		w.upAll(memberConfig, joinSource)
 		onH3 := w.watchLink(h3, h0.Addr)
 
 		const n = 10000
@@ -598,10 +595,7 @@ func TestSourceSpecificJoins(t *testing.T) {
 	onEachDatapath(t, func(t *testing.T, dp string) {
 		w := newWorldOn(t, 4, dp)
 		h0, h1, h2, h3 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3]
-		for _, m := range w.mbrs {
-			w.up(m, memberConfig)
-		}
-		w.up(h0, joinSource)
+		w.upAll(memberConfig, joinSource)
 		ssm := netip.AddrPortFrom(netip.MustParseAddr("232.1.1.1"), 5000)
 		h0Addr := &net.UDPAddr{IP: h0.Addr.AsSlice()}
 		elsewhere := &net.UDPAddr{IP: net.IPv4(198, 18, 9, 9)}

@@ -83,10 +83,7 @@ func TestImportedConfigsCarryAStream(t *testing.T) {
 			t.Fatal(err)
 		}
 
-		for _, m := range w.mbrs {
-			w.up(m, string(mbrCfg))
-		}
-		w.up(w.src, srcCfg)
+		w.upAll(string(mbrCfg), srcCfg)
 		const n = 2000
 		rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 3 * time.Second, Timeout: time.Minute})
 		w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 500, Rate: 2000})

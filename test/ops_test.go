@@ -37,10 +37,7 @@ members = ["198.18.2.2", "198.18.3.2", "198.18.4.2"]
 // operator's file.
 func TestManagementCommands(t *testing.T) {
 	w := newWorld(t, 4)
-	for _, m := range w.mbrs {
-		w.up(m, memberConfig)
-	}
-	w.up(w.src, commentedSource)
+	w.upAll(memberConfig, commentedSource)
 	cfgPath := filepath.Join(w.dir, "h0.toml")
 	mustOK := func(h *topo.Host, args ...string) string {
 		t.Helper()
@@ -236,10 +233,7 @@ func TestCountersMoveOnlyOnTheirEvent(t *testing.T) {
 
 func testCountersMoveOnlyOnTheirEvent(t *testing.T, dp string) {
 	w := newWorldOn(t, 4, dp)
-	for _, m := range w.mbrs {
-		w.up(m, memberConfig)
-	}
-	w.up(w.src, strings.Replace(sourceConfig, `"198.18.4.2"]`, `"198.18.4.2", "198.18.77.7"]`, 1))
+	w.upAll(memberConfig, strings.Replace(sourceConfig, `"198.18.4.2"]`, `"198.18.4.2", "198.18.77.7"]`, 1))
 	if _, err := w.src.Run(w.ctx, "ip", "route", "add", "unreachable", "198.18.77.0/24"); err != nil {
 		t.Fatal(err)
 	}
