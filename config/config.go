@@ -96,6 +96,17 @@ type Source struct {
 	Groups []Group
 }
 
+// MayJoin reports whether the host at a may join groups: whether one of joinFrom (a source's
+// JoinFrom) holds it.
+func MayJoin(joinFrom []netip.Prefix, a netip.Addr) bool {
+	for _, p := range joinFrom {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
 // Group is one [[source.group]] entry.
 type Group struct {
 	Address netip.Addr // a multicast address, 224.0.0.0/4

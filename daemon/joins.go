@@ -46,7 +46,7 @@ func (d *daemon) startJoins(auth *encap.Auth) error {
 		open = auth.NewOpener(cfg.Encrypt) // not the receiver side's: see NewReports
 	}
 	d.reports = datapath.NewReports(cfg.Key, cfg.Source.JoinFrom, open, d.onReport)
-	if n := d.joins.Restore(d.state.takeMembers(), func(m netip.Addr) bool { return inPrefixes(m, cfg.Source.JoinFrom) }); n > 0 {
+	if n := d.joins.Restore(d.state.takeMembers(), func(m netip.Addr) bool { return config.MayJoin(cfg.Source.JoinFrom, m) }); n > 0 {
 		d.log.Info("kept the dynamic members of the previous run until they report again", "memberships", n)
 		if err := d.applyGroups(cfg); err != nil {
 			return err

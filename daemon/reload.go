@@ -108,7 +108,7 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 	}
 	if s := next.Source; s != nil {
 		// Dynamic members stay, but for those the new join_from no longer lets in.
-		d.logEvents(d.joins.Keep(func(m netip.Addr) bool { return inPrefixes(m, s.JoinFrom) }))
+		d.logEvents(d.joins.Keep(func(m netip.Addr) bool { return config.MayJoin(s.JoinFrom, m) }))
 		if err := d.applyGroups(next); err != nil {
 			return nil, err
 		}
@@ -278,16 +278,6 @@ func prefixesOrNone(ps []netip.Prefix) string {
 		ss = append(ss, p.String())
 	}
 	return strings.Join(ss, ", ")
-}
-
-// inPrefixes reports whether a is inside one of ps.
-func inPrefixes(a netip.Addr, ps []netip.Prefix) bool {
-	for _, p := range ps {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	return false
 }
 
 func addedOrRemoved(added bool) string {

@@ -253,8 +253,7 @@ func (r *Receiver) routineReceive() error {
 // counted).
 func (r *Receiver) accept(p *policy, src [4]byte, pkt []byte) ([]byte, delivery, bool) {
 	if !p.sources[src] {
-		if r.reports != nil && r.reports.InJoinFrom(src) {
-			r.reports.Accept(src, pkt)
+		if r.reports != nil && r.reports.Take(src, pkt) {
 			return nil, delivery{}, false
 		}
 		r.drops.Add(UnknownSource)

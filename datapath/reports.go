@@ -28,6 +28,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"mctun/config"
 	"mctun/encap"
 	"mctun/igmp"
 )
@@ -99,25 +100,29 @@ func (r *Reports) Configure(key uint32, joinFrom []netip.Prefix) {
 
 // joins reports whether src may join.
 func (p *reportPolicy) joins(src [4]byte) bool {
-	a := netip.AddrFrom4(src)
-	for _, pf := range p.joinFrom {
-		if pf.Contains(a) {
-			return true
-		}
-	}
-	return false
+	return config.MayJoin(p.joinFrom, netip.AddrFrom4(src))
 }
-
-// InJoinFrom reports whether the host at src may join groups.
-func (r *Reports) InJoinFrom(src [4]byte) bool { return r.policy.Load().joins(src) }
 
 // Accept takes a whole tunnel packet from src through steps 2 to 5 of the flow.
 func (r *Reports) Accept(src [4]byte, pkt []byte) {
+	if !r.Take(src, pkt) {
+		r.refused[NotInJoinFrom].Add(1)
+	}
+}
+
+// Take is Accept for a packet that may be something else than a report: from a host outside
+// join_from it takes nothing, counts nothing and returns false, for the caller to count.
+func (r *Reports) Take(src [4]byte, pkt []byte) bool {
 	p := r.policy.Load()
 	if !p.joins(src) {
-		r.refused[NotInJoinFrom].Add(1)
-		return
+		return false
 	}
+	r.acceptTunnel(p, src, pkt)
+	return true
+}
+
+// acceptTunnel takes a whole tunnel packet from src, which may join, through steps 3 to 5.
+func (r *Reports) acceptTunnel(p *reportPolicy, src [4]byte, pkt []byte) {
 	var h encap.Header
 	var inner []byte
 	if r.open == nil {
@@ -193,7 +198,7 @@ func (r *Reports) routineReports(conn encap.Conn) error {
 		for i := range got {
 			src := from[i].Addr().As4()
 			if sizes[i] == len(bufs[i]) { // longer than any report
-				if r.InJoinFrom(src) {
+				if r.policy.Load().joins(src) {
 					r.refused[ReportMalformed].Add(1)
 				} else {
 					r.refused[NotInJoinFrom].Add(1)
