@@ -76,7 +76,7 @@ func CheckInner(b []byte) (Inner, error) {
 	if !in.Dst.IsMulticast() {
 		return Inner{}, ErrNotMulticast
 	}
-	if !isHostAddr(in.Src) {
+	if !IsHostAddr(in.Src) {
 		return Inner{}, ErrSource
 	}
 	if in.Proto == ProtoIGMP {
@@ -105,8 +105,9 @@ func CheckInner(b []byte) (Inner, error) {
 	return in, nil
 }
 
-// isHostAddr reports whether a is a source address a host may send from.
-func isHostAddr(a netip.Addr) bool {
+// IsHostAddr reports whether a is a source address a host may send from: not unspecified,
+// multicast, loopback or the limited broadcast address.
+func IsHostAddr(a netip.Addr) bool {
 	return !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
 		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }

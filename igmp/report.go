@@ -231,7 +231,7 @@ func ParseReport(b []byte) (Report, error) {
 			r.Sources = make([]netip.Addr, ns)
 			for i := range ns {
 				s := netip.AddrFrom4([4]byte(p[recordHdrLen+4*i:]))
-				if !IsHostAddr(s) {
+				if !encap.IsHostAddr(s) {
 					return Report{}, ErrSource
 				}
 				r.Sources[i] = s
@@ -244,11 +244,4 @@ func ParseReport(b []byte) (Report, error) {
 		return Report{}, ErrRecord
 	}
 	return rep, nil
-}
-
-// IsHostAddr reports whether a is an address a host may send from: not unspecified,
-// multicast, loopback or the limited broadcast address.
-func IsHostAddr(a netip.Addr) bool {
-	return a.Is4() && !a.IsUnspecified() && !a.IsMulticast() && !a.IsLoopback() &&
-		a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
 }
