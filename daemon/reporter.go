@@ -120,11 +120,7 @@ func (r *reporter) Kick() {
 func (r *reporter) configure(key uint32, sources []netip.Addr) {
 	r.mu.Lock()
 	r.key = key
-	for _, s := range r.sources {
-		if !slices.Contains(sources, s) {
-			r.gone = append(r.gone, s)
-		}
-	}
+	r.gone = append(r.gone, added(sources, r.sources)...) // removed: what the old has and the new not
 	added := len(added(r.sources, sources)) > 0
 	r.sources = slices.Clone(sources)
 	if added {
@@ -248,12 +244,8 @@ func (r *reporter) round(full bool, alsoLeft []netip.Addr) (left []netip.Addr, c
 func (r *reporter) leaveAll() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var gs []netip.Addr
-	for _, m := range r.reported {
-		gs = append(gs, m.Group)
-	}
-	if len(gs) > 0 {
-		r.sendTo(r.sources, leaves(nil, gs))
+	if len(r.reported) > 0 {
+		r.sendTo(r.sources, leaves(r.reported, nil))
 	}
 	r.reported = nil
 }
