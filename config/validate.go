@@ -58,8 +58,11 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 	var sources []checkedSource
 	if r != nil {
 		conf.settings(cfg, r)
+	}
+	joins := joinsAllowed(cfg)
+	if r != nil {
 		if r.Source != nil {
-			groups = conf.groups(r.Source.Group, cfg.Port, joinsAllowed(cfg))
+			groups = conf.groups(r.Source.Group, cfg.Port, joins)
 		}
 		if r.Member != nil {
 			sources = conf.sources(r.Member.Sources.v)
@@ -68,7 +71,7 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 	if m != nil {
 		// The managed file cannot give the host a role: that needs a restart.
 		if m.Source != nil {
-			mg := mgd.groups(m.Source.Group, cfg.Port, joinsAllowed(cfg))
+			mg := mgd.groups(m.Source.Group, cfg.Port, joins)
 			if len(mg) > 0 && r != nil && r.Source == nil {
 				mgd.errorf("source.group", "groups need a [source] table in %s; add it there (the managed file cannot make this host a source)", conf.name)
 			} else {
@@ -88,7 +91,7 @@ func merge(conf *checker, r *rawConfig, mgd *checker, m *rawConfig) *Config {
 	all := checkGroups(groups) // even without a [source]: the managed file's own problems
 	if s := cfg.Source; s != nil {
 		s.Groups = all
-		if len(groups) == 0 && len(s.JoinFrom) == 0 {
+		if len(groups) == 0 && !joins {
 			conf.warnf("source.group", "no groups yet: nothing is forwarded until a group is added")
 		}
 	}

@@ -60,16 +60,8 @@ func ParseSource(s string) (netip.Addr, error) {
 	return a, nil
 }
 
-// ParseJoinFrom parses an element of source.join_from: an IPv4 prefix, "192.168.0.0/16", or
-// one address, which is a /32.
-func ParseJoinFrom(s string) (netip.Prefix, error) {
-	p, msg := parseJoinFrom(s)
-	if msg != "" {
-		return netip.Prefix{}, errors.New(msg)
-	}
-	return p, nil
-}
-
+// parseJoinFrom parses an element of source.join_from: an IPv4 prefix, "192.168.0.0/16", or
+// one address, which is a /32; or says what is wrong with it.
 func parseJoinFrom(s string) (netip.Prefix, string) {
 	p, err := netip.ParsePrefix(s)
 	if err != nil {

@@ -273,11 +273,7 @@ func prefixesOrNone(ps []netip.Prefix) string {
 	if len(ps) == 0 {
 		return "none"
 	}
-	var ss []string
-	for _, p := range ps {
-		ss = append(ss, p.String())
-	}
-	return strings.Join(ss, ", ")
+	return words.JoinAddrs(ps)
 }
 
 func addedOrRemoved(added bool) string {

@@ -45,7 +45,6 @@ type cmdline struct {
 	name, args, summary string
 	flags               []*flag.Flag // without the internal ones
 	sub                 bool         // a subcommand
-	parent              bool         // a command with subcommands
 }
 
 // cmdlines lists every command and subcommand, each command followed by its subcommands, as
@@ -53,9 +52,8 @@ type cmdline struct {
 func cmdlines() []cmdline {
 	var out []cmdline
 	for _, c := range commands {
-		subs := subcommandsOf(c.name)
-		out = append(out, cmdline{name: c.name, args: c.args, summary: c.summary, flags: flagsOf(c.name), parent: len(subs) > 0})
-		for _, s := range subs {
+		out = append(out, cmdline{name: c.name, args: c.args, summary: c.summary, flags: flagsOf(c.name)})
+		for _, s := range subcommandsOf(c.name) {
 			out = append(out, cmdline{name: s.name, args: s.args, summary: s.summary, flags: flagsOf(s.name), sub: true})
 		}
 	}

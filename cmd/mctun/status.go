@@ -195,11 +195,7 @@ func printJoins(w io.Writer, j *daemon.JoinStatus) {
 	if len(j.JoinFrom) == 0 {
 		fmt.Fprintf(w, "  joins: none accepted (no source.join_from)")
 	} else {
-		var ps []string
-		for _, p := range j.JoinFrom {
-			ps = append(ps, p.String())
-		}
-		fmt.Fprintf(w, "  joins: from %s, %s now (mctun group show)", strings.Join(ps, ", "), words.Plural(j.Memberships, "membership"))
+		fmt.Fprintf(w, "  joins: from %s, %s now (mctun group show)", words.JoinAddrs(j.JoinFrom), words.Plural(j.Memberships, "membership"))
 	}
 	fmt.Fprintf(w, "; %d joins, %d leaves, %d expiries, %d refused over a limit\n", j.Joins, j.Leaves, j.Expiries, j.OverLimit)
 	fmt.Fprintf(w, "  reports: %d accepted, refused: %s\n", j.Reports.Accepted, formatCounts(j.Reports.Refused))
@@ -212,15 +208,11 @@ func printReporting(w io.Writer, r *daemon.ReportingStatus) {
 	}
 	var gs []string
 	for _, g := range r.Groups {
-		var srcs []string
-		for _, s := range g.Sources {
-			srcs = append(srcs, s.String())
-		}
 		switch {
 		case g.Mode == "include":
-			gs = append(gs, fmt.Sprintf("%s (only from %s)", g.Group, strings.Join(srcs, ", ")))
-		case len(srcs) > 0:
-			gs = append(gs, fmt.Sprintf("%s (not from %s)", g.Group, strings.Join(srcs, ", ")))
+			gs = append(gs, fmt.Sprintf("%s (only from %s)", g.Group, words.JoinAddrs(g.Sources)))
+		case len(g.Sources) > 0:
+			gs = append(gs, fmt.Sprintf("%s (not from %s)", g.Group, words.JoinAddrs(g.Sources)))
 		default:
 			gs = append(gs, g.Group.String())
 		}

@@ -16,8 +16,11 @@ func Plural(n int, noun string) string {
 	return fmt.Sprintf("%d %ss", n, noun)
 }
 
-// JoinAddrs writes addresses as "a, b, c".
-func JoinAddrs(addrs []netip.Addr) string {
+// JoinAddrs writes addresses, or prefixes, as "a, b, c".
+func JoinAddrs[T interface {
+	netip.Addr | netip.Prefix
+	String() string
+}](addrs []T) string {
 	s := make([]string, len(addrs))
 	for i, a := range addrs {
 		s[i] = a.String()
