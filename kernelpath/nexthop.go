@@ -41,6 +41,13 @@ type hop struct {
 	err syscall.Errno
 }
 
+// reach is how one member is reached, as nexthops.reach says.
+type reach struct {
+	mac   [6]byte
+	known bool
+	err   syscall.Errno
+}
+
 // fibRoute is a route of the main table, as far as a member's next hop needs it.
 type fibRoute struct {
 	dst     netip.Prefix
@@ -181,36 +188,34 @@ func (n *nexthops) reach(member netip.Addr) (mac [6]byte, ok bool, err syscall.E
 	return mac, ok, 0
 }
 
-// route finds the route to member: in the copy of the main table, or by asking the kernel.
-// A subnet's broadcast address is refused, as the user-space sender's socket refuses it.
+// route finds the route to member in the copy of the main table (reach's when there is one),
+// asking the kernel where the copy cannot tell. A subnet's broadcast address is refused, as
+// the user-space sender's socket refuses it.
 func (n *nexthops) route(member netip.Addr) hop {
 	if n.broadcast[member.As4()] {
 		return hop{err: unix.EACCES}
 	}
-	if n.fib != nil {
-		for _, r := range n.fib {
-			if !r.dst.Contains(member) {
-				continue
-			}
-			switch {
-			case r.ask:
-				return n.ask(member)
-			case r.typ == unix.RTN_UNREACHABLE:
-				return hop{err: unix.EHOSTUNREACH}
-			case r.typ == unix.RTN_PROHIBIT:
-				return hop{err: unix.EACCES}
-			case r.typ == unix.RTN_BLACKHOLE:
-				return hop{err: unix.EINVAL}
-			case r.typ != unix.RTN_UNICAST || r.ifindex != n.ifindex:
-				return hop{}
-			case r.gw.IsValid():
-				return hop{via: r.gw.As4(), ok: true}
-			}
-			return hop{via: member.As4(), ok: true}
+	for _, r := range n.fib {
+		if !r.dst.Contains(member) {
+			continue
 		}
-		return hop{err: unix.ENETUNREACH}
+		switch {
+		case r.ask:
+			return n.ask(member)
+		case r.typ == unix.RTN_UNREACHABLE:
+			return hop{err: unix.EHOSTUNREACH}
+		case r.typ == unix.RTN_PROHIBIT:
+			return hop{err: unix.EACCES}
+		case r.typ == unix.RTN_BLACKHOLE:
+			return hop{err: unix.EINVAL}
+		case r.typ != unix.RTN_UNICAST || r.ifindex != n.ifindex:
+			return hop{}
+		case r.gw.IsValid():
+			return hop{via: r.gw.As4(), ok: true}
+		}
+		return hop{via: member.As4(), ok: true}
 	}
-	return n.ask(member)
+	return hop{err: unix.ENETUNREACH}
 }
 
 // ask asks the kernel for the route to member (ip route get).

@@ -48,8 +48,8 @@ type Sender struct {
 	gstats   *mapped // group_stats
 	links    []link.Link
 	attached []Attachment
-	start    SenderOptions // what Attach attaches to
-	ifindex  int           // the source interface's
+	hooks    Hooks  // what Attach attaches with
+	tun      string // and to, besides the source interface
 	log      *slog.Logger
 	nl       *netlink.Handle
 	dump     dumper
@@ -67,6 +67,7 @@ type Sender struct {
 	cnts     *regions          // of member_stats
 	cntsUsed uint32            // member_stats from here on were never used
 
+	reached      []reach             // update's scratch
 	sent, failed []senderFanoutEntry // update's scratch
 	keys         []uint32
 	fan          *regions // of fanout
@@ -180,7 +181,7 @@ func (s *Sender) Start(o SenderOptions) error {
 	if err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
-	s.start, s.ifindex = o, a.Index
+	s.hooks, s.tun = o.Hooks, o.TUN
 	return s.follow()
 }
 
@@ -189,18 +190,20 @@ func (s *Sender) Start(o SenderOptions) error {
 // capturing it, forwards it: the caller starts the user-space sender first, so that it has
 // forwarded what it captured before the kernel's first packet takes the next number.
 func (s *Sender) Attach() error {
-	o := s.start
-	if err := s.attach(o.Hooks, s.ifindex, o.Interface, s.objs.MctunEgress); err != nil {
+	s.mu.Lock()
+	iface, ifindex := s.iface, int(s.conf.Ifindex)
+	s.mu.Unlock()
+	if err := s.attach(s.hooks, ifindex, iface, s.objs.MctunEgress); err != nil {
 		return err
 	}
-	if o.TUN == "" {
+	if s.tun == "" {
 		return nil
 	}
-	tl, err := s.nl.LinkByName(o.TUN)
+	tl, err := s.nl.LinkByName(s.tun)
 	if err != nil {
-		return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
+		return fmt.Errorf("kernel path: %s: %w", s.tun, err)
 	}
-	return s.attach(o.Hooks, tl.Attrs().Index, o.TUN, s.objs.MctunTunEgress)
+	return s.attach(s.hooks, tl.Attrs().Index, s.tun, s.objs.MctunTunEgress)
 }
 
 // attach puts prog first on ifindex's egress. A tcx link is not pinned: it goes when mctun
@@ -378,7 +381,14 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 	if !slices.Equal(members, r.members) {
 		s.remember(k, r, members, now)
 	}
-	fp := s.hopsPrint(members)
+	reached := s.reached[:0] // scratch, one route lookup per member
+	for _, m := range members {
+		var h reach
+		h.mac, h.known, h.err = s.hops.reach(m.Addr())
+		reached = append(reached, h)
+	}
+	s.reached = reached
+	fp := hopsPrint(reached)
 	if r.ready && fp == r.hops {
 		return
 	}
@@ -386,18 +396,18 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 	sent, failed := s.sent[:0], s.failed[:0] // scratch: the kernel copies them
 	var unreachable map[netip.AddrPort]error
 	for i, m := range members {
-		mac, known, err := s.hops.reach(m.Addr())
-		e := senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: mac, Counter: r.counters[i]}
+		h := reached[i]
+		e := senderFanoutEntry{Daddr: be32(m.Addr()), Dport: be16(m.Port()), Dmac: h.mac, Counter: r.counters[i]}
 		switch {
 		case r.counters[i] == noCounter:
 			ready = false
-		case err != 0:
+		case h.err != 0:
 			if unreachable == nil {
 				unreachable = make(map[netip.AddrPort]error)
 			}
-			unreachable[m] = err
+			unreachable[m] = h.err
 			failed = append(failed, e)
-		case !known:
+		case !h.known:
 			ready = false
 			sent = append(sent, e)
 		default:
@@ -452,19 +462,18 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 
 // hopsPrint is a fingerprint of how a group's members are reached, so that a group that
 // stays as it was is found so without keeping each member's next hop (FNV-1a, 64 bits).
-func (s *Sender) hopsPrint(members []netip.AddrPort) uint64 {
+func hopsPrint(reached []reach) uint64 {
 	h := uint64(14695981039346656037)
 	add := func(b byte) { h = (h ^ uint64(b)) * 1099511628211 }
-	for _, m := range members {
-		mac, known, err := s.hops.reach(m.Addr())
-		for _, b := range mac {
+	for _, r := range reached {
+		for _, b := range r.mac {
 			add(b)
 		}
-		if known {
+		if r.known {
 			add(1)
 		}
-		add(byte(err))
-		add(byte(err >> 8))
+		add(byte(r.err))
+		add(byte(r.err >> 8))
 	}
 	return h
 }
