@@ -254,6 +254,33 @@ type accountBatch struct {
 	n   int
 }
 
+// add adds a record to the batch and reports whether that filled it.
+func (b *accountBatch) add(source, group [4]byte, seq, bytes uint32) (full bool) {
+	rec := b.buf[8+b.n*16:]
+	copy(rec[0:4], source[:])
+	copy(rec[4:8], group[:])
+	binary.NativeEndian.PutUint32(rec[8:], seq)
+	binary.NativeEndian.PutUint32(rec[12:], bytes)
+	b.n++
+	return b.n == accountMax
+}
+
+// run runs mctun_account on the batch's records, and empties it.
+func (b *accountBatch) run(account *ebpf.Program) error {
+	if b.n == 0 {
+		return nil
+	}
+	binary.NativeEndian.PutUint32(b.buf[0:], uint32(b.n))
+	b.n = 0
+	// The whole struct, whatever n: the kernel refuses a context shorter than what the
+	// program reads.
+	ret, err := account.Run(&ebpf.RunOptions{Context: b.buf[:]})
+	if err == nil && ret != 0 {
+		err = fmt.Errorf("mctun_account returned %d", ret)
+	}
+	return err
+}
+
 const accountMax = 16 // ACCOUNT_MAX
 
 // Observe accounts one packet the user-space receiver took from source for group, with its
@@ -261,13 +288,7 @@ const accountMax = 16 // ACCOUNT_MAX
 // program keeps too. It is the user-space receiver's own (datapath.FlowAccount): only its
 // receive loop calls it, and Flush.
 func (r *Receiver) Observe(source, group [4]byte, seq uint32, delivered int) error {
-	b := r.batch.buf[8+r.batch.n*16:]
-	copy(b[0:4], source[:])
-	copy(b[4:8], group[:])
-	binary.NativeEndian.PutUint32(b[8:], seq)
-	binary.NativeEndian.PutUint32(b[12:], uint32(delivered))
-	r.batch.n++
-	if r.batch.n == accountMax {
+	if r.batch.add(source, group, seq, uint32(delivered)) {
 		return r.Flush()
 	}
 	return nil
@@ -275,18 +296,7 @@ func (r *Receiver) Observe(source, group [4]byte, seq uint32, delivered int) err
 
 // Flush makes what Observe collected count.
 func (r *Receiver) Flush() error {
-	if r.batch.n == 0 {
-		return nil
-	}
-	binary.NativeEndian.PutUint32(r.batch.buf[0:], uint32(r.batch.n))
-	r.batch.n = 0
-	// The whole struct, whatever n: the kernel refuses a context shorter than what the
-	// program reads.
-	ret, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: r.batch.buf[:]})
-	if err == nil && ret != 0 {
-		err = fmt.Errorf("mctun_account returned %d", ret)
-	}
-	if err != nil {
+	if err := r.batch.run(r.objs.MctunAccount); err != nil {
 		return fmt.Errorf("kernel path: account: %w", err)
 	}
 	return nil
@@ -295,33 +305,20 @@ func (r *Receiver) Flush() error {
 // Resync makes the flows of group start their accounting afresh at their next packet, from
 // whichever path it comes.
 func (r *Receiver) Resync(group netip.Addr) error {
-	var args accountBatch
+	var batch accountBatch
 	var k, next receiverFlowKey
-	flush := func() error {
-		if args.n == 0 {
-			return nil
-		}
-		binary.NativeEndian.PutUint32(args.buf[0:], uint32(args.n))
-		args.n = 0
-		_, err := r.objs.MctunAccount.Run(&ebpf.RunOptions{Context: args.buf[:]})
-		return err
-	}
 	for err := r.objs.Flows.NextKey(nil, &next); err == nil; err = r.objs.Flows.NextKey(&k, &next) {
 		k = next
 		if k.Group != be32(group) {
 			continue
 		}
-		b := args.buf[8+args.n*16:]
-		binary.NativeEndian.PutUint32(b[0:], k.Source)
-		binary.NativeEndian.PutUint32(b[4:], k.Group)
-		binary.NativeEndian.PutUint32(b[12:], resync)
-		if args.n++; args.n == accountMax {
-			if err := flush(); err != nil {
+		if batch.add(addrOf(k.Source).As4(), group.As4(), 0, resync) {
+			if err := batch.run(r.objs.MctunAccount); err != nil {
 				return fmt.Errorf("kernel path: resync: %w", err)
 			}
 		}
 	}
-	if err := flush(); err != nil {
+	if err := batch.run(r.objs.MctunAccount); err != nil {
 		return fmt.Errorf("kernel path: resync: %w", err)
 	}
 	return nil
