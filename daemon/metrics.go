@@ -227,10 +227,7 @@ func collect(ms []prometheus.Metric, s metricsScrape) []prometheus.Metric {
 func (d *daemon) readMetrics(f func(metricsScrape)) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var view datapath.SenderView
-	if d.sender != nil {
-		view = d.sender.View()
-	}
+	view := d.sender.View()
 	s := metricsScrape{Status: d.statusLocked(view)}
 	if d.sender != nil && d.cfg.Metrics.PerMember {
 		groups := s.Status.Source.Stats.Groups

@@ -88,11 +88,7 @@ type MemberStatus struct {
 
 // status is what status shows, and what stats shows but for each member's counters.
 func (d *daemon) status() Status {
-	var view datapath.SenderView
-	if d.sender != nil {
-		view = d.sender.View()
-	}
-	return d.statusOf(view)
+	return d.statusOf(d.sender.View())
 }
 
 // statusOf is status with the sender side's counters of view.
@@ -149,10 +145,7 @@ func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 	enc := json.NewEncoder(bw)
 	// One view of the sender side's groups for both parts: a member joining in between
 	// must not make the second part name groups the first does not have.
-	var view datapath.SenderView
-	if s.d.sender != nil {
-		view = s.d.sender.View()
-	}
+	view := s.d.sender.View()
 	st := s.d.statusOf(view)
 	if err := enc.Encode(st); err != nil {
 		return err

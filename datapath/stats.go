@@ -59,7 +59,13 @@ type SenderView struct {
 }
 
 // View returns the current groups' view.
-func (s *Sender) View() SenderView { return SenderView{s, s.table.Load()} }
+// A nil Sender (a host that is no source) has the empty view.
+func (s *Sender) View() SenderView {
+	if s == nil {
+		return SenderView{}
+	}
+	return SenderView{s, s.table.Load()}
+}
 
 // Stats returns a snapshot of the sender side's counters, groups in config order, without
 // each member's own counters: a group may have thousands (see Members).
