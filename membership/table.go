@@ -168,9 +168,7 @@ func (t *Table) Report(member netip.Addr, recs []igmp.Record) []Event {
 		mode, srcs := next(cur, r)
 		if mode == igmp.Include && len(srcs) == 0 {
 			if cur != nil {
-				t.remove(member, r.Group)
-				t.leaves.Add(1)
-				events = append(events, Event{Left, member, r.Group})
+				events = append(events, t.remove(member, r.Group, Left))
 				changed = true
 			}
 			continue
@@ -181,19 +179,13 @@ func (t *Table) Report(member netip.Addr, recs []igmp.Record) []Event {
 			continue
 		}
 		if cur == nil {
-			if len(groups) >= t.lim.MaxGroupsPerMember || t.count[r.Group] >= t.lim.MaxMembersPerGroup || t.total >= t.lim.MaxMemberships {
+			if !t.admits(member, r.Group) {
 				t.overLimit.Add(1)
 				events = append(events, Event{OverLimit, member, r.Group})
 				continue
 			}
-			if groups == nil {
-				groups = map[netip.Addr]*Entry{}
-				t.members[member] = groups
-			}
 			cur = &Entry{Member: member, Group: r.Group, Mode: mode, Sources: srcs, Joined: now}
-			groups[r.Group] = cur
-			t.count[r.Group]++
-			t.total++
+			t.insert(cur)
 			t.joins.Add(1)
 			events = append(events, Event{Joined, member, r.Group})
 			changed = true
@@ -257,8 +249,28 @@ func minus(a, b []netip.Addr) []netip.Addr {
 	return out
 }
 
-// remove deletes a membership; the caller holds t.mu.
-func (t *Table) remove(member, group netip.Addr) {
+// admits reports whether a new membership of member in group stays within the limits; the
+// caller holds t.mu.
+func (t *Table) admits(member, group netip.Addr) bool {
+	return len(t.members[member]) < t.lim.MaxGroupsPerMember && t.count[group] < t.lim.MaxMembersPerGroup &&
+		t.total < t.lim.MaxMemberships
+}
+
+// insert adds a new membership that admits let in; the caller holds t.mu.
+func (t *Table) insert(e *Entry) {
+	groups := t.members[e.Member]
+	if groups == nil {
+		groups = map[netip.Addr]*Entry{}
+		t.members[e.Member] = groups
+	}
+	groups[e.Group] = e
+	t.count[e.Group]++
+	t.total++
+}
+
+// remove deletes a membership, counts it as kind (Left or Expired) and returns its event;
+// the caller holds t.mu.
+func (t *Table) remove(member, group netip.Addr, kind EventKind) Event {
 	groups := t.members[member]
 	delete(groups, group)
 	if len(groups) == 0 {
@@ -268,6 +280,12 @@ func (t *Table) remove(member, group netip.Addr) {
 		delete(t.count, group)
 	}
 	t.total--
+	if kind == Expired {
+		t.expiries.Add(1)
+	} else {
+		t.leaves.Add(1)
+	}
+	return Event{kind, member, group}
 }
 
 // Expire removes the memberships whose member missed Missed intervals, as of now, and
@@ -280,9 +298,7 @@ func (t *Table) Expire() []Event {
 	for m, groups := range t.members {
 		for g, e := range groups {
 			if !now.Before(e.Expires) {
-				t.remove(m, g)
-				t.expiries.Add(1)
-				events = append(events, Event{Expired, m, g})
+				events = append(events, t.remove(m, g, Expired))
 			}
 		}
 	}
@@ -303,9 +319,7 @@ func (t *Table) Keep(keep func(member netip.Addr) bool) []Event {
 			continue
 		}
 		for g := range groups {
-			t.remove(m, g)
-			t.leaves.Add(1)
-			events = append(events, Event{Left, m, g})
+			events = append(events, t.remove(m, g, Left))
 		}
 	}
 	if len(events) > 0 {
@@ -323,20 +337,12 @@ func (t *Table) Restore(entries []Entry, keep func(member netip.Addr) bool) int 
 	now := t.now()
 	n := 0
 	for _, e := range entries {
-		groups := t.members[e.Member]
-		if !now.Before(e.Expires) || !keep(e.Member) || !e.Group.IsMulticast() || groups[e.Group] != nil ||
-			len(e.Sources) > t.lim.MaxSources || len(groups) >= t.lim.MaxGroupsPerMember ||
-			t.count[e.Group] >= t.lim.MaxMembersPerGroup || t.total >= t.lim.MaxMemberships {
+		if !now.Before(e.Expires) || !keep(e.Member) || !e.Group.IsMulticast() || t.members[e.Member][e.Group] != nil ||
+			len(e.Sources) > t.lim.MaxSources || !t.admits(e.Member, e.Group) {
 			continue
 		}
-		if groups == nil {
-			groups = map[netip.Addr]*Entry{}
-			t.members[e.Member] = groups
-		}
 		e.Sources = sorted(e.Sources)
-		groups[e.Group] = &e
-		t.count[e.Group]++
-		t.total++
+		t.insert(&e)
 		n++
 	}
 	if n > 0 {
