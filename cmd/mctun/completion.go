@@ -89,6 +89,23 @@ func complete(words []string, listing func() (daemon.Listing, bool)) (cands []st
 		name += " " + rest[0]
 		rest = rest[1:]
 	}
+	// What the running instance lists, picked and matched.
+	listed := func(pick func(daemon.Listing) []string) []string {
+		l, ok := listing()
+		if !ok {
+			return nil
+		}
+		return matching(pick(l)...)
+	}
+	groups := func() []string {
+		return listed(func(l daemon.Listing) []string {
+			var out []string
+			for _, g := range l.Groups {
+				out = append(out, g.Group)
+			}
+			return out
+		})
+	}
 	flags := flagsOf(name)
 	lookup := func(arg string) *flag.Flag {
 		n := strings.TrimLeft(arg, "-")
@@ -110,7 +127,7 @@ func complete(words []string, listing func() (daemon.Listing, bool)) (cands []st
 		}
 		if f := lookup(a); f != nil && !isBool(f) && !strings.Contains(a, "=") {
 			if i == len(rest)-1 {
-				return flagValues(name, f, matching, listing)
+				return flagValues(name, f, matching, groups)
 			}
 			i++ // its value
 		}
@@ -125,73 +142,58 @@ func complete(words []string, listing func() (daemon.Listing, bool)) (cands []st
 		return append(names, matching("--help")...), false
 	}
 
-	groups := func() []string {
-		l, ok := listing()
-		if !ok {
-			return nil
-		}
-		var out []string
-		for _, g := range l.Groups {
-			out = append(out, g.Group)
-		}
-		return matching(out...)
-	}
 	switch {
 	case name == "import": // the original tool's JSON files
 		return nil, true
 	case name == "completion" && len(args) == 0:
 		return matching("bash", "zsh", "fish"), false
-	case (name == "group del" || name == "group show" || name == "group add" || name == "member join" || name == "member quit") && len(args) == 0:
+	case takesGroup(name) && len(args) == 0:
 		return groups(), false
 	case name == "member quit" && len(args) > 0:
-		l, ok := listing()
-		if !ok {
-			return nil, false
-		}
-		var members []string
-		for _, g := range l.Groups {
-			if g.Group == args[0] || g.Address == args[0] {
-				for _, m := range g.Members {
-					members = append(members, m)
+		return listed(func(l daemon.Listing) []string {
+			var members []string
+			for _, g := range l.Groups {
+				if g.Group == args[0] || g.Address == args[0] {
+					members = append(members, g.Members...)
 				}
 			}
-		}
-		return matching(members...), false
+			return members
+		}), false
 	case name == "source del" && len(args) == 0:
-		l, ok := listing()
-		if !ok {
-			return nil, false
-		}
-		var sources []string
-		for _, s := range l.Sources {
-			sources = append(sources, s.Address)
-		}
-		return matching(sources...), false
+		return listed(func(l daemon.Listing) []string {
+			var sources []string
+			for _, s := range l.Sources {
+				sources = append(sources, s.Address)
+			}
+			return sources
+		}), false
 	}
 	return nil, false
 }
 
 // flagValues completes the value of flag f of command name: a file for a FILE, a group for
 // a GROUP, the choices of dump's --side.
-func flagValues(name string, f *flag.Flag, matching func(...string) []string, listing func() (daemon.Listing, bool)) ([]string, bool) {
+func flagValues(name string, f *flag.Flag, matching func(...string) []string, groups func() []string) ([]string, bool) {
 	meta, _ := flag.UnquoteUsage(f)
 	switch {
 	case meta == "FILE":
 		return nil, true
 	case meta == "GROUP":
-		l, ok := listing()
-		if !ok {
-			return nil, false
-		}
-		var out []string
-		for _, g := range l.Groups {
-			out = append(out, g.Group)
-		}
-		return matching(out...), false
+		return groups(), false
 	case name == "dump" && f.Name == "side":
 		return matching("sender", "receiver", "both"), false
 	}
 	return nil, false
+}
+
+// takesGroup reports whether subcommand name's first argument is a GROUP, as its usage says.
+func takesGroup(name string) bool {
+	for _, s := range subcommands {
+		if s.name == name {
+			return strings.HasPrefix(s.args, "GROUP")
+		}
+	}
+	return false
 }
 
 // completionScripts are what mctun completion prints. Each asks mctun __complete; the packages
