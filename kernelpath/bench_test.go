@@ -3,7 +3,6 @@ package kernelpath
 import (
 	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"testing"
 
 	"github.com/cilium/ebpf"
@@ -22,14 +21,7 @@ func BenchmarkEgressFanOut(b *testing.B) {
 			t := &testing.T{} // inNetns and newTx report to it; the benchmark fails if they did
 			inNetns(t, func() {
 				h := newTx(t)
-				for i := range m {
-					e := senderFanoutEntry{Daddr: be32(netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)})),
-						Dport: be16(4754), Dmac: [6]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}, Counter: uint32(i)}
-					if err := h.s.objs.Fanout.Put(uint32(i), &e); err != nil {
-						b.Fatal(err)
-					}
-				}
-				h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: uint32(m), Ready: 1})
+				h.fanOut(m)
 				pkt := multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 64))
 				out := make([]byte, len(pkt)+64)
 				b.ResetTimer()

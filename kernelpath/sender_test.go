@@ -124,6 +124,20 @@ func newTx(t *testing.T) *txHarness {
 	return h
 }
 
+// fanOut publishes txGroup, port 65535, with m members: member i is 198.18.2+i/250.2+i%250,
+// counted in member_stats[i].
+func (h *txHarness) fanOut(m int) {
+	h.t.Helper()
+	for i := range m {
+		e := senderFanoutEntry{Daddr: be32(netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)})),
+			Dport: be16(4754), Dmac: [6]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}, Counter: uint32(i)}
+		if err := h.s.objs.Fanout.Put(uint32(i), &e); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: uint32(m), Ready: uint8(senderRouteStateREADY)})
+}
+
 func (h *txHarness) route(group netip.Addr, port uint16, r senderGroupRoute) {
 	h.t.Helper()
 	if err := h.s.objs.Groups.Put(groupKey{group, port}.key(), &r); err != nil {
@@ -302,14 +316,7 @@ func TestEgressFansOutToEveryMember(t *testing.T) {
 	inNetns(t, func() {
 		h := newTx(t)
 		m := maxCopies()
-		for i := range m {
-			e := senderFanoutEntry{Daddr: be32(netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)})),
-				Dport: be16(4754), Dmac: [6]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}, Counter: uint32(i)}
-			if err := h.s.objs.Fanout.Put(uint32(i), &e); err != nil {
-				t.Fatal(err)
-			}
-		}
-		h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: uint32(m), Ready: 1})
+		h.fanOut(m)
 		h.run(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 64)), nil)
 		var missed []int
 		for i := range m {
