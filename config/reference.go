@@ -174,17 +174,11 @@ func Example() string {
 	return b.String()
 }
 
-var (
-	markdownLink = regexp.MustCompile(`\[([^\]]+)\]\(#[^)]*\)`)
-	markdownCode = regexp.MustCompile("`([^`]*)`")
-)
+var markdownLink = regexp.MustCompile(`\[([^\]]+)\]\(#[^)]*\)`)
 
 // plainText is a Doc without its Markdown: `code` becomes its content, and a link to a
 // section of the README says so.
-func plainText(s string) string {
-	s = markdownLink.ReplaceAllString(s, "$1 in the README")
-	return markdownCode.ReplaceAllString(s, "$1")
-}
+func plainText(s string) string { return strings.Join(MarkdownSpans(s), "") }
 
 // MarkdownSpans splits a Doc into runs of plain text and of code, a link to a section of the
 // README reduced to its text and "in the README": for writers of other formats (the man
