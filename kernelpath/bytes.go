@@ -104,14 +104,23 @@ type Hooks struct {
 	ForceClsAct bool
 }
 
-// ClsAct attaches a program to dev's hook ("ingress" or "egress") with tc. route.Host does.
+// ClsAct attaches a program to dev's hook ("ingress" or "egress") with tc, as the filter of
+// the given handle. route.Host does.
 type ClsAct interface {
-	AttachBPF(dev, hook string, fd int, name string) error
+	AttachBPF(dev, hook string, handle uint32, fd int, name string) error
 }
+
+// The handles of the programs' filters when tc attaches them: the sender side's on the source
+// interface's ingress, beside the receiver side's where the tunnel arrives on it too, runs
+// second, since it takes only the packets its egress program sent round.
+const (
+	firstFilter  = 1
+	secondFilter = 2
+)
 
 // attach attaches prog to ifindex (named ifname) at hook, and returns the tcx link to close,
 // or nil when tc holds it.
-func (h Hooks) attach(prog *ebpf.Program, ifindex int, ifname, hook string) (link.Link, Attachment, error) {
+func (h Hooks) attach(prog *ebpf.Program, ifindex int, ifname, hook string, filter uint32) (link.Link, Attachment, error) {
 	a := attachment(prog, ifname, hook)
 	if !h.ForceClsAct && haveTCX(prog) {
 		at := ebpf.AttachTCXEgress
@@ -128,7 +137,7 @@ func (h Hooks) attach(prog *ebpf.Program, ifindex int, ifname, hook string) (lin
 	if h.ClsAct == nil {
 		return nil, a, errors.New("kernel path: the kernel cannot attach programs with tcx (Linux 6.6 and later can), and tc is not at hand")
 	}
-	if err := h.ClsAct.AttachBPF(ifname, hook, prog.FD(), a.Program); err != nil {
+	if err := h.ClsAct.AttachBPF(ifname, hook, filter, prog.FD(), a.Program); err != nil {
 		return nil, a, fmt.Errorf("kernel path: %w", err)
 	}
 	a.With = "tc"

@@ -8,6 +8,9 @@
 //
 //	classify -> encapsulate -> fan out to members
 //
+// A group larger than one pass's copies (passCopies) is fanned out in passes, the packet
+// coming back through the source interface's ingress for each next one.
+//
 // The receiver side (Receiver, bpf/receiver.c) runs on the ingress of the interfaces the
 // tunnel arrives on:
 //

@@ -191,7 +191,7 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 		if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
 			name = nl.Attrs().Name
 		}
-		l, a, err := r.hooks.attach(r.objs.MctunIngress, ifindex, name, "ingress")
+		l, a, err := r.hooks.attach(r.objs.MctunIngress, ifindex, name, "ingress", firstFilter)
 		if err != nil {
 			return err
 		}

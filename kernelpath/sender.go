@@ -73,7 +73,6 @@ type Sender struct {
 	fan          *regions // of fanout
 	hops         *nexthops
 	report       MemberReport
-	copies       int // the most members the kernel sends one packet to: see maxCopies
 }
 
 type groupKey struct {
@@ -90,7 +89,6 @@ type route struct {
 	counters    []uint32         // the members' counters' indexes in member_stats, or noCounter
 	hops        uint64           // a fingerprint of how its members were reached when published
 	ready       bool
-	many        bool                     // published TOO_MANY: user space sends it
 	set         bool                     // groups holds it
 	unreachable map[netip.AddrPort]error // members with no route, and why
 }
@@ -168,10 +166,9 @@ func (s *Sender) Start(o SenderOptions) error {
 		return fmt.Errorf("kernel path: %w", err)
 	}
 	s.mu.Lock()
-	s.copies = maxCopies()
 	s.iface = o.Interface
 	s.conf = senderSenderConfig{Key: o.Key, Saddr: be32(o.Addr), Sport: be16(o.Port), Mtu: uint16(min(a.MTU, 0xffff)),
-		Ifindex: uint32(a.Index), Smac: [6]byte(a.HardwareAddr)}
+		Ifindex: uint32(a.Index), Smac: [6]byte(a.HardwareAddr), Pass: uint32(passCopies())}
 	err = s.objs.Config.Put(uint32(0), &s.conf)
 	s.groups = o.Groups
 	if err == nil {
@@ -185,15 +182,19 @@ func (s *Sender) Start(o SenderOptions) error {
 	return s.follow()
 }
 
-// Attach puts the programs on the source interface's egress, and the TUN's: from then on the
-// kernel forwards what it can. Until then the host's multicast leaves natively and user space,
+// Attach puts the programs on the source interface's egress and ingress (where a large group's
+// packets come round for their next pass), and the TUN's egress: from then on the kernel
+// forwards what it can. Until then the host's multicast leaves natively and user space,
 // capturing it, forwards it: the caller starts the user-space sender first, so that it has
 // forwarded what it captured before the kernel's first packet takes the next number.
 func (s *Sender) Attach() error {
 	s.mu.Lock()
 	iface, ifindex := s.iface, int(s.conf.Ifindex)
 	s.mu.Unlock()
-	if err := s.attach(s.hooks, ifindex, iface, s.objs.MctunEgress); err != nil {
+	if err := s.attach(ifindex, iface, "ingress", secondFilter, s.objs.MctunFanOn); err != nil {
+		return err
+	}
+	if err := s.attach(ifindex, iface, "egress", firstFilter, s.objs.MctunEgress); err != nil {
 		return err
 	}
 	if s.tun == "" {
@@ -203,13 +204,13 @@ func (s *Sender) Attach() error {
 	if err != nil {
 		return fmt.Errorf("kernel path: %s: %w", s.tun, err)
 	}
-	return s.attach(s.hooks, tl.Attrs().Index, s.tun, s.objs.MctunTunEgress)
+	return s.attach(tl.Attrs().Index, s.tun, "egress", firstFilter, s.objs.MctunTunEgress)
 }
 
-// attach puts prog first on ifindex's egress. A tcx link is not pinned: it goes when mctun
-// goes, however it goes.
-func (s *Sender) attach(h Hooks, ifindex int, name string, prog *ebpf.Program) error {
-	l, a, err := h.attach(prog, ifindex, name, "egress")
+// attach puts prog first on ifindex's hook (with tc, as filter). A tcx link is not pinned: it
+// goes when mctun goes, however it goes.
+func (s *Sender) attach(ifindex int, name, hook string, filter uint32, prog *ebpf.Program) error {
+	l, a, err := s.hooks.attach(prog, ifindex, name, hook, filter)
 	if err != nil {
 		return err
 	}
@@ -373,11 +374,6 @@ func (s *Sender) publish(now time.Time) {
 // nothing and counted a send error per packet, as the user-space sender's sends to it fail;
 // it does not keep its group from the kernel. Unchanged, it allocates nothing.
 func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time.Time) {
-	if len(members) > s.copies {
-		s.remember(k, r, nil, now) // the kernel sends them nothing: no counters
-		s.tooMany(k, r, len(members), now)
-		return
-	}
 	if !slices.Equal(members, r.members) {
 		s.remember(k, r, members, now)
 	}
@@ -443,7 +439,7 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 			v = senderGroupRoute{Slot: r.slot, First: first, Count: uint32(len(sent)), Unreachable: uint16(len(failed)), Ready: uint8(senderRouteStateREADY)}
 		}
 	}
-	if !ready && r.set && !r.ready && !r.many {
+	if !ready && r.set && !r.ready {
 		return // not ready before either
 	}
 	if err := s.objs.Groups.Put(k.key(), &v); err != nil {
@@ -454,7 +450,7 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 		return
 	}
 	s.fan.release(r.first, r.published, now)
-	r.set, r.ready, r.many, r.first, r.published, r.hops = true, ready, false, first, 0, fp
+	r.set, r.ready, r.first, r.published, r.hops = true, ready, first, 0, fp
 	if ready {
 		r.published = uint32(len(entries))
 	}
@@ -504,42 +500,24 @@ func (s *Sender) remember(k groupKey, r *route, members []netip.AddrPort, now ti
 	r.members, r.counters, r.hops = members, counters, 0
 }
 
-// tooMany publishes a group with more members than one packet's copies may be: user space
-// sends its packets.
-func (s *Sender) tooMany(k groupKey, r *route, members int, now time.Time) {
-	if r.set && r.many {
-		return
-	}
-	v := senderGroupRoute{Slot: r.slot, Ready: uint8(senderRouteStateTOO_MANY)}
-	if err := s.objs.Groups.Put(k.key(), &v); err != nil {
-		s.log.Error("kernel path: cannot publish the group", "group", k, "err", err)
-		return
-	}
-	if !r.many {
-		s.log.Info("kernel path: the group has more members than the kernel sends a packet to at once: user space sends its packets",
-			"group", k, "members", members, "most", s.copies)
-	}
-	s.fan.release(r.first, r.published, now)
-	r.set, r.ready, r.many, r.published, r.hops = true, false, true, 0, 0
-	s.reportReach(k, r, nil)
-}
-
-// maxCopies is the most members the kernel sends one packet to. The copies of a packet are
-// sent while the kernel holds back its softirqs, so a device without a queue (a veth, as
-// containers and this project's tests have) takes all of them into the receiving CPU's
-// backlog at once, and the backlog holds net.core.netdev_max_backlog packets (1000 by
-// default): beyond that, copies would be lost. Half of it leaves room for the rest of the
-// host's traffic. (VXLAN's head-end replication meets the same limit.) A larger group is
-// sent by user space, whose sends let the backlog drain between packets. The sysctl is the
-// initial namespace's; elsewhere it cannot be read, and the default is assumed.
-func maxCopies() int {
+// passCopies is the most copies of a packet the kernel sends in one pass. They are sent while
+// the kernel holds back its softirqs, so a device without a queue (a veth, as containers and
+// this project's tests have) takes all of them into the CPU's backlog at once, and the backlog
+// holds net.core.netdev_max_backlog packets (1000 by default): beyond that, copies would be
+// lost. (VXLAN's head-end replication meets the same limit.) A larger group's packet goes
+// round again, through the source interface's ingress, for the next pass, once the backlog
+// has taken this one's in. A quarter of the backlog leaves room for the copies of the pass
+// before, where a member is on this host and its delivery queues again, and for the rest of
+// the host's traffic. The sysctl is the initial namespace's; elsewhere it cannot be read, and
+// the default is assumed.
+func passCopies() int {
 	backlog := 1000
 	if b, err := os.ReadFile("/proc/sys/net/core/netdev_max_backlog"); err == nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && n > 1 {
 			backlog = n
 		}
 	}
-	return min(backlog/2, maxGroupMembers)
+	return max(backlog/4, 1)
 }
 
 // reportReach tells the user-space sender which of a group's members have no route, and
@@ -694,7 +672,6 @@ var senderPaths = [...]string{
 	senderSenderPathPUNT_GSO:        "user_gso",
 	senderSenderPathPUNT_TWO_GROUPS: "user_two_groups",
 	senderSenderPathPUNT_CHECK:      "user_check",
-	senderSenderPathPUNT_TOO_MANY:   "user_too_many_members",
 }
 
 // Paths counts the packets of the groups by the path they took: sent by the kernel, or left

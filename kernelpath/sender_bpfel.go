@@ -65,7 +65,6 @@ type senderRouteState uint32
 const (
 	senderRouteStateWAIT_NEXT_HOP senderRouteState = 0
 	senderRouteStateREADY         senderRouteState = 1
-	senderRouteStateTOO_MANY      senderRouteState = 2
 )
 
 type senderSenderConfig struct {
@@ -78,6 +77,7 @@ type senderSenderConfig struct {
 	Smac    [6]uint8
 	Dump    uint8
 	Pad     uint8
+	Pass    uint32
 }
 
 type senderSenderPath uint32
@@ -90,8 +90,7 @@ const (
 	senderSenderPathPUNT_GSO          senderSenderPath = 4
 	senderSenderPathPUNT_TWO_GROUPS   senderSenderPath = 5
 	senderSenderPathPUNT_CHECK        senderSenderPath = 6
-	senderSenderPathPUNT_TOO_MANY     senderSenderPath = 7
-	senderSenderPathSENDER_PATH_COUNT senderSenderPath = 8
+	senderSenderPathSENDER_PATH_COUNT senderSenderPath = 7
 )
 
 // Names of all BPF objects in the ELF.
@@ -107,6 +106,7 @@ const (
 	senderMapMemberStats      = "member_stats"
 	senderMapSenderPaths      = "sender_paths"
 	senderProgMctunEgress     = "mctun_egress"
+	senderProgMctunFanOn      = "mctun_fan_on"
 	senderProgMctunTunEgress  = "mctun_tun_egress"
 	senderVarUnusedDumpMeta   = "unused_dump_meta"
 	senderVarUnusedRouteState = "unused_route_state"
@@ -156,6 +156,7 @@ type senderSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type senderProgramSpecs struct {
 	MctunEgress    *ebpf.ProgramSpec `ebpf:"mctun_egress"`
+	MctunFanOn     *ebpf.ProgramSpec `ebpf:"mctun_fan_on"`
 	MctunTunEgress *ebpf.ProgramSpec `ebpf:"mctun_tun_egress"`
 }
 
@@ -239,12 +240,14 @@ type senderVariables struct {
 // It can be passed to loadSenderObjects or ebpf.CollectionSpec.LoadAndAssign.
 type senderPrograms struct {
 	MctunEgress    *ebpf.Program `ebpf:"mctun_egress"`
+	MctunFanOn     *ebpf.Program `ebpf:"mctun_fan_on"`
 	MctunTunEgress *ebpf.Program `ebpf:"mctun_tun_egress"`
 }
 
 func (p *senderPrograms) Close() error {
 	return _SenderClose(
 		p.MctunEgress,
+		p.MctunFanOn,
 		p.MctunTunEgress,
 	)
 }

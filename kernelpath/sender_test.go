@@ -6,8 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"testing"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -124,18 +124,25 @@ func newTx(t *testing.T) *txHarness {
 	return h
 }
 
-// fanOut publishes txGroup, port 65535, with m members: member i is 198.18.2+i/250.2+i%250,
-// counted in member_stats[i].
+// fanOut publishes txGroup, port 65535, with m members: member i is fanMember(i), counted in
+// member_stats[i].
 func (h *txHarness) fanOut(m int) {
 	h.t.Helper()
 	for i := range m {
-		e := senderFanoutEntry{Daddr: be32(netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)})),
-			Dport: be16(4754), Dmac: [6]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}, Counter: uint32(i)}
+		addr, mac := fanMember(i)
+		e := senderFanoutEntry{Daddr: be32(addr.Addr()), Dport: be16(addr.Port()), Dmac: mac, Counter: uint32(i)}
 		if err := h.s.objs.Fanout.Put(uint32(i), &e); err != nil {
 			h.t.Fatal(err)
 		}
 	}
 	h.route(txGroup, 65535, senderGroupRoute{Slot: 0, First: 0, Count: uint32(m), Ready: uint8(senderRouteStateREADY)})
+}
+
+// fanMember is fanOut's member i: 198.18.2+i/250.2+i%250, port 4754, behind MAC
+// 02:00:00:00:ii:ii.
+func fanMember(i int) (netip.AddrPort, [6]byte) {
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(2 + i/250), byte(2 + i%250)}), 4754),
+		[6]byte{2, 0, 0, 0, byte(i >> 8), byte(i)}
 }
 
 func (h *txHarness) route(group netip.Addr, port uint16, r senderGroupRoute) {
@@ -158,8 +165,14 @@ func (h *txHarness) run(pkt []byte, ctx []byte) (int32, []byte, [][]byte) {
 	if err != nil {
 		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
 	}
+	return int32(ret), out[:len(pkt)+ENCAPLEN], h.clones(2)
+}
+
+// clones reads the tunnel packets that reach mct1, up to max of them, until none comes for
+// 300 ms.
+func (h *txHarness) clones(max int) [][]byte {
 	var clones [][]byte
-	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); {
+	for len(clones) < max {
 		buf := make([]byte, 4096)
 		n, _, err := unix.Recvfrom(h.peer, buf, 0)
 		if err != nil {
@@ -168,12 +181,73 @@ func (h *txHarness) run(pkt []byte, ctx []byte) (int32, []byte, [][]byte) {
 		if n >= 14 && binary.BigEndian.Uint16(buf[12:]) == unix.ETH_P_IP && buf[14+9] == encap.ProtoUDP {
 			clones = append(clones, buf[:n])
 		}
-		if len(clones) == 2 {
-			break
-		}
 	}
-	return int32(ret), out[:len(pkt)+ENCAPLEN], clones
+	return clones
 }
+
+// passOn runs mctun_fan_on on a frame mctun_egress (or the pass before) sent round, with its
+// mark, as the source interface's ingress would, and returns its verdict, the frame as it
+// left, and its mark then.
+func (h *txHarness) passOn(pkt []byte, mark uint32) (int32, []byte, uint32) {
+	h.t.Helper()
+	ctx := make([]byte, skbCtxLen)
+	binary.NativeEndian.PutUint32(ctx[skbMark:], mark)
+	out := make([]byte, len(pkt)+256)
+	ctxOut := make([]byte, len(ctx))
+	opts := &ebpf.RunOptions{Data: pkt, DataOut: out, Context: ctx, ContextOut: ctxOut}
+	ret, err := h.s.objs.MctunFanOn.Run(opts)
+	if err != nil {
+		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+	}
+	return int32(ret), out[:len(pkt)], binary.NativeEndian.Uint32(ctxOut[skbMark:])
+}
+
+// send1 runs mctun_egress on one frame and returns its verdict, the frame as it left, and its
+// mark then.
+func (h *txHarness) send1(pkt []byte) (int32, []byte, uint32) {
+	h.t.Helper()
+	ctx := make([]byte, skbCtxLen)
+	out := make([]byte, len(pkt)+256)
+	ctxOut := make([]byte, len(ctx))
+	opts := &ebpf.RunOptions{Data: pkt, DataOut: out, Context: ctx, ContextOut: ctxOut}
+	ret, err := h.s.objs.MctunEgress.Run(opts)
+	if err != nil {
+		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+	}
+	return int32(ret), out[:len(pkt)+ENCAPLEN], binary.NativeEndian.Uint32(ctxOut[skbMark:])
+}
+
+// send runs mctun_egress on one frame, and then mctun_fan_on on it for
+// as long as it goes round, and returns the last verdict, the frame as it left, and how many
+// passes it took.
+func (h *txHarness) send(pkt []byte) (int32, []byte, int) {
+	h.t.Helper()
+	verdict, frame, mark := h.send1(pkt)
+	passes := 1
+	for ; verdict == actRedirect && mark == fanOnMark && passes <= maxGroupMembers; passes++ {
+		verdict, frame, mark = h.passOn(frame, mark)
+	}
+	return verdict, frame, passes
+}
+
+// setPass makes one pass send at most n copies.
+func (h *txHarness) setPass(n uint32) {
+	h.t.Helper()
+	var conf senderSenderConfig
+	if err := h.s.objs.Config.Lookup(uint32(0), &conf); err != nil {
+		h.t.Fatal(err)
+	}
+	conf.Pass = n
+	if err := h.s.objs.Config.Put(uint32(0), &conf); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+const (
+	skbCtxLen = 192        // sizeof(struct __sk_buff)
+	skbMark   = 8          // offsetof(struct __sk_buff, mark)
+	fanOnMark = 0x6d63746e // bpf/sender.c's FAN_ON_MARK
+)
 
 // ENCAPLEN is what a tunnel packet adds in front of its inner packet: IPv4, UDP, GRE.
 const ENCAPLEN = 20 + 8 + encap.HeaderLen
@@ -187,16 +261,21 @@ func multicastFrame(src [6]byte, inner []byte) []byte {
 	return append(f, inner...)
 }
 
-// wantTunnel is the frame that carries inner to member m with sequence number seq, as both
-// paths send it, but for the outer IPv4 identification, which the frame's own is copied into.
+// wantTunnel is the frame that carries inner to member m of txMembers with sequence number
+// seq, as both paths send it, but for the outer IPv4 identification, which the frame's own is
+// copied into.
 func (h *txHarness) wantTunnel(got []byte, m int, seq uint32, inner []byte) []byte {
-	mb := txMembers[m]
-	f := append(mb.mac[:], h.mac[:]...)
+	return h.wantTunnelTo(got, txMembers[m].addr, txMembers[m].mac, seq, inner)
+}
+
+// wantTunnelTo is wantTunnel's frame to the member at to, behind the next hop mac.
+func (h *txHarness) wantTunnelTo(got []byte, to netip.AddrPort, mac [6]byte, seq uint32, inner []byte) []byte {
+	f := append(mac[:], h.mac[:]...)
 	f = append(f, 0x08, 0x00)
 	buf := make([]byte, encap.Headroom+len(inner))
 	copy(buf[encap.Headroom:], inner)
-	ip := encaptest.IPv4Packet(txSource, mb.addr.Addr(), encap.ProtoUDP,
-		udp(txSport, mb.addr.Port(), encap.Encapsulate(buf, len(inner), encap.Header{Key: txKey, Seq: seq})))
+	ip := encaptest.IPv4Packet(txSource, to.Addr(), encap.ProtoUDP,
+		udp(txSport, to.Port(), encap.Encapsulate(buf, len(inner), encap.Header{Key: txKey, Seq: seq})))
 	ip[8] = 64 // a TTL of 64, as the kernel's sockets send
 	if len(got) >= 20 {
 		copy(ip[4:6], got[18:20])
@@ -272,7 +351,7 @@ func TestEgressLeavesToUserSpace(t *testing.T) {
 		fixIPChecksum(fragment)
 		broken := innerUDP(txSource, txAll, 1, 16)
 		broken[10] ^= 0xff
-		gso := make([]byte, 192)
+		gso := make([]byte, skbCtxLen)
 		binary.NativeEndian.PutUint32(gso[164:], 2) // __sk_buff.gso_segs
 		for _, tt := range []struct {
 			name  string
@@ -310,14 +389,100 @@ func TestEgressLeavesToUserSpace(t *testing.T) {
 	})
 }
 
-// Every member of a group as large as the kernel path takes gets its copy: none is
-// skipped, and none is lost on the way out (the veth's peer takes them all).
+// A group with more members than one pass sends gets them pass after pass: the packet comes
+// round through mctun_fan_on, each pass sends its clones, the last member gets the packet
+// itself, and every copy is the one tunnel packet, but for where it goes.
+func TestEgressFansOutInPasses(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		const m = 10
+		h.fanOut(m)
+		h.setPass(4)
+		inner := innerUDP(txSource, txGroup, 65535, 100)
+		for seq := range uint32(2) {
+			verdict, out, passes := h.send(multicastFrame(h.mac, inner))
+			if verdict != actRedirect || passes != 3 {
+				t.Fatalf("packet %d: verdict %d after %d passes, want it redirected (%d) after 3 (4 + 4 + 2 members)", seq, verdict, passes, actRedirect)
+			}
+			to, mac := fanMember(m - 1)
+			if want := h.wantTunnelTo(out, to, mac, seq, inner); !bytes.Equal(out, want) {
+				t.Errorf("packet %d, to the last member:\n% x\nwant\n% x", seq, out, want)
+			}
+			clones := h.clones(m)
+			if len(clones) != m-1 {
+				t.Fatalf("packet %d: %d clones reached mct1, want %d", seq, len(clones), m-1)
+			}
+			for i, c := range clones {
+				to, mac := fanMember(i)
+				if want := h.wantTunnelTo(c, to, mac, seq, inner); !bytes.Equal(c, want) {
+					t.Errorf("packet %d, clone to member %d:\n% x\nwant\n% x", seq, i, c, want)
+				}
+			}
+		}
+		for i := range m {
+			if c := h.member(uint32(i)); c.Packets != 2 || c.Errors != 0 {
+				t.Errorf("member %d counted %d packets, %d errors; want 2, 0", i, c.Packets, c.Errors)
+			}
+		}
+		if p := h.paths(); p["kernel"] != 2 {
+			t.Errorf("paths %v, want 2 in the kernel", p)
+		}
+		if n := h.s.gstats.word(0, 0).Load(); n != 2 {
+			t.Errorf("group counted %d packets, want 2", n)
+		}
+	})
+}
+
+// mctun_fan_on takes only what mctun_egress sent round: a frame without its mark, or with
+// it but not this host's tunnel packet, goes on unchanged and sends nothing.
+func TestFanOnTakesOnlyItsOwn(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		h.fanOut(10)
+		h.setPass(4)
+		verdict, round, mark := h.send1(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 100)))
+		if verdict != actRedirect || mark != fanOnMark {
+			t.Fatalf("verdict %d, mark %#x: want the packet sent round (%d) with the mark", verdict, mark, actRedirect)
+		}
+		if n := len(h.clones(10)); n != 4 {
+			t.Fatalf("the first pass sent %d clones, want 4", n)
+		}
+		otherSource := slices.Clone(round)
+		copy(otherSource[14+12:], []byte{198, 18, 1, 9})
+		fixIPChecksum(otherSource[14:])
+		for _, tt := range []struct {
+			name  string
+			frame []byte
+			mark  uint32
+		}{
+			{"without the mark", round, 0},
+			{"another mark", round, fanOnMark + 1},
+			{"another source", otherSource, fanOnMark},
+			{"a tunnel packet from the network", h.wantTunnel(nil, 0, 0, innerUDP(txSource, txGroup, 65535, 100)), fanOnMark},
+		} {
+			verdict, out, _ := h.passOn(tt.frame, tt.mark)
+			if verdict != actUnspec || !bytes.Equal(out, tt.frame) {
+				t.Errorf("%s: verdict %d, out\n% x\nwant it on (%d), unchanged", tt.name, verdict, out, actUnspec)
+			}
+			if n := len(h.clones(1)); n != 0 {
+				t.Errorf("%s: %d clones sent", tt.name, n)
+			}
+		}
+	})
+}
+
+// Every member of the largest group gets its copy, pass after pass: none is skipped.
 func TestEgressFansOutToEveryMember(t *testing.T) {
 	inNetns(t, func() {
 		h := newTx(t)
-		m := maxCopies()
+		const m = 4096
 		h.fanOut(m)
-		h.run(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 64)), nil)
+		h.setPass(uint32(passCopies()))
+		unix.SetsockoptInt(h.peer, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
+		verdict, _, passes := h.send(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 64)))
+		if verdict != actRedirect {
+			t.Fatalf("verdict %d, want the packet redirected to the last member", verdict)
+		}
 		var missed []int
 		for i := range m {
 			if c := h.member(uint32(i)); c.Packets != 1 || c.Errors != 0 {
@@ -327,7 +492,10 @@ func TestEgressFansOutToEveryMember(t *testing.T) {
 		if len(missed) > 0 {
 			t.Errorf("%d of %d members got no copy, the first %d", len(missed), m, missed[0])
 		}
-		t.Logf("%d members, every one sent its copy", m)
+		if n := len(h.clones(m)); n != m-1 {
+			t.Errorf("%d clones reached mct1, want %d", n, m-1)
+		}
+		t.Logf("%d members in %d passes of %d, every one sent its copy", m, passes, passCopies())
 	})
 }
 
@@ -347,6 +515,66 @@ func TestEgressUnreachableMember(t *testing.T) {
 		}
 		if e := h.s.gstats.word(0, 2).Load(); e != 1 {
 			t.Errorf("its group counted %d errors, want 1", e)
+		}
+	})
+}
+
+// The largest group's copies all leave, as an application sends: the programs attached to
+// mct0, a datagram sent to the group from a socket, and the copies counted on mct1. All of
+// one pass go into the backlog at once, the next pass's after the backlog took them in.
+// (In one pass, most would be lost: logged, for comparison.)
+func TestLargestGroupLeavesWhole(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		const m, datagrams = 4096, 3
+		h.fanOut(m)
+		l, err := netlink.LinkByIndex(h.ifindex)
+		if err == nil {
+			err = netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: txSource.AsSlice(), Mask: net.CIDRMask(24, 32)}})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.s.attach(h.ifindex, "mct0", "ingress", secondFilter, h.s.objs.MctunFanOn); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.s.attach(h.ifindex, "mct0", "egress", firstFilter, h.s.objs.MctunEgress); err != nil {
+			t.Fatal(err)
+		}
+		unix.SetsockoptInt(h.peer, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20)
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(h.ifindex)}); err != nil {
+			t.Fatal(err)
+		}
+		to := &unix.SockaddrInet4{Port: 65535, Addr: txGroup.As4()}
+
+		// sent sends one datagram and returns to how many members its copies came.
+		sent := func() int {
+			if err := unix.Sendto(fd, make([]byte, 64), 0, to); err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			seen := make(map[netip.AddrPort]bool, m)
+			for _, c := range h.clones(m) {
+				if len(c) >= 14+28 && c[14+9] == encap.ProtoUDP {
+					seen[netip.AddrPortFrom(netip.AddrFrom4([4]byte(c[14+16:14+20])), binary.BigEndian.Uint16(c[14+22:]))] = true
+				}
+			}
+			return len(seen)
+		}
+		h.setPass(0)
+		t.Logf("in one pass: the copies of a datagram came to %d of %d members", sent(), m)
+		h.setPass(uint32(passCopies()))
+		for i := range datagrams {
+			if n := sent(); n != m {
+				t.Errorf("datagram %d: its copies came to %d of %d members", i, n, m)
+			}
+		}
+		if c := h.member(0); c.Packets != datagrams+1 {
+			t.Errorf("member 0 counted %d packets, want %d", c.Packets, datagrams+1)
 		}
 	})
 }

@@ -377,8 +377,9 @@ func (h *Host) undo(c Change) error {
 		if err != nil {
 			return nil
 		}
-		if err := h.nl.FilterDel(bpfFilter(link.Attrs().Index, c.Hook)); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("host: tc filter del dev %s %s pref %d: %w", c.Dev, c.Hook, FilterPriority, err)
+		f := bpfFilter(link.Attrs().Index, c.Hook, max(c.Handle, 1))
+		if err := h.nl.FilterDel(f); err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("host: tc filter del dev %s %s pref %d handle %d: %w", c.Dev, c.Hook, FilterPriority, f.Handle, err)
 		}
 	default:
 		return fmt.Errorf("host: journal holds an unknown change %q", c.Op)
@@ -391,14 +392,15 @@ func (h *Host) undo(c Change) error {
 const FilterPriority = 19779
 
 // AttachBPF attaches the BPF program fd, named name, to dev's ingress or egress (hook) with
-// tc, for a kernel without tcx:
+// tc, for a kernel without tcx, as the filter of the given handle (from 1: mctun's filters on
+// one hook run in its order):
 //
 //	tc qdisc add dev DEV clsact
-//	tc filter add dev DEV HOOK pref 19779 handle 1 bpf direct-action fd FD name NAME
+//	tc filter add dev DEV HOOK pref 19779 handle HANDLE bpf direct-action fd FD name NAME
 //
 // A clsact qdisc that is there already (another tool's) is used and left alone; one it adds
 // is journaled, and so is the filter, which Undo removes even after a crash.
-func (h *Host) AttachBPF(dev, hook string, fd int, name string) error {
+func (h *Host) AttachBPF(dev, hook string, handle uint32, fd int, name string) error {
 	link, err := h.nl.LinkByName(dev)
 	if err != nil {
 		return fmt.Errorf("host: %s: %w", dev, err)
@@ -415,10 +417,10 @@ func (h *Host) AttachBPF(dev, hook string, fd int, name string) error {
 			return fmt.Errorf("host: tc qdisc add dev %s clsact: %w", dev, err)
 		}
 	}
-	if err := h.journal.record(Change{Op: "filter", Dev: dev, Hook: hook}); err != nil {
+	if err := h.journal.record(Change{Op: "filter", Dev: dev, Hook: hook, Handle: handle}); err != nil {
 		return err
 	}
-	f := bpfFilter(link.Attrs().Index, hook)
+	f := bpfFilter(link.Attrs().Index, hook, handle)
 	f.Fd, f.Name, f.DirectAction = fd, name, true
 	if err := h.nl.FilterReplace(f); err != nil {
 		return fmt.Errorf("host: tc filter add dev %s %s bpf %s: %w", dev, hook, name, err)
@@ -431,14 +433,14 @@ func clsact(ifindex int) *netlink.GenericQdisc {
 		Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT}}
 }
 
-// bpfFilter is mctun's filter on ifindex's hook, as far as it names it.
-func bpfFilter(ifindex int, hook string) *netlink.BpfFilter {
+// bpfFilter is mctun's filter of handle on ifindex's hook, as far as it names it.
+func bpfFilter(ifindex int, hook string, handle uint32) *netlink.BpfFilter {
 	parent := uint32(netlink.HANDLE_MIN_EGRESS)
 	if hook == "ingress" {
 		parent = netlink.HANDLE_MIN_INGRESS
 	}
 	return &netlink.BpfFilter{FilterAttrs: netlink.FilterAttrs{LinkIndex: ifindex, Parent: parent,
-		Handle: 1, Priority: FilterPriority, Protocol: unix.ETH_P_ALL}}
+		Handle: handle, Priority: FilterPriority, Protocol: unix.ETH_P_ALL}}
 }
 
 func sysctlName(key string) string { return strings.ReplaceAll(key, "/", ".") }

@@ -28,12 +28,14 @@ import (
 //   - "qdisc": mctun added a clsact qdisc to Dev (tc qdisc del dev DEV clsact undoes it,
 //     with every filter on it);
 //   - "filter": mctun attached a BPF program to Dev's Hook, ingress or egress, with a
-//     direct-action filter (tc filter del dev DEV HOOK prio 19779 undoes it). Unlike a tcx
-//     link, a filter outlives the process that attached it.
+//     direct-action filter of handle Handle (1 when not given; tc filter del dev DEV HOOK
+//     prio 19779 handle HANDLE bpf undoes it). Unlike a tcx link, a filter outlives the
+//     process that attached it.
 type Change struct {
 	Op        string `json:"op"`
 	Dev       string `json:"dev,omitempty"`
 	Hook      string `json:"hook,omitempty"`
+	Handle    uint32 `json:"handle,omitempty"`
 	Route     *Spec  `json:"route,omitempty"`
 	Displaced *Spec  `json:"displaced,omitempty"`
 	Key       string `json:"key,omitempty"`

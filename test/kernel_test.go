@@ -119,7 +119,7 @@ sources = ["198.18.1.2"]
 		for _, a := range attached {
 			where = append(where, a.Program+" "+a.Interface+" "+a.Hook+" "+a.With)
 		}
-		want := strings.ReplaceAll("mctun_egress eth0 egress W, mctun_tun_egress mctun0 egress W, mctun_ingress eth0 ingress W", "W", with)
+		want := strings.ReplaceAll("mctun_fan_on eth0 ingress W, mctun_egress eth0 egress W, mctun_tun_egress mctun0 egress W, mctun_ingress eth0 ingress W", "W", with)
 		if got := strings.Join(where, ", "); got != want {
 			t.Errorf("attached: %s, want %s", got, want)
 		}
@@ -129,8 +129,8 @@ sources = ["198.18.1.2"]
 			w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: 500, Size: 500, Rate: 2000})
 			w.checkStream(h.Name, w.reports(rs)[0], 500, "198.18.1.2")
 			w.checkInKernel(h, 500)
-			if state := tcState(t, w, h); !strings.Contains(state, "mctun_ingress") || !strings.Contains(state, "pref 19779") {
-				t.Errorf("tc does not show mctun's filter:\n%s", state)
+			if state := tcState(t, w, h); !strings.Contains(state, "mctun_ingress") || !strings.Contains(state, "mctun_fan_on") || !strings.Contains(state, "pref 19779") {
+				t.Errorf("tc does not show mctun's filters:\n%s", state)
 			}
 		}
 		links, err := bpftool("link", "show")
@@ -236,5 +236,45 @@ func TestAutoFallsBack(t *testing.T) {
 				t.Errorf("a refused up changed the host:\nbefore:\n%s\nafter:\n%s", before, after)
 			}
 		})
+	}
+}
+
+// The largest group: 4096 members, of which the real three come last, after 4093 made up
+// (the first member's address at other ports). The kernel path sends a datagram's copies
+// pass after pass; every member is sent every datagram, and the three real ones, whom the
+// last pass reaches, receive all of them.
+func TestLargestGroup(t *testing.T) { onEachDatapath(t, testLargestGroup) }
+
+func testLargestGroup(t *testing.T, dp string) {
+	const members, n = 4096, 50
+	w := newWorldOn(t, 4, dp)
+	var b strings.Builder
+	b.WriteString("[source]\n[[source.group]]\naddress = \"224.1.2.3\"\nport    = 65535\nmembers = [\n")
+	for i := range members - len(w.mbrs) {
+		fmt.Fprintf(&b, "  \"198.18.2.2:%d\",\n", 10000+i)
+	}
+	b.WriteString("  \"198.18.2.2\", \"198.18.3.2\", \"198.18.4.2\",\n]\n")
+	w.upAll(memberConfig, b.String())
+
+	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 3 * time.Second, Timeout: time.Minute})
+	w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 200, Rate: 20})
+	for i, rep := range w.reports(rs) {
+		w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
+	}
+	w.checkInKernel(w.src, n-5) // the first go by user space, whose sends resolve the next hops
+	st := w.status(w.src)
+	if len(st.Source.Stats.Groups) != 1 {
+		t.Fatalf("source stats: %d groups, want 1", len(st.Source.Stats.Groups))
+	}
+	g := st.Source.Stats.Groups[0]
+	var short []string
+	for _, m := range g.Members {
+		if m.Packets != n {
+			short = append(short, fmt.Sprintf("%s: %d", m.Address, m.Packets))
+		}
+	}
+	if g.MemberCount != members || len(g.Members) != members || len(short) > 0 {
+		t.Errorf("group %s: %d members listed of %d; %d sent fewer than %d datagrams: %v",
+			g.Address, len(g.Members), g.MemberCount, len(short), n, short[:min(len(short), 5)])
 	}
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT OR GPL-2.0 */
 /*
- * What the kernel path's two programs share: the wire format, the inner packet's checks, and
+ * What the kernel path's two sides share: the wire format, the inner packet's checks, and
  * the small helpers both use. The vocabulary is mctun's (datapath/doc.go): group, member,
  * source, sender side, receiver side, tunnel packet, inner packet.
  *

@@ -17,7 +17,11 @@
 3. encapsulate: take the group's next sequence number (group_seq, which the user-space
    sender shares), and push the outer IPv4, UDP and GRE headers in front of the inner packet.
 4. fan out: for every member but the last, write its address, port and next hop's MAC and
-   send a clone (bpf_clone_redirect); the last member gets the packet itself.
+   send a clone (bpf_clone_redirect); the last member gets the packet itself. A packet's
+   copies are sent while the kernel holds its softirqs back, and a device without a queue (a
+   veth) takes them all into the CPU's backlog at once: so one pass sends at most
+   config.pass copies, and a group with more members sends the packet round again
+   (mctun_fan_on), once the backlog has drained, for the next pass.
 
 Counters are per group (group_stats) and per member (member_stats), read by user space when
 asked. A dump (mctun dump) gets each inner packet sent, through dump_events.
@@ -43,6 +47,7 @@ struct sender_config {
 	__u8 smac[6];  /* its MAC */
 	__u8 dump;     /* a dump runs: copy every inner packet sent to dump_events */
 	__u8 pad;
+	__u32 pass;    /* the most copies of a packet one pass sends (see fan_out) */
 };
 
 struct group_key {
@@ -66,7 +71,6 @@ struct group_route {
 enum route_state {
 	WAIT_NEXT_HOP = 0, /* a member's next hop is not known yet */
 	READY = 1,         /* every other member's next hop is known: the kernel forwards the group */
-	TOO_MANY = 2,      /* more members than one packet's copies may be at once (see Sender) */
 };
 
 struct fanout_entry {
@@ -96,7 +100,6 @@ enum sender_path {
 	PUNT_GSO,        /* a GSO packet, many datagrams at once */
 	PUNT_TWO_GROUPS, /* its port's group and its address's both take it */
 	PUNT_CHECK,      /* it fails a check of the inner packet: user space counts why */
-	PUNT_TOO_MANY,   /* its group has more members than the kernel sends one packet to */
 	SENDER_PATH_COUNT,
 };
 
@@ -257,6 +260,74 @@ static long fan_one(__u32 i, void *ctx)
 }
 
 /*
+ * A packet whose group has more members than one pass sends goes round again for the next
+ * pass, marked, with the members still to go where the next pass rewrites the outer headers
+ * anyway: the Ethernet destination holds FAN_ON_MAC0, the run's next index in fanout (3
+ * bytes) and how many are still to go (2); the UDP source port holds the group's slot, and
+ * the destination port 0, which no receiver takes, should one see it.
+ */
+#define FAN_ON_MARK 0x6d63746eu /* "mctn" */
+#define FAN_ON_MAC0 0x02        /* a locally administered unicast address */
+
+static __always_inline int stash(struct fan *f, __u32 next, __u32 rest)
+{
+	struct __sk_buff *skb = f->skb;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct outer *o = data + ETH_HLEN_;
+
+	if ((void *)(o + 1) > data_end)
+		return -1;
+	eth->h_dest[0] = FAN_ON_MAC0;
+	eth->h_dest[1] = next >> 16;
+	eth->h_dest[2] = next >> 8;
+	eth->h_dest[3] = next;
+	eth->h_dest[4] = rest >> 8;
+	eth->h_dest[5] = rest;
+	o->udp.source = bpf_htons(f->slot);
+	o->udp.dest = 0;
+	skb->mark = FAN_ON_MARK;
+	return 1;
+}
+
+/*
+ * fan_out is step 4 for the members fanout[f->first, end): a clone to each but the last, and
+ * the packet itself aimed at the last, for the caller to send on (0). When more are to go
+ * than one pass sends, it sends the pass's clones and leaves the packet marked for the next
+ * pass (1): the caller sends it round, into the source interface's ingress, where
+ * mctun_fan_on takes it once the backlog has taken this pass's copies in. -1: drop it.
+ */
+static __always_inline int fan_out(struct fan *f, __u32 end, __u32 pass)
+{
+	__u32 n = end - f->first, last = end - 1;
+	struct fanout_entry *m;
+
+	if (pass && n > pass && n - pass <= 0xffff) {
+		bpf_loop(pass, fan_one, f, 0);
+		return stash(f, f->first + pass, n - pass);
+	}
+	if (n > 1)
+		bpf_loop(n - 1, fan_one, f, 0);
+	m = bpf_map_lookup_elem(&fanout, &last);
+	if (!m || set_member(f, m) < 0)
+		return -1;
+	count_member(m, f->slot, f->tunnel_len, 1);
+	return 0;
+}
+
+/* onward is the verdict on a packet fan_out left: on to the last member, as it is or
+ * (redirect) redirected out of the source interface, or round again, or dropped. */
+static __always_inline long onward(int fanned, __u32 ifindex, int redirect)
+{
+	if (fanned < 0)
+		return TC_ACT_SHOT;
+	if (fanned > 0)
+		return bpf_redirect(ifindex, BPF_F_INGRESS);
+	return redirect ? bpf_redirect(ifindex, 0) : TC_ACT_UNSPEC;
+}
+
+/*
  * classify is steps 1 and 2 for a packet whose inner IPv4 header is at offset l2 (14 behind
  * an Ethernet header, 0 on the TUN). It returns the group that the kernel forwards the packet
  * to, or 0 when the packet goes on unchanged (to user space, counted by why, if a group takes
@@ -310,10 +381,6 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 		count_path(PUNT_TOO_BIG);
 		return 0;
 	}
-	if (g->ready == TOO_MANY) {
-		count_path(PUNT_TOO_MANY);
-		return 0;
-	}
 	last = g->first + g->count - 1;
 	if (g->ready != READY || g->count == 0 || g->count > MAX_GROUP_MEMBERS || !bpf_map_lookup_elem(&fanout, &last)) {
 		count_path(PUNT_NOT_READY);
@@ -330,8 +397,7 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 
 /*
  * send is steps 3 and 4 for a packet classify gave group g, with an Ethernet header in front
- * of its inner packet. It leaves the packet itself aimed at the group's last member, for the
- * caller to send on; it returns 0, or -1 when the packet is to be dropped.
+ * of its inner packet. It returns what fan_out does.
  */
 static __always_inline int send(struct __sk_buff *skb, const struct sender_config *cfg, const struct group_route *g,
 				__u32 len)
@@ -343,6 +409,7 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 	struct group_count *gc;
 	void *data, *data_end;
 	__u32 *seq;
+	int ret;
 
 	/* 3. encapsulate: room first, so that a failure costs no sequence number */
 	m = bpf_map_lookup_elem(&fanout, &last);
@@ -386,21 +453,18 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 	/* 4. fan out */
 	f.skb = skb;
 	f.slot = slot;
-	f.first = g->first;
 	f.tunnel_len = GRE_HLEN + len;
 	f.daddr = 0;
 	f.ifindex = cfg->ifindex;
-	if (g->count > 1)
-		bpf_loop(g->count - 1, fan_one, &f, 0);
-	if (set_member(&f, m) < 0)
-		return -1;
-	count_member(m, slot, f.tunnel_len, 1);
 	if (g->unreachable) {
 		f.first = g->first + g->count;
 		bpf_loop(g->unreachable, fail_one, &f, 0);
 	}
-	count_path(SENT_KERNEL);
-	return 0;
+	f.first = g->first;
+	ret = fan_out(&f, g->first + g->count, cfg->pass);
+	if (ret >= 0)
+		count_path(SENT_KERNEL);
+	return ret;
 }
 
 static __always_inline const struct sender_config *sender_config(void)
@@ -425,9 +489,8 @@ int mctun_egress(struct __sk_buff *skb)
 	g = classify(skb, cfg, ETH_HLEN_, &len);
 	if (!g)
 		return TC_ACT_UNSPEC;
-	if (send(skb, cfg, g, len) < 0)
-		return TC_ACT_SHOT;
-	return TC_ACT_UNSPEC; /* the last member's copy leaves as the packet itself */
+	/* the last member's copy leaves as the packet itself */
+	return onward(send(skb, cfg, g, len), cfg->ifindex, 0);
 }
 
 /*
@@ -447,7 +510,44 @@ int mctun_tun_egress(struct __sk_buff *skb)
 	g = classify(skb, cfg, 0, &len);
 	if (!g)
 		return TC_ACT_UNSPEC;
-	if (bpf_skb_change_head(skb, ETH_HLEN_, 0) || send(skb, cfg, g, len) < 0)
+	if (bpf_skb_change_head(skb, ETH_HLEN_, 0))
 		return TC_ACT_SHOT;
-	return bpf_redirect(cfg->ifindex, 0);
+	return onward(send(skb, cfg, g, len), cfg->ifindex, 1);
+}
+
+/*
+ * The next pass of a packet whose group has more members than one pass sends: fan_out sent
+ * it round, into the source interface's ingress, with the members still to go.
+ */
+SEC("tc")
+int mctun_fan_on(struct __sk_buff *skb)
+{
+	const struct sender_config *cfg;
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct outer *o = data + ETH_HLEN_;
+	struct fan f = {};
+	__u32 next, rest;
+
+	if (skb->mark != FAN_ON_MARK)
+		return TC_ACT_UNSPEC;
+	cfg = sender_config();
+	/* The network sets no mark; still, only a tunnel packet of this host's own is taken. */
+	if (!cfg || (void *)(o + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
+	    eth->h_dest[0] != FAN_ON_MAC0 || o->ip.saddr != cfg->saddr || o->udp.dest != 0)
+		return TC_ACT_UNSPEC;
+	next = (__u32)eth->h_dest[1] << 16 | (__u32)eth->h_dest[2] << 8 | eth->h_dest[3];
+	rest = (__u32)eth->h_dest[4] << 8 | eth->h_dest[5];
+	f.slot = bpf_ntohs(o->udp.source);
+	if (rest == 0 || next + rest > MAX_FANOUT || f.slot >= MAX_GROUPS)
+		return TC_ACT_SHOT;
+	skb->mark = 0;
+	o->udp.source = cfg->sport;
+	f.skb = skb;
+	f.first = next;
+	f.tunnel_len = bpf_ntohs(o->udp.len) - UDP_HLEN;
+	f.daddr = o->ip.daddr;
+	f.ifindex = cfg->ifindex;
+	return onward(fan_out(&f, next + rest, cfg->pass), cfg->ifindex, 1);
 }
