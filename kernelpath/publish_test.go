@@ -122,6 +122,15 @@ func TestSenderPublishes(t *testing.T) {
 		if r := route(); r.Ready != uint8(senderRouteStateREADY) || r.Count != uint32(len(many)) {
 			t.Errorf("%d members: route %+v, want ready with all of them", len(many), r)
 		}
+		// One more than the kernel sends a packet to goes to user space.
+		more := make([]netip.AddrPort, maxGroupMembers+1)
+		for i := range more {
+			more[i] = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 1, byte(3 + i%2)}), uint16(1+i/2))
+		}
+		s.Configure(txKey, group(more...))
+		if r := route(); r.Ready == uint8(senderRouteStateREADY) {
+			t.Errorf("%d members: route %+v, want not ready: user space forwards it", len(more), r)
+		}
 
 		s.Configure(txKey, nil)
 		var gone senderGroupRoute

@@ -418,6 +418,13 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 	s.sent, s.failed = entries, failed
 	v := senderGroupRoute{Slot: r.slot}
 	var first uint32
+	if ready && len(sent) > maxGroupMembers {
+		ready = false
+		if !r.set || r.ready {
+			s.log.Warn("kernel path: more members than the kernel sends a packet to: user space forwards the group",
+				"group", k, "members", len(members), "most", maxGroupMembers)
+		}
+	}
 	if ready {
 		var ok bool
 		if first, ok = s.fan.alloc(uint32(len(entries)), now); !ok {
