@@ -11,10 +11,12 @@ const seqWindow = 1024
 //
 // A gap counts its missing numbers as lost at once; a missing number that turns up later
 // within the window is taken back from lost and counted as reordered. The window is a bitmap
-// of the seqWindow numbers below next.
+// of the seqWindow numbers below next. A late number from before the one the accounting
+// started at was never counted lost: it is only reordered.
 type seqTracker struct {
 	started bool
 	next    uint32 // one past the newest number seen
+	first   uint32 // the number the accounting (re)started at
 	seen    [seqWindow / 64]uint64
 }
 
@@ -44,6 +46,9 @@ func (t *seqTracker) observe(seq uint32) seqResult {
 			return seqResult{duplicate: true}
 		}
 		t.mark(seq)
+		if t.beforeStart(seq) {
+			return seqResult{reordered: true}
+		}
 		return seqResult{lost: -1, reordered: true}
 	default: // far behind: the sender restarted its numbering
 		t.reset(seq)
@@ -55,6 +60,13 @@ func (t *seqTracker) reset(seq uint32) {
 	t.seen = [seqWindow / 64]uint64{}
 	t.mark(seq)
 	t.next = seq + 1
+	t.first = seq
+}
+
+// beforeStart reports whether a late number is below the one the accounting started at,
+// while that is still within the window.
+func (t *seqTracker) beforeStart(seq uint32) bool {
+	return t.next-t.first <= seqWindow && int32(seq-t.first) < 0
 }
 
 // The numbers wrap at 2^32, a multiple of the window: a number's bit stays its bit across it.

@@ -20,6 +20,10 @@ func TestSeqTracker(t *testing.T) {
 		{"big gap", []uint32{0, 10000, 10001}, totals{lost: 9999}},
 		{"duplicate after big gap is new", []uint32{0, 5000, 3990, 3990}, totals{lost: 4999 - 1, reordered: 1, duplicates: 1}},
 		{"sender restart", []uint32{70000, 70001, 0, 1, 2}, totals{restarts: 1}},
+		{"overtaken first", []uint32{5001, 5000, 5002}, totals{reordered: 1}},
+		{"overtaken first, then a gap", []uint32{5001, 5000, 5003, 5002}, totals{reordered: 2}},
+		{"from before the start, restarted", []uint32{70000, 0, 2, 1, 0xffffffff}, totals{restarts: 1, reordered: 2}},
+		{"late within the window, long after the start", []uint32{0, 2000, 1500}, totals{lost: 1999 - 1, reordered: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

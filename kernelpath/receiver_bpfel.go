@@ -45,11 +45,13 @@ type receiverFlow struct {
 	Duplicates uint64
 	Restarts   uint64
 	FirstNs    uint64
+	First      uint32
+	FirstPad   uint32
 }
 
 type receiverFlowBlank struct {
 	_ structs.HostLayout
-	W [25]uint64
+	W [26]uint64
 }
 
 type receiverFlowKey struct {

@@ -72,6 +72,8 @@ struct flow {
 	__u64 duplicates;
 	__u64 restarts;
 	__u64 first_ns; /* when its first packet came: flows are listed in that order */
+	__u32 first;    /* the number its accounting (re)started at */
+	__u32 first_pad;
 };
 
 enum receiver_path {
@@ -246,6 +248,14 @@ static __always_inline void restart_window(struct flow *f, __u32 seq)
 		f->seen[i] = 0;
 	mark(f, seq);
 	f->next = seq + 1;
+	f->first = seq;
+}
+
+/* before_start reports whether a late packet's number is below the one the account started
+ * at: it was never counted lost (seqTracker.beforeStart). */
+static __always_inline int before_start(const struct flow *f, __u32 seq)
+{
+	return f->next - f->first <= SEQ_WINDOW && (__s32)(seq - f->first) < 0;
 }
 
 /* observe is seqTracker.observe, with its results added to the flow's counters. The caller
@@ -270,7 +280,8 @@ static __always_inline void observe(struct flow *f, __u32 seq)
 			f->duplicates++;
 		} else {
 			mark(f, seq);
-			f->lost--;
+			if (!before_start(f, seq))
+				f->lost--;
 			f->reordered++;
 		}
 	} else { /* far behind: the sender started again from 0 */
