@@ -156,16 +156,24 @@ func (h *txHarness) route(group netip.Addr, port uint16, r senderGroupRoute) {
 // verdict, the frame as it left, and the clones that reached mct1.
 func (h *txHarness) run(pkt []byte, ctx []byte) (int32, []byte, [][]byte) {
 	h.t.Helper()
-	out := make([]byte, len(pkt)+256)
-	opts := &ebpf.RunOptions{Data: pkt, DataOut: out}
-	if ctx != nil {
-		opts.Context, opts.ContextOut = ctx, make([]byte, len(ctx))
+	verdict, out, _ := h.runProg(h.s.objs.MctunEgress, pkt, ctx, ENCAPLEN)
+	return verdict, out, h.clones(2)
+}
+
+// runProg runs prog on one frame with ctx (an __sk_buff; a zeroed one if nil), and returns
+// its verdict, the frame as it left, grown by grow bytes, and its mark then.
+func (h *txHarness) runProg(prog *ebpf.Program, pkt, ctx []byte, grow int) (int32, []byte, uint32) {
+	h.t.Helper()
+	if ctx == nil {
+		ctx = make([]byte, skbCtxLen)
 	}
-	ret, err := h.s.objs.MctunEgress.Run(opts)
+	out := make([]byte, len(pkt)+256)
+	ctxOut := make([]byte, len(ctx))
+	ret, err := prog.Run(&ebpf.RunOptions{Data: pkt, DataOut: out, Context: ctx, ContextOut: ctxOut})
 	if err != nil {
 		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
 	}
-	return int32(ret), out[:len(pkt)+ENCAPLEN], h.clones(2)
+	return int32(ret), out[:len(pkt)+grow], binary.NativeEndian.Uint32(ctxOut[skbMark:])
 }
 
 // clones reads the tunnel packets that reach mct1, up to max of them, until none comes for
@@ -192,29 +200,7 @@ func (h *txHarness) passOn(pkt []byte, mark uint32) (int32, []byte, uint32) {
 	h.t.Helper()
 	ctx := make([]byte, skbCtxLen)
 	binary.NativeEndian.PutUint32(ctx[skbMark:], mark)
-	out := make([]byte, len(pkt)+256)
-	ctxOut := make([]byte, len(ctx))
-	opts := &ebpf.RunOptions{Data: pkt, DataOut: out, Context: ctx, ContextOut: ctxOut}
-	ret, err := h.s.objs.MctunFanOn.Run(opts)
-	if err != nil {
-		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
-	}
-	return int32(ret), out[:len(pkt)], binary.NativeEndian.Uint32(ctxOut[skbMark:])
-}
-
-// send1 runs mctun_egress on one frame and returns its verdict, the frame as it left, and its
-// mark then.
-func (h *txHarness) send1(pkt []byte) (int32, []byte, uint32) {
-	h.t.Helper()
-	ctx := make([]byte, skbCtxLen)
-	out := make([]byte, len(pkt)+256)
-	ctxOut := make([]byte, len(ctx))
-	opts := &ebpf.RunOptions{Data: pkt, DataOut: out, Context: ctx, ContextOut: ctxOut}
-	ret, err := h.s.objs.MctunEgress.Run(opts)
-	if err != nil {
-		h.t.Fatalf("BPF_PROG_TEST_RUN: %v", err)
-	}
-	return int32(ret), out[:len(pkt)+ENCAPLEN], binary.NativeEndian.Uint32(ctxOut[skbMark:])
+	return h.runProg(h.s.objs.MctunFanOn, pkt, ctx, 0)
 }
 
 // send runs mctun_egress on one frame, and then mctun_fan_on on it for
@@ -222,7 +208,7 @@ func (h *txHarness) send1(pkt []byte) (int32, []byte, uint32) {
 // passes it took.
 func (h *txHarness) send(pkt []byte) (int32, []byte, int) {
 	h.t.Helper()
-	verdict, frame, mark := h.send1(pkt)
+	verdict, frame, mark := h.runProg(h.s.objs.MctunEgress, pkt, nil, ENCAPLEN)
 	passes := 1
 	for ; verdict == actRedirect && mark == fanOnMark && passes <= maxGroupMembers; passes++ {
 		verdict, frame, mark = h.passOn(frame, mark)
@@ -440,7 +426,7 @@ func TestFanOnTakesOnlyItsOwn(t *testing.T) {
 		h := newTx(t)
 		h.fanOut(10)
 		h.setPass(4)
-		verdict, round, mark := h.send1(multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 100)))
+		verdict, round, mark := h.runProg(h.s.objs.MctunEgress, multicastFrame(h.mac, innerUDP(txSource, txGroup, 65535, 100)), nil, ENCAPLEN)
 		if verdict != actRedirect || mark != fanOnMark {
 			t.Fatalf("verdict %d, mark %#x: want the packet sent round (%d) with the mark", verdict, mark, actRedirect)
 		}

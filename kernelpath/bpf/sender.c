@@ -193,17 +193,28 @@ struct fan {
 	__u32 ifindex;
 };
 
+/* outer_of returns a tunnel packet's outer headers behind its Ethernet header (*eth), or 0
+ * when the packet is too short to hold them. */
+static __always_inline struct outer *outer_of(struct __sk_buff *skb, struct ethhdr **eth)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct outer *o = data + ETH_HLEN_;
+
+	if ((void *)(o + 1) > data_end)
+		return 0;
+	*eth = data;
+	return o;
+}
+
 /* set_member points the tunnel packet at member m: its next hop's MAC, its address (with
  * the IPv4 checksum brought up to date) and its UDP port. */
 static __always_inline int set_member(struct fan *f, const struct fanout_entry *m)
 {
-	struct __sk_buff *skb = f->skb;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct outer *o = data + ETH_HLEN_;
+	struct ethhdr *eth;
+	struct outer *o = outer_of(f->skb, &eth);
 
-	if ((void *)(o + 1) > data_end)
+	if (!o)
 		return -1;
 	__builtin_memcpy(eth->h_dest, m->dmac, ETH_ALEN);
 	o->ip.check = csum_replace4(o->ip.check, f->daddr, m->daddr);
@@ -271,13 +282,10 @@ static long fan_one(__u32 i, void *ctx)
 
 static __always_inline int stash(struct fan *f, __u32 next, __u32 rest)
 {
-	struct __sk_buff *skb = f->skb;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct outer *o = data + ETH_HLEN_;
+	struct ethhdr *eth;
+	struct outer *o = outer_of(f->skb, &eth);
 
-	if ((void *)(o + 1) > data_end)
+	if (!o)
 		return -1;
 	eth->h_dest[0] = FAN_ON_MAC0;
 	eth->h_dest[1] = next >> 16;
@@ -287,7 +295,7 @@ static __always_inline int stash(struct fan *f, __u32 next, __u32 rest)
 	eth->h_dest[5] = rest;
 	o->udp.source = bpf_htons(f->slot);
 	o->udp.dest = 0;
-	skb->mark = FAN_ON_MARK;
+	f->skb->mark = FAN_ON_MARK;
 	return 1;
 }
 
@@ -303,7 +311,8 @@ static __always_inline int fan_out(struct fan *f, __u32 end, __u32 pass)
 	__u32 n = end - f->first, last = end - 1;
 	struct fanout_entry *m;
 
-	if (pass && n > pass && n - pass <= 0xffff) {
+	/* n is at most MAX_GROUP_MEMBERS (classify), so what a pass leaves fits stash's 2 bytes */
+	if (pass && n > pass) {
 		bpf_loop(pass, fan_one, f, 0);
 		return stash(f, f->first + pass, n - pass);
 	}
@@ -402,19 +411,17 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 static __always_inline int send(struct __sk_buff *skb, const struct sender_config *cfg, const struct group_route *g,
 				__u32 len)
 {
-	__u32 slot = g->slot, last = g->first + g->count - 1;
-	struct fanout_entry *m;
+	__u32 slot = g->slot;
 	struct outer o = {};
 	struct fan f = {};
 	struct group_count *gc;
-	void *data, *data_end;
+	struct ethhdr *eth;
 	__u32 *seq;
 	int ret;
 
 	/* 3. encapsulate: room first, so that a failure costs no sequence number */
-	m = bpf_map_lookup_elem(&fanout, &last);
 	seq = bpf_map_lookup_elem(&group_seq, &slot);
-	if (!m || !seq)
+	if (!seq)
 		return -1;
 	if (bpf_skb_adjust_room(skb, ENCAP_LEN, BPF_ADJ_ROOM_MAC,
 				BPF_F_ADJ_ROOM_FIXED_GSO | BPF_F_ADJ_ROOM_ENCAP_L3_IPV4 |
@@ -435,14 +442,10 @@ static __always_inline int send(struct __sk_buff *skb, const struct sender_confi
 	o.gre_proto = bpf_htons(ETH_P_IP);
 	o.gre_key = bpf_htonl(cfg->key);
 	o.gre_seq = bpf_htonl(__sync_fetch_and_add(seq, 1));
-	if (bpf_skb_store_bytes(skb, ETH_HLEN_, &o, sizeof(o), 0))
+	if (bpf_skb_store_bytes(skb, ETH_HLEN_, &o, sizeof(o), 0) || !outer_of(skb, &eth))
 		return -1;
-	data = (void *)(long)skb->data;
-	data_end = (void *)(long)skb->data_end;
-	if (data + ETH_HLEN_ > data_end)
-		return -1;
-	__builtin_memcpy(((struct ethhdr *)data)->h_source, cfg->smac, ETH_ALEN);
-	((struct ethhdr *)data)->h_proto = bpf_htons(ETH_P_IP);
+	__builtin_memcpy(eth->h_source, cfg->smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
 
 	gc = bpf_map_lookup_elem(&group_stats, &slot);
 	if (gc) {
@@ -523,18 +526,17 @@ SEC("tc")
 int mctun_fan_on(struct __sk_buff *skb)
 {
 	const struct sender_config *cfg;
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct outer *o = data + ETH_HLEN_;
+	struct ethhdr *eth;
+	struct outer *o;
 	struct fan f = {};
 	__u32 next, rest;
 
 	if (skb->mark != FAN_ON_MARK)
 		return TC_ACT_UNSPEC;
 	cfg = sender_config();
+	o = outer_of(skb, &eth);
 	/* The network sets no mark; still, only a tunnel packet of this host's own is taken. */
-	if (!cfg || (void *)(o + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP) ||
+	if (!cfg || !o || eth->h_proto != bpf_htons(ETH_P_IP) ||
 	    eth->h_dest[0] != FAN_ON_MAC0 || o->ip.saddr != cfg->saddr || o->udp.dest != 0)
 		return TC_ACT_UNSPEC;
 	next = (__u32)eth->h_dest[1] << 16 | (__u32)eth->h_dest[2] << 8 | eth->h_dest[3];
