@@ -154,8 +154,11 @@ func (b *bench) ceiling(ctx context.Context, size int) (float64, error) {
 }
 
 // measureRow measures every system at one (members, size): first each system's sweep, then,
-// at a rate picked from all the sweeps, each system's CPU run and latency run. Every system
-// gets a fresh topology for each phase, removed before the next one starts.
+// at a rate picked from all the sweeps, the fixed-rate runs, in rounds. A round gives each
+// system a fresh topology in turn, in an order turned from round to round, for one CPU run
+// and one latency run: what one topology happens to get (where the scheduler puts its
+// processes) and the machine's drift over the minutes of a row then fall on every system
+// alike, instead of on whichever system's runs were made together.
 func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []string) error {
 	for _, system := range order {
 		if err := b.sweep(ctx, rep, r, system); err != nil {
@@ -163,10 +166,16 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 		}
 	}
 	rate := b.cpuRate(r)
-	for _, system := range order {
-		if err := b.fixedRuns(ctx, r, system, rate); err != nil {
-			return err
+	for round := range max(b.opt.cpuAttempts, b.opt.attempts) {
+		for _, system := range rotate(order, round) {
+			if err := b.fixedRuns(ctx, r, system, rate, round); err != nil {
+				return err
+			}
 		}
+	}
+	for _, system := range order {
+		sr := r.sys(system)
+		sr.CPU = medianCPU(sr.CPURuns, b.opt.maxLoss)
 	}
 	return nil
 }
@@ -265,10 +274,12 @@ func (b *bench) count(rate float64) int {
 	return max(100, int(rate*b.opt.trial.Seconds()))
 }
 
-// fixedRuns measures system's CPU per million delivered at rate and its latency at the
-// latency rate, each the best of the attempts, and for mctun its daemons' peak RSS and, on
-// the kernel path, which path the packets took.
-func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64) error {
+// fixedRuns is system's part of round round of the fixed-rate runs, in a topology of its
+// own: a CPU run at rate (while the round is below -cpu-attempts and rate is not 0), which
+// gives a latency at that rate too, and a latency run at the latency rate (while it is below
+// -attempts). It adds them to the runs so far, keeping the better latency of each kind, and
+// for mctun its daemons' peak RSS and, on the kernel path, which path the packets took.
+func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64, round int) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	w, err := b.openVerified(ctx, system, r.Members)
 	if err != nil {
@@ -279,28 +290,25 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		return err
 	}
 	sr := r.sys(system)
-	if rate > 0 {
-		for range b.opt.cpuAttempts {
-			tr, err := b.attempt(ctx, w, label, rate, r.Size, nil)
-			if err != nil {
-				return err
-			}
-			loss, _ := tr.worstLoss()
-			c := &cpuResult{Rate: rate, Achieved: tr.Sent.PPS, BusySeconds: tr.BusySeconds, BusyTicks: tr.BusyTicks, Delivered: tr.delivered(),
-				Loss: loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds}
-			mean, p99 := tr.latency()
-			l := &latencyResult{Rate: rate, Achieved: tr.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
-			b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs",
-				label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.Delivered, c.PerMillion(), 100*loss, mean/1e3, float64(p99)/1e3)
-			sr.CPURuns = append(sr.CPURuns, c)
-			if sr.LatencyLow == nil || b.betterLatency(l, sr.LatencyLow) {
-				sr.LatencyLow = l
-			}
+	if rate > 0 && round < b.opt.cpuAttempts {
+		tr, err := b.attempt(ctx, w, label, rate, r.Size, nil)
+		if err != nil {
+			return err
 		}
-		sr.CPU = medianCPU(sr.CPURuns, b.opt.maxLoss)
+		loss, _ := tr.worstLoss()
+		c := &cpuResult{Rate: rate, Achieved: tr.Sent.PPS, BusySeconds: tr.BusySeconds, BusyTicks: tr.BusyTicks, Delivered: tr.delivered(),
+			Loss: loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds}
+		mean, p99 := tr.latency()
+		l := &latencyResult{Rate: rate, Achieved: tr.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
+		b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs",
+			label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.Delivered, c.PerMillion(), 100*loss, mean/1e3, float64(p99)/1e3)
+		sr.CPURuns = append(sr.CPURuns, c)
+		if sr.LatencyLow == nil || b.betterLatency(l, sr.LatencyLow) {
+			sr.LatencyLow = l
+		}
 	}
-	lr := b.opt.latencyRate
-	for range b.opt.attempts {
+	if round < b.opt.attempts {
+		lr := b.opt.latencyRate
 		tr, err := b.attempt(ctx, w, label, lr, r.Size, nil)
 		if err != nil {
 			return err

@@ -175,7 +175,10 @@ by the route for 224.0.0.0/4). They know nothing of any of the systems.
 
 Each system gets a fresh topology for each phase and is removed completely (` + "`mctun down`" + `,
 namespaces deleted) before the next is set up; which system goes first rotates from one
-(N, size) to the next. Before measuring, a short stream must reach every member in full; mctun
+(N, size) to the next. The fixed-rate runs (CPU and latency) go in rounds: in each round every
+system gets a topology of its own in turn, for one run of each kind, and the order turns from
+round to round, so that what one topology happens to get (where the scheduler puts its
+processes) and the machine's drift fall on every system alike. Before measuring, a short stream must reach every member in full; mctun
 must run the datapath its config names (` + "`mctun status --json`" + `).
 
 - **Highest loss-free rate**: a trial sends %[1]v of datagrams at a rate (bounded in count and in
@@ -208,10 +211,11 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
 - **Latency**: one-way, arrival in mcrecv minus the send time mcsend stamped (the namespaces share
   one clock), at a fixed %[8]s pps for one trial length; the mean of the members' means and the
   highest of their p99s. Added latency is each mctun path's minus VXLAN's.
-- CPU runs are %[10]d attempts: the table shows the median of the loss-free ones by CPU per
-  million, since single runs are noisy both ways here. Latency runs are %[9]d attempts: the
-  table keeps the better, loss-free first, then the lower p99; the latency at the CPU runs'
-  rate is the best of the CPU runs' own latencies, chosen the same way.
+- CPU runs are %[10]d per system, in as many rounds: the table shows the median of the
+  loss-free ones by CPU per million, since single runs are noisy both ways here. Latency runs
+  are %[9]d per system: the table keeps the best, loss-free first, then the lower p99; the
+  latency at the CPU runs' rate is the best of the CPU runs' own latencies, chosen the same
+  way.
 - **RSS**: VmHWM from /proc/PID/status of each mctun daemon (pid from ` + "`mctun status --json`" + `),
   the highest over the sweep's and the fixed-rate runs' daemons, for the source and for the
   highest member.
