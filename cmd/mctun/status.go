@@ -38,7 +38,7 @@ func printStatus(w io.Writer, st daemon.Status) {
 		}
 		fmt.Fprintf(w, "  not forwarded: %s\n", formatCounts(s.Stats.Drops))
 		printKernelSummary(w, s.Kernel)
-		printJoins(w, s.Joins)
+		printJoins(w, s.Joins, false)
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s (mtu %d), from %s, for %s\n", m.TUN, m.MTU, words.JoinAddrs(m.Sources), groupsOrAnyGroup(m.Groups))
@@ -130,10 +130,7 @@ func printStats(w io.Writer, st daemon.Status) {
 		tw.Flush()
 		printCounts(w, "not forwarded", s.Stats.Drops)
 		printKernelStats(w, s.Kernel)
-		if j := s.Joins; j != nil {
-			printJoins(w, j)
-			printCounts(w, "reports refused", j.Reports.Refused)
-		}
+		printJoins(w, s.Joins, true)
 	}
 	if m := st.Member; m != nil {
 		fmt.Fprintf(w, "\nmember: delivering into %s\n", m.TUN)
@@ -187,8 +184,9 @@ func groupsOrAnyGroup(gs []netip.Addr) string {
 	return words.JoinAddrs(gs)
 }
 
-// printJoins writes a source's dynamic membership in two lines.
-func printJoins(w io.Writer, j *daemon.JoinStatus) {
+// printJoins writes a source's dynamic membership: two lines, and with every (stats) the
+// reports refused by reason, zeros included, instead of only those that happened.
+func printJoins(w io.Writer, j *daemon.JoinStatus, every bool) {
 	if j == nil {
 		return
 	}
@@ -198,6 +196,11 @@ func printJoins(w io.Writer, j *daemon.JoinStatus) {
 		fmt.Fprintf(w, "  joins: from %s, %s now (mctun group show)", words.JoinAddrs(j.JoinFrom), words.Plural(j.Memberships, "membership"))
 	}
 	fmt.Fprintf(w, "; %d joins, %d leaves, %d expiries, %d refused over a limit\n", j.Joins, j.Leaves, j.Expiries, j.OverLimit)
+	if every {
+		fmt.Fprintf(w, "  reports: %d accepted; dropped by the kernel: %d (socket receive buffer full)\n", j.Reports.Accepted, j.SocketDrops)
+		printCounts(w, "reports refused", j.Reports.Refused)
+		return
+	}
 	fmt.Fprintf(w, "  reports: %d accepted, refused: %s\n", j.Reports.Accepted, formatCounts(j.Reports.Refused))
 }
 
