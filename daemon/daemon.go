@@ -24,6 +24,7 @@ import (
 	"mctun/control"
 	"mctun/datapath"
 	"mctun/encap"
+	"mctun/internal/loglimit"
 	"mctun/kernelpath"
 	"mctun/membership"
 	"mctun/route"
@@ -77,7 +78,7 @@ type daemon struct {
 	reports    *datapath.Reports // nil without [source]
 	reportConn *encap.UDPConn    // nil unless a source only, with join_from
 	self       netip.Addr
-	eventLog   eventLimiter
+	eventLog   loglimit.Limiter
 	reporter   *reporter // nil without [member]
 
 	routines int        // packet-path goroutines started
@@ -174,7 +175,7 @@ func Run(path string, opts Options) int {
 	signal.Notify(hups, syscall.SIGHUP)
 	d := &daemon{version: opts.Version, cfg: cfg, mainData: mainData, log: log, logs: logs, byUp: notify != nil, systemd: systemd, state: state, host: host, keptTUN: keptTUN,
 		started: time.Now(), failed: make(chan error, 2), shutdown: make(chan struct{}, 1),
-		stopping: make(chan struct{})}
+		stopping: make(chan struct{}), eventLog: newEventLog()}
 	if err := d.start(); err != nil {
 		if uerr := d.stop(); uerr != nil {
 			log.Error("could not undo every change", "err", uerr, "journal", state.journalPath())

@@ -10,13 +10,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"time"
 
 	"mctun/config"
 	"mctun/datapath"
 	"mctun/encap"
 	"mctun/igmp"
+	"mctun/internal/loglimit"
 	"mctun/membership"
 )
 
@@ -125,10 +125,10 @@ func (d *daemon) applyGroups(cfg *config.Config) error {
 	return nil
 }
 
-// logEvents logs the table's changes as state changes, rate-limited (eventLimiter).
+// logEvents logs the table's changes as state changes, rate-limited (newEventLog).
 func (d *daemon) logEvents(evs []membership.Event) {
 	for _, e := range evs {
-		ok, suppressed := d.eventLog.allow()
+		ok, suppressed := d.eventLog.Allow()
 		if !ok {
 			continue
 		}
@@ -144,39 +144,12 @@ func (d *daemon) logEvents(evs []membership.Event) {
 	}
 }
 
-// eventLimiter lets membership changes into the log at up to burst lines at once and rate
-// lines a second after that, the next line let through saying how many were held back: a
+// newEventLog is the limiter of membership changes in the log: up to 50 lines at once and
+// 5 a second after that, the next line let through saying how many were held back. A
 // thousand members starting together, or a flood of reports, cannot flood the log (mctun
 // group show has every member).
-type eventLimiter struct {
-	mu         sync.Mutex
-	tokens     float64
-	last       time.Time
-	suppressed int
-}
-
-const (
-	eventBurst = 50
-	eventRate  = 5 // a second
-)
-
-func (l *eventLimiter) allow() (ok bool, suppressed int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if l.last.IsZero() {
-		l.tokens = eventBurst
-	} else {
-		l.tokens = min(eventBurst, l.tokens+now.Sub(l.last).Seconds()*eventRate)
-	}
-	l.last = now
-	if l.tokens < 1 {
-		l.suppressed++
-		return false, 0
-	}
-	l.tokens--
-	suppressed, l.suppressed = l.suppressed, 0
-	return true, suppressed
+func newEventLog() loglimit.Limiter {
+	return loglimit.Limiter{Burst: 50, Every: 200 * time.Millisecond}
 }
 
 // JoinStatus is a source's dynamic membership in Status.

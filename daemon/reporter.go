@@ -32,6 +32,7 @@ import (
 
 	"mctun/encap"
 	"mctun/igmp"
+	"mctun/internal/loglimit"
 	"mctun/membership"
 	"mctun/tun"
 )
@@ -68,7 +69,7 @@ type reporter struct {
 	seq      uint32
 	lastSent time.Time
 	sent     map[netip.Addr]*SourceReports
-	failLog  time.Time
+	failLog  loglimit.Limiter // of failed sends, one line per 10 s
 }
 
 // SourceReports counts the reports sent to one source.
@@ -325,9 +326,8 @@ func (r *reporter) sendTo(sources []netip.Addr, recs []igmp.Record) {
 		if errs[i] != nil {
 			st.Errors++
 			st.LastError = errs[i].Error()
-			if time.Since(r.failLog) > 10*time.Second {
-				r.failLog = time.Now()
-				r.log.Warn("cannot send a membership report", "source", a.Addr(), "err", errs[i])
+			if ok, suppressed := r.failLog.Allow(); ok {
+				r.log.Warn("cannot send a membership report", "source", a.Addr(), "err", errs[i], "not_logged", suppressed)
 			}
 			continue
 		}

@@ -41,6 +41,7 @@ import (
 	"mctun/config"
 	"mctun/encap"
 	"mctun/igmp"
+	"mctun/internal/loglimit"
 	"mctun/tun"
 )
 
@@ -63,9 +64,9 @@ type Receiver struct {
 	flowsMu  sync.Mutex // guards flowList, which Snapshot reads
 	flowList []*flow
 
-	drained     atomic.Uint64 // host packets read from the TUN and not forwarded
-	tunLogs     logLimiter    // of TUN write failures
-	accountLogs logLimiter    // of failures to account in a FlowAccount
+	drained     atomic.Uint64    // host packets read from the TUN and not forwarded
+	tunLogs     loglimit.Limiter // of TUN write failures
+	accountLogs loglimit.Limiter // of failures to account in a FlowAccount
 	onEpoch     func(src netip.Addr, epoch uint64)
 	account     FlowAccount // nil: the flows above are the accounts
 
@@ -351,7 +352,7 @@ func (r *Receiver) write(out [][]byte, ds []delivery) error {
 			break
 		}
 		r.drops.Add(TUNWriteFailed)
-		if ok, suppressed := r.tunLogs.allow(); ok {
+		if ok, suppressed := r.tunLogs.Allow(); ok {
 			r.log.Warn("the kernel refused a packet written to the TUN", "err", err, "not_logged", suppressed)
 		}
 		r.delivered(ds[n], 0)
@@ -359,7 +360,7 @@ func (r *Receiver) write(out [][]byte, ds []delivery) error {
 	}
 	if r.account != nil {
 		if err := r.account.Flush(); err != nil {
-			if ok, suppressed := r.accountLogs.allow(); ok {
+			if ok, suppressed := r.accountLogs.Allow(); ok {
 				r.log.Warn("cannot account delivered packets in the kernel path's flows", "err", err, "not_logged", suppressed)
 			}
 		}
@@ -375,7 +376,7 @@ func (r *Receiver) delivered(d delivery, n int) {
 		d.f.bytes.Add(uint64(n))
 	case r.account != nil:
 		if err := r.account.Observe(d.source, d.group, d.seq, n); err != nil {
-			if ok, suppressed := r.accountLogs.allow(); ok {
+			if ok, suppressed := r.accountLogs.Allow(); ok {
 				r.log.Warn("cannot account delivered packets in the kernel path's flows", "err", err, "not_logged", suppressed)
 			}
 		}

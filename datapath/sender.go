@@ -31,6 +31,7 @@ import (
 	"mctun/capture"
 	"mctun/config"
 	"mctun/encap"
+	"mctun/internal/loglimit"
 )
 
 // fanoutQueue is how many tunnel-packet copies the fan-out queues before it sends.
@@ -78,7 +79,7 @@ type groupState struct {
 	own     atomic.Uint32
 	packets atomic.Uint64 // captured and sent on
 	bytes   atomic.Uint64
-	logs    logLimiter // of its members' failing and recovering, all of them together
+	logs    loglimit.Limiter // of its members' failing and recovering, all of them together
 }
 
 // memberState is one member of one group, also long-lived.
@@ -386,7 +387,7 @@ func (m *memberState) addr() netip.AddrPort {
 }
 
 // fail counts a failed send and logs when the member starts failing, not at every packet.
-// Its group's logLimiter lets one such line through per 10 s, saying how many were held back:
+// Its group's log limiter lets one such line through per 10 s, saying how many were held back:
 // a member that flaps, or thousands that fail at once, cannot flood the log (mctun stats has
 // every member's state).
 func (m *memberState) fail(err error, log *slog.Logger) {
@@ -399,7 +400,7 @@ func (m *memberState) failing(err error, log *slog.Logger) {
 	if m.lastErr.Load() == nil {
 		msg := err.Error()
 		m.lastErr.Store(&msg)
-		if ok, suppressed := m.group.logs.allow(); ok {
+		if ok, suppressed := m.group.logs.Allow(); ok {
 			log.Warn("member failing", "group", m.group.addr, "member", m.addr(), "err", msg, "not_logged", suppressed)
 		}
 	}
@@ -408,7 +409,7 @@ func (m *memberState) failing(err error, log *slog.Logger) {
 // recovered marks the member no longer failing, and logs it.
 func (m *memberState) recovered(log *slog.Logger) {
 	m.lastErr.Store(nil)
-	if ok, suppressed := m.group.logs.allow(); ok {
+	if ok, suppressed := m.group.logs.Allow(); ok {
 		log.Info("member reachable again", "group", m.group.addr, "member", m.addr(), "not_logged", suppressed)
 	}
 }
