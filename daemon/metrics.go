@@ -78,6 +78,16 @@ var (
 		"Sends to the member for the group that failed (metrics.per_member).", []string{"group", "port", "member"}, nil)
 	descSenderDrops = prometheus.NewDesc("mctun_sender_dropped_packets_total",
 		"Packets the sender side did not forward, by reason.", []string{"reason"}, nil)
+	descMemberships = prometheus.NewDesc("mctun_sender_dynamic_memberships",
+		"Memberships the source learned from members' reports, one per member and group.", nil, nil)
+	descMembershipChanges = prometheus.NewDesc("mctun_sender_membership_changes_total",
+		`Changes of the learned memberships: "joined", "left", "expired", and "refused_over_limit" (a group record refused by a limit).`, []string{"change"}, nil)
+	descReportsAccepted = prometheus.NewDesc("mctun_sender_reports_accepted_total",
+		"Membership reports the source accepted.", nil, nil)
+	descReportsRefused = prometheus.NewDesc("mctun_sender_reports_refused_total",
+		"Membership reports the source refused, by reason.", []string{"reason"}, nil)
+	descReportSocketDrops = prometheus.NewDesc("mctun_sender_reports_kernel_dropped_total",
+		"Membership reports the kernel dropped because the source's socket's receive buffer was full (a source that is not a member too).", nil, nil)
 
 	descFlowPackets = prometheus.NewDesc("mctun_receiver_packets_total",
 		"Packets from the source for the group delivered into the TUN.", []string{"source", "group"}, nil)
@@ -106,7 +116,8 @@ var (
 	allDescs = []*prometheus.Desc{descBuildInfo, descDatapath, descReloads, descCommands, descKernelPaths, descKernelMaps,
 		descCaptured, descCaptureDrops, descGroupMembers, descGroupFailing, descGroupPackets,
 		descGroupBytes, descGroupErrors, descMemberPackets, descMemberBytes, descMemberErrors,
-		descSenderDrops, descFlowPackets, descFlowBytes, descFlowLost, descFlowReordered,
+		descSenderDrops, descMemberships, descMembershipChanges, descReportsAccepted, descReportsRefused,
+		descReportSocketDrops, descFlowPackets, descFlowBytes, descFlowLost, descFlowReordered,
 		descFlowDuplicates, descFlowRestarts, descReceiverDrops, descSocketDrops, descHostPackets}
 )
 
@@ -182,6 +193,18 @@ func collect(ms []prometheus.Metric, s metricsScrape) []prometheus.Metric {
 		}
 		for reason, n := range src.Stats.Drops {
 			counter(descSenderDrops, n, reason)
+		}
+		if j := src.Joins; j != nil {
+			gauge(descMemberships, float64(j.Memberships))
+			counter(descMembershipChanges, j.Joins, "joined")
+			counter(descMembershipChanges, j.Leaves, "left")
+			counter(descMembershipChanges, j.Expiries, "expired")
+			counter(descMembershipChanges, j.OverLimit, "refused_over_limit")
+			counter(descReportsAccepted, j.Reports.Accepted)
+			for reason, n := range j.Reports.Refused {
+				counter(descReportsRefused, n, reason)
+			}
+			counter(descReportSocketDrops, j.SocketDrops)
 		}
 		if s.Members != nil {
 			s.Members(func(i int, ms []datapath.MemberStats) error {

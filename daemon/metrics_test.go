@@ -22,6 +22,7 @@ import (
 	"mctun/config"
 	"mctun/datapath"
 	"mctun/encap/encaptest"
+	"mctun/membership"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -43,6 +44,12 @@ func fixtureStatus() Status {
 					{Address: ip("224.0.0.18"), Packets: 10, Bytes: 400, MemberCount: 1},
 				},
 				Drops: map[string]uint64{"no_group": 7, "igmp": 0, "send_failed": 3},
+			},
+			Joins: &JoinStatus{
+				Memberships: 2,
+				Reports:     datapath.ReportStats{Accepted: 40, Refused: map[string]uint64{"not_in_join_from": 3, "wrong_key": 0}},
+				SocketDrops: 1,
+				Counters:    membership.Counters{Joins: 4, Leaves: 1, Expiries: 1, OverLimit: 2},
 			},
 		},
 		Member: &MemberStatus{
@@ -132,6 +139,9 @@ mctun_sender_captured_packets_total{interface="eth0"} 1017
 mctun_sender_dropped_packets_total{reason="igmp"} 0
 mctun_sender_dropped_packets_total{reason="no_group"} 7
 mctun_sender_dropped_packets_total{reason="send_failed"} 3
+# HELP mctun_sender_dynamic_memberships Memberships the source learned from members' reports, one per member and group.
+# TYPE mctun_sender_dynamic_memberships gauge
+mctun_sender_dynamic_memberships 2
 # HELP mctun_sender_group_bytes_total Bytes of the packets captured for the group (inner packets, IP header included).
 # TYPE mctun_sender_group_bytes_total counter
 mctun_sender_group_bytes_total{group="224.0.0.18",port=""} 400
@@ -170,6 +180,22 @@ mctun_sender_member_packets_total{group="224.1.2.3",member="198.18.3.2:4754",por
 mctun_sender_member_send_errors_total{group="224.0.0.18",member="198.18.2.2:4754",port=""} 0
 mctun_sender_member_send_errors_total{group="224.1.2.3",member="198.18.2.2:4754",port="65535"} 0
 mctun_sender_member_send_errors_total{group="224.1.2.3",member="198.18.3.2:4754",port="65535"} 3
+# HELP mctun_sender_membership_changes_total Changes of the learned memberships: "joined", "left", "expired", and "refused_over_limit" (a group record refused by a limit).
+# TYPE mctun_sender_membership_changes_total counter
+mctun_sender_membership_changes_total{change="expired"} 1
+mctun_sender_membership_changes_total{change="joined"} 4
+mctun_sender_membership_changes_total{change="left"} 1
+mctun_sender_membership_changes_total{change="refused_over_limit"} 2
+# HELP mctun_sender_reports_accepted_total Membership reports the source accepted.
+# TYPE mctun_sender_reports_accepted_total counter
+mctun_sender_reports_accepted_total 40
+# HELP mctun_sender_reports_kernel_dropped_total Membership reports the kernel dropped because the source's socket's receive buffer was full (a source that is not a member too).
+# TYPE mctun_sender_reports_kernel_dropped_total counter
+mctun_sender_reports_kernel_dropped_total 1
+# HELP mctun_sender_reports_refused_total Membership reports the source refused, by reason.
+# TYPE mctun_sender_reports_refused_total counter
+mctun_sender_reports_refused_total{reason="not_in_join_from"} 3
+mctun_sender_reports_refused_total{reason="wrong_key"} 0
 `
 
 func TestMetricsExposition(t *testing.T) {
