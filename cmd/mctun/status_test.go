@@ -16,20 +16,20 @@ func TestJoinsPrintedOnce(t *testing.T) {
 	st := daemon.Status{Source: &daemon.SourceStatus{Interface: "eth0", Joins: &daemon.JoinStatus{
 		JoinFrom: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/15")},
 		Reports: datapath.ReportStats{Accepted: 3,
-			Refused: map[string]uint64{"not_allowed": 2, "malformed": 0}},
+			Refused: map[string]uint64{"not_in_join_from": 2, "malformed": 0}},
 		SocketDrops: 5,
 	}}}
 
 	var status bytes.Buffer
 	printStatus(&status, st)
-	if got := status.String(); !strings.Contains(got, "reports: 3 accepted, refused: not allowed 2\n") {
+	if got := status.String(); !strings.Contains(got, "reports: 3 accepted, refused: not in join from 2\n") {
 		t.Errorf("status:\n%s", got)
 	}
 
 	var stats bytes.Buffer
 	printStats(&stats, st)
 	got := stats.String()
-	for _, want := range []string{"reports: 3 accepted; dropped by the kernel: 5", "not allowed 2", "malformed 0"} {
+	for _, want := range []string{"reports: 3 accepted; dropped by the kernel: 5", "not in join from 2", "malformed 0"} {
 		if n := strings.Count(got, want); n != 1 {
 			t.Errorf("stats has %q %d times, want once:\n%s", want, n, got)
 		}
