@@ -295,17 +295,13 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		if err != nil {
 			return err
 		}
-		loss, _ := tr.worstLoss()
+		l := tr.latencyResult(rate)
 		c := &cpuResult{Rate: rate, Achieved: tr.Sent.PPS, BusySeconds: tr.BusySeconds, BusyTicks: tr.BusyTicks, Delivered: tr.delivered(),
-			Loss: loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds}
-		mean, p99 := tr.latency()
-		l := &latencyResult{Rate: rate, Achieved: tr.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
+			Loss: l.Loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds}
 		b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs",
-			label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.Delivered, c.PerMillion(), 100*loss, mean/1e3, float64(p99)/1e3)
+			label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.Delivered, c.PerMillion(), 100*l.Loss, l.MeanNs/1e3, float64(l.P99Ns)/1e3)
 		sr.CPURuns = append(sr.CPURuns, c)
-		if sr.LatencyLow == nil || b.betterLatency(l, sr.LatencyLow) {
-			sr.LatencyLow = l
-		}
+		b.keepBetter(&sr.LatencyLow, l)
 	}
 	if round < b.opt.attempts {
 		lr := b.opt.latencyRate
@@ -313,13 +309,9 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		if err != nil {
 			return err
 		}
-		loss, _ := tr.worstLoss()
-		mean, p99 := tr.latency()
-		l := &latencyResult{Rate: lr, Achieved: tr.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
-		b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%)", label, lr, mean/1e3, float64(p99)/1e3, 100*loss)
-		if sr.Latency == nil || b.betterLatency(l, sr.Latency) {
-			sr.Latency = l
-		}
+		l := tr.latencyResult(lr)
+		b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%)", label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss)
+		b.keepBetter(&sr.Latency, l)
 	}
 	return w.closeKeepingRSS(ctx, system, sr)
 }
@@ -343,6 +335,13 @@ func medianCPU(runs []*cpuResult, maxLoss float64) *cpuResult {
 	}
 	slices.SortStableFunc(pick, func(a, b *cpuResult) int { return cmp.Compare(a.PerMillion(), b.PerMillion()) })
 	return pick[(len(pick)-1)/2]
+}
+
+// keepBetter makes *kept l when there was none or l is better (betterLatency).
+func (b *bench) keepBetter(kept **latencyResult, l *latencyResult) {
+	if *kept == nil || b.betterLatency(l, *kept) {
+		*kept = l
+	}
 }
 
 // betterLatency reports whether latency run x is better than y: loss-free first, then the

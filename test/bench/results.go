@@ -99,6 +99,14 @@ func (t trialResult) latency() (mean float64, p99 int64) {
 	return mean / float64(len(t.Recv)), p99
 }
 
+// latencyResult is t's latency, as a run at rate: the members' combined latency and the
+// worst member's loss.
+func (t trialResult) latencyResult(rate float64) *latencyResult {
+	loss, _ := t.worstLoss()
+	mean, p99 := t.latency()
+	return &latencyResult{Rate: rate, Achieved: t.Sent.PPS, MeanNs: mean, P99Ns: p99, Loss: loss}
+}
+
 // outcome summarizes t for the sweep, with a note on where the loss was.
 func (t trialResult) outcome() Outcome {
 	loss, who := t.worstLoss()
