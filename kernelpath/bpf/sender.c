@@ -351,7 +351,6 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 	struct udphdr *udp = (void *)(ip + 1);
 	struct group_route *g = 0, *all;
 	struct group_key k = {};
-	__u32 last;
 
 	if ((void *)(ip + 1) > data_end || ip->version != 4 || !is_multicast(ip->daddr))
 		return 0;
@@ -390,8 +389,9 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 		count_path(PUNT_TOO_BIG);
 		return 0;
 	}
-	last = g->first + g->count - 1;
-	if (g->ready != READY || g->count == 0 || g->count > MAX_GROUP_MEMBERS || !bpf_map_lookup_elem(&fanout, &last)) {
+	/* ready, with its members within fanout, where fan_out reads them */
+	if (g->ready != READY || g->count == 0 || g->count > MAX_GROUP_MEMBERS || g->first >= MAX_FANOUT ||
+	    g->count > MAX_FANOUT - g->first) {
 		count_path(PUNT_NOT_READY);
 		return 0;
 	}
