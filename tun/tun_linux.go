@@ -10,13 +10,15 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"mctun/internal/rawcall"
 )
 
 // Native is a Linux TUN device opened through /dev/net/tun, one packet per system call.
 //
 // Reads and writes are RawSyscalls on the non-blocking descriptor, with Go's netpoller for
 // the waiting: they never block, so they skip the scheduler's system-call bookkeeping (see
-// encap.UDPConn).
+// encap.UDPConn), but for one in rawcall.Every.
 type Native struct {
 	name   string
 	file   *os.File
@@ -144,7 +146,13 @@ type readOp struct {
 
 // read returns false (EAGAIN) to wait in the poller.
 func (o *readOp) read(fd uintptr) bool {
-	r, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
+	var r uintptr
+	var e syscall.Errno
+	if rawcall.Due() {
+		r, _, e = unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
+	} else {
+		r, _, e = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
+	}
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}
@@ -165,7 +173,12 @@ type writeOp struct {
 func (o *writeOp) write(fd uintptr) bool {
 	for ; o.i < len(o.bufs); o.i++ {
 		b := o.bufs[o.i][o.offset:]
-		_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		var e syscall.Errno
+		if rawcall.Due() {
+			_, _, e = unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		} else {
+			_, _, e = unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
+		}
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false
 		}

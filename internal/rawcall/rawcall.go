@@ -1,0 +1,43 @@
+// Package rawcall says when a packet path's system call, raw as a rule, must be a regular
+// one.
+//
+// The packet paths' reads and writes (recvmmsg and sendmmsg on the tunnel socket, read and
+// write on the TUN) never block: their descriptors are non-blocking and EAGAIN sends the
+// goroutine to the netpoller. So they are made with RawSyscall, without the scheduler's
+// bookkeeping, whose cost was a fifth of mctun's CPU at 20k packets/s: entering a regular call
+// wakes the runtime's sysmon thread when it sleeps, and it sleeps whenever the process is idle
+// a moment, between every batch at such rates.
+//
+// But once the process has been idle, nothing else wakes sysmon until a timer is due. A
+// goroutine that then runs without parking (a sender fanning each packet out to thousands of
+// members, a receiver under a flood) makes only raw calls, and takes the one thread that polls
+// the network: while it runs, no other goroutine's socket is polled (the neighbour and route
+// events the kernel path waits for, the control socket, membership reports), and nothing is
+// preempted, for as long as the next timer is away. That was 2 s for the neighbour event that
+// lets a 4096-member group into the kernel path.
+//
+// So one call in every Every is made the regular way. At most that often it wakes a sleeping
+// sysmon, which stays awake while any goroutine runs.
+package rawcall
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Every is the longest a busy process makes only raw calls: how late, at worst, the other
+// goroutines' sockets are polled. sysmon polls them every 10 ms once awake.
+const Every = 10 * time.Millisecond
+
+var (
+	epoch = time.Now()
+	due   atomic.Int64 // when the next regular call is due, in nanoseconds since epoch
+)
+
+// Due reports whether the caller's next system call must be a regular one (unix.Syscall)
+// instead of a raw one (unix.RawSyscall). It is true for one caller at most once per Every.
+func Due() bool {
+	now := int64(time.Since(epoch))
+	d := due.Load()
+	return now >= d && due.CompareAndSwap(d, now+int64(Every))
+}
