@@ -25,9 +25,6 @@ const (
 	// come closer together are applied together, so that a burst of reports (a thousand
 	// members starting at once) costs one Configure per 20 ms, not one per report.
 	applyEvery = 20 * time.Millisecond
-	// expireEvery is how often the table is checked for members that stopped reporting:
-	// expiry comes at most this late.
-	expireEvery = 100 * time.Millisecond
 )
 
 // startJoins readies the source to take membership reports: the table, the report flow and,
@@ -74,18 +71,29 @@ func (d *daemon) onReport(member netip.Addr, recs []igmp.Record) {
 }
 
 // routineMembership applies the table to the sender side when it changes, at most once per
-// applyEvery, and expires members that stopped reporting, until stop.
+// applyEvery, and expires members that stopped reporting, until stop. It looks for expiries
+// only when the table says the next one is due (Table.Expire), not on a tick: a scan of a
+// full table takes milliseconds under its lock, and an empty one needs none.
 func (d *daemon) routineMembership() {
-	expire := time.NewTicker(expireEvery)
+	expire := time.NewTimer(0) // first, what Restore put back
 	defer expire.Stop()
+	armed := true
 	var last time.Time
 	for {
 		select {
 		case <-d.stopping:
 			return
 		case <-expire.C:
-			d.logEvents(d.joins.Expire())
+			evs, next := d.joins.Expire()
+			d.logEvents(evs)
+			if armed = !next.IsZero(); armed {
+				expire.Reset(time.Until(next))
+			}
 		case <-d.joins.Changed():
+			if !armed { // the first membership since the table was empty
+				armed = true
+				expire.Reset(0)
+			}
 			if wait := applyEvery - time.Since(last); wait > 0 {
 				select {
 				case <-time.After(wait):

@@ -289,23 +289,29 @@ func (t *Table) remove(member, group netip.Addr, kind EventKind) Event {
 }
 
 // Expire removes the memberships whose member missed Missed intervals, as of now, and
-// returns the events.
-func (t *Table) Expire() []Event {
+// returns the events, and when the first of the memberships left expires (zero when none is
+// left). Nothing makes a membership expire sooner than that but a new one: a report adds or
+// refreshes a membership a whole Hold after now, later than every membership already there,
+// and Restore comes before the first Expire. So a caller that calls Expire again at next, or
+// at the first change after it returned zero, misses no expiry.
+func (t *Table) Expire() (events []Event, next time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
-	var events []Event
 	for m, groups := range t.members {
 		for g, e := range groups {
-			if !now.Before(e.Expires) {
+			switch {
+			case !now.Before(e.Expires):
 				events = append(events, t.remove(m, g, Expired))
+			case next.IsZero() || e.Expires.Before(next):
+				next = e.Expires
 			}
 		}
 	}
 	if len(events) > 0 {
 		t.signal()
 	}
-	return events
+	return events, next
 }
 
 // Keep removes every member for which keep is false (after a reload narrowed join_from),

@@ -90,6 +90,10 @@ func TestJoinRefreshLeave(t *testing.T) {
 // since its last report, and not a moment before; a member that keeps reporting never is.
 func TestExpiry(t *testing.T) {
 	tb, c := newTable(Limits{})
+	start := c.t
+	if ev, next := tb.Expire(); len(ev) != 0 || !next.IsZero() {
+		t.Fatalf("empty table: %v, next at %v", ev, next)
+	}
 	tb.Report(m1, []igmp.Record{join(g1)})
 	tb.Report(m2, []igmp.Record{join(g1)})
 	changed(tb)
@@ -99,19 +103,22 @@ func TestExpiry(t *testing.T) {
 			tb.Report(m2, []igmp.Record{current(g1)}) // m2 keeps reporting; m1 is gone
 		}
 		if i < 2 {
-			if ev := tb.Expire(); len(ev) != 0 {
-				t.Fatalf("after %d intervals: %v", i+1, ev)
+			// The next to expire is m1, 30 s after its only report.
+			if ev, next := tb.Expire(); len(ev) != 0 || !next.Equal(start.Add(30*time.Second)) {
+				t.Fatalf("after %d intervals: %v, next at %v", i+1, ev, next.Sub(start))
 			}
 		}
 	}
 	// 30 s after m1's last report, and 10 after m2's.
 	c.advance(-time.Nanosecond)
-	if ev := tb.Expire(); len(ev) != 0 || changed(tb) {
+	if ev, _ := tb.Expire(); len(ev) != 0 || changed(tb) {
 		t.Fatalf("1 ns before 30 s: %v", ev)
 	}
 	c.advance(time.Nanosecond)
-	if ev := tb.Expire(); !reflect.DeepEqual(ev, []Event{{Expired, m1, g1}}) || !changed(tb) {
-		t.Fatalf("at 30 s: %v", ev)
+	// m1 goes; the next to expire is m2, 30 s after its last report, at 20 s.
+	if ev, next := tb.Expire(); !reflect.DeepEqual(ev, []Event{{Expired, m1, g1}}) || !changed(tb) ||
+		!next.Equal(start.Add(50*time.Second)) {
+		t.Fatalf("at 30 s: %v, next at %v", ev, next.Sub(start))
 	}
 	if e := tb.Entries(); len(e) != 1 || e[0].Member != m2 {
 		t.Fatalf("left: %+v", e)
@@ -289,5 +296,24 @@ func TestRestore(t *testing.T) {
 	third := New(Limits{}, c.now)
 	if n := third.Restore(kept, func(m netip.Addr) bool { return m != m2 }); n != 0 {
 		t.Fatalf("restored %d: expired ones, or ones keep refuses", n)
+	}
+}
+
+// BenchmarkExpireFullTable: one look for expiries in a full table (4096 members of 16
+// groups each: MaxMemberships), of which none is due.
+func BenchmarkExpireFullTable(b *testing.B) {
+	tb, _ := newTable(Limits{})
+	for i := range 4096 {
+		var recs []igmp.Record
+		for g := range 16 {
+			recs = append(recs, join(netip.AddrFrom4([4]byte{239, 1, 0, byte(g)})))
+		}
+		tb.Report(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), recs)
+	}
+	if n := tb.Len(); n != MaxMemberships {
+		b.Fatalf("%d memberships, want %d", n, MaxMemberships)
+	}
+	for b.Loop() {
+		tb.Expire()
 	}
 }
