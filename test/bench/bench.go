@@ -310,7 +310,8 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 			return err
 		}
 		l := tr.latencyResult(lr)
-		b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%)", label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss)
+		b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%); members' mean/p99 µs in the source's order:%s",
+			label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.memberLatencies())
 		b.keepBetter(&sr.Latency, l)
 	}
 	return w.closeKeepingRSS(ctx, system, sr)

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"mctun/test/stream"
@@ -97,6 +98,18 @@ func (t trialResult) latency() (mean float64, p99 int64) {
 		p99 = max(p99, m.Report.LatencyNs.P99)
 	}
 	return mean / float64(len(t.Recv)), p99
+}
+
+// memberLatencies lists each member's mean and p99 in µs, " mean/p99" each, in the order of
+// t.Recv: the members' order in the source's config, and in VXLAN's list of peers. With many
+// members on few cores, where a member's copy comes in the source's sending order decides much
+// of its latency (README, Performance).
+func (t trialResult) memberLatencies() string {
+	var b strings.Builder
+	for _, m := range t.Recv {
+		fmt.Fprintf(&b, " %.0f/%.0f", float64(m.Report.LatencyNs.Mean)/1e3, float64(m.Report.LatencyNs.P99)/1e3)
+	}
+	return b.String()
 }
 
 // latencyResult is t's latency, as a run at rate: the members' combined latency and the
