@@ -30,6 +30,7 @@ type previousRow struct {
 	HaveRate bool    `json:"have_rate"`
 	CPU      float64 `json:"cpu_s_per_million"`
 	HaveCPU  bool    `json:"have_cpu"`
+	CPURate  float64 `json:"cpu_rate_pps,omitempty"` // the rate of the CPU runs; 0 if not given
 }
 
 // readPrevious reads the report of an earlier run: -previous, or else the -out file as it
@@ -127,7 +128,7 @@ func previousRowOf(head, cells []string) (previousRow, error) {
 	col := func(names ...string) int {
 		return slices.IndexFunc(head, func(h string) bool { return slices.Contains(names, h) })
 	}
-	mi, si, ri, ci := col("members"), col("payload B"), col(prevRateCols...), col(prevCPUCols...)
+	mi, si, ri, ci, pi := col("members"), col("payload B"), col(prevRateCols...), col(prevCPUCols...), col("CPU run pps")
 	if mi < 0 || si < 0 {
 		return r, errors.New("the \"Throughput and CPU\" table has no members or payload B column")
 	}
@@ -143,6 +144,9 @@ func previousRowOf(head, cells []string) (previousRow, error) {
 	}
 	if ci >= 0 {
 		r.CPU, r.HaveCPU = parseNum(cells[ci])
+	}
+	if pi >= 0 {
+		r.CPURate, _ = parsePPS(cells[pi])
 	}
 	return r, nil
 }

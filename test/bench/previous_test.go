@@ -49,9 +49,9 @@ func TestParsePreviousOldFormat(t *testing.T) {
 		t.Errorf("date %q, mctun %q, trial %q", p.Date, p.Mctun, p.Trial)
 	}
 	want := []previousRow{
-		{Members: 1, Size: 64, Rate: 32200, HaveRate: true, CPU: 90.963, HaveCPU: true},
-		{Members: 4, Size: 1200, Rate: 5700, HaveRate: true},
-		{Members: 16, Size: 1200, Rate: 840, HaveRate: true, CPU: 108.441, HaveCPU: true},
+		{Members: 1, Size: 64, Rate: 32200, HaveRate: true, CPU: 90.963, HaveCPU: true, CPURate: 16000},
+		{Members: 4, Size: 1200, Rate: 5700, HaveRate: true, CPURate: 2800},
+		{Members: 16, Size: 1200, Rate: 840, HaveRate: true, CPU: 108.441, HaveCPU: true, CPURate: 420},
 		{Members: 16, Size: 64},
 	}
 	if len(p.Rows) != len(want) {

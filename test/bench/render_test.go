@@ -81,8 +81,8 @@ func fixture() *report {
 			MapBytes: 5 << 20, Paths: map[string]uint64{"kernel": 200}},
 	}
 	rep.Previous = &previousRun{File: "BENCHMARKS.md", Date: "2025-12-01 10:00 UTC", Mctun: "mctun old", Rows: []previousRow{
-		{Members: 1, Size: 64, Rate: 99000, HaveRate: true, CPU: 17, HaveCPU: true},
-		{Members: 16, Size: 64, Rate: 12000, HaveRate: true, CPU: 20, HaveCPU: true},
+		{Members: 1, Size: 64, Rate: 99000, HaveRate: true, CPU: 17, HaveCPU: true, CPURate: 49000},
+		{Members: 16, Size: 64, Rate: 12000, HaveRate: true, CPU: 20, HaveCPU: true, CPURate: 4000},
 	}}
 	return rep
 }
@@ -193,7 +193,7 @@ func TestEvaluate(t *testing.T) {
 		{sysMctun, "added p99 latency <= 100 µs, at the CPU runs' rate (both loss-free; supplementary)", "meets", "worst +50.0 µs at 1 member, 64 B, of 1"},
 		{sysMctun, "RSS <= 30 MiB with both big configs", "misses", "1024 groups x 64 members: VmHWM 25.00 MiB; 16 groups x 4096 members: VmHWM 40.00 MiB"},
 		{sysMctun, "must not get slower: loss-free rate at least 90% of the previous run's (2025-12-01 10:00 UTC)", "misses", "misses at 1 of 2: 16 members 64 B (0.83x: 10.0k, was 12.0k)"},
-		{sysMctun, "must not get slower: CPU per million delivered at most 110% of the previous run's (2025-12-01 10:00 UTC)", "misses", "misses at 1 of 2: 16 members 64 B (1.25x: 25.0, was 20.0)"},
+		{sysMctun, "must not get slower: CPU per million delivered at most 110% of the previous run's (2025-12-01 10:00 UTC)", "misses", "misses at 1 of 2: 16 members 64 B (1.25x: 25.0 at 5.0k pps, was 20.0 at 4.0k pps)"},
 	}
 	if len(vs) != len(want) {
 		t.Fatalf("%d verdicts, want %d", len(vs), len(want))

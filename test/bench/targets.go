@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 )
@@ -226,7 +227,12 @@ func notSlower(rep *report) []verdict {
 			if pr == nil || !pr.HaveCPU || !(pr.CPU > 0) || !ok {
 				return 0, "", false
 			}
-			return now / pr.CPU, fmt.Sprintf("%.2fx: %.1f, was %.1f", now/pr.CPU, now, pr.CPU), true
+			detail := fmt.Sprintf("%.2fx: %.1f, was %.1f", now/pr.CPU, now, pr.CPU)
+			if c := r.firstCPU(); c != nil && pr.CPURate > 0 && math.Abs(c.Rate/pr.CPURate-1) > 0.02 {
+				// This path pays per batch, and batches shrink with the rate.
+				detail = fmt.Sprintf("%.2fx: %.1f at %s pps, was %.1f at %s pps", now/pr.CPU, now, fmtPPS(c.Rate), pr.CPU, fmtPPS(pr.CPURate))
+			}
+			return now / pr.CPU, detail, true
 		},
 		ok: func(x float64) bool { return x <= 1+slowerSlack }, higherIsWorse: true,
 	})
