@@ -80,13 +80,7 @@ func newMmsgs(n int, trap uintptr) *mmsgs {
 // syscall makes the call for the first n messages; false (EAGAIN) sends the caller back to
 // the poller to wait.
 func (m *mmsgs) syscall(fd uintptr) bool {
-	var r uintptr
-	var e syscall.Errno
-	if rawcall.Due() {
-		r, _, e = unix.Syscall6(m.trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.n), unix.MSG_DONTWAIT, 0, 0)
-	} else {
-		r, _, e = unix.RawSyscall6(m.trap, fd, uintptr(unsafe.Pointer(&m.hdrs[0])), uintptr(m.n), unix.MSG_DONTWAIT, 0, 0)
-	}
+	r, e := rawcall.Call(m.trap, fd, unsafe.Pointer(&m.hdrs[0]), uintptr(m.n), unix.MSG_DONTWAIT)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}

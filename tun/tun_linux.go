@@ -146,13 +146,7 @@ type readOp struct {
 
 // read returns false (EAGAIN) to wait in the poller.
 func (o *readOp) read(fd uintptr) bool {
-	var r uintptr
-	var e syscall.Errno
-	if rawcall.Due() {
-		r, _, e = unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
-	} else {
-		r, _, e = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(o.buf))), uintptr(len(o.buf)))
-	}
+	r, e := rawcall.Call(unix.SYS_READ, fd, unsafe.Pointer(unsafe.SliceData(o.buf)), uintptr(len(o.buf)), 0)
 	if e == unix.EAGAIN || e == unix.EINTR {
 		return false
 	}
@@ -173,12 +167,7 @@ type writeOp struct {
 func (o *writeOp) write(fd uintptr) bool {
 	for ; o.i < len(o.bufs); o.i++ {
 		b := o.bufs[o.i][o.offset:]
-		var e syscall.Errno
-		if rawcall.Due() {
-			_, _, e = unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		} else {
-			_, _, e = unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)))
-		}
+		_, e := rawcall.Call(unix.SYS_WRITE, fd, unsafe.Pointer(unsafe.SliceData(b)), uintptr(len(b)), 0)
 		if e == unix.EAGAIN || e == unix.EINTR {
 			return false
 		}

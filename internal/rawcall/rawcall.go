@@ -1,5 +1,5 @@
-// Package rawcall says when a packet path's system call, raw as a rule, must be a regular
-// one.
+// Package rawcall makes the packet paths' system calls: raw as a rule, a regular one when
+// one is due.
 //
 // The packet paths' reads and writes (recvmmsg and sendmmsg on the tunnel socket, read and
 // write on the TUN) never block: their descriptors are non-blocking and EAGAIN sends the
@@ -22,7 +22,11 @@ package rawcall
 
 import (
 	"sync/atomic"
+	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Every is the longest a busy process makes only raw calls: how late, at worst, the other
@@ -40,4 +44,16 @@ func Due() bool {
 	now := int64(time.Since(epoch))
 	d := due.Load()
 	return now >= d && due.CompareAndSwap(d, now+int64(Every))
+}
+
+// Call makes the system call trap(fd, p, n, flags) on a non-blocking descriptor: raw, or
+// regular when Due says so. p points to the buffer or the message headers; the caller keeps
+// it alive.
+func Call(trap, fd uintptr, p unsafe.Pointer, n, flags uintptr) (uintptr, syscall.Errno) {
+	if Due() {
+		r, _, e := unix.Syscall6(trap, fd, uintptr(p), n, flags, 0, 0)
+		return r, e
+	}
+	r, _, e := unix.RawSyscall6(trap, fd, uintptr(p), n, flags, 0, 0)
+	return r, e
 }
