@@ -8,11 +8,8 @@ import (
 	"io"
 	"net/netip"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
-
 	"mctun/datapath"
+	"mctun/internal/pcap"
 )
 
 // DumpArgs is what mctun dump asks the running instance for.
@@ -62,8 +59,8 @@ func (s dumpStream) Stream(ctx context.Context, w io.Writer) error {
 	defer func() { s.d.log.Info("dump ended", "packets", written, "missed", tap.Dropped()) }()
 
 	bw := bufio.NewWriterSize(w, 64<<10)
-	pw := pcapgo.NewWriterNanos(bw)
-	if err := pw.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+	pw, err := pcap.NewWriter(bw, pcap.LinkTypeRaw)
+	if err != nil {
 		return err
 	}
 	for {
@@ -77,8 +74,7 @@ func (s dumpStream) Stream(ctx context.Context, w io.Writer) error {
 			return nil
 		case p := <-tap.Packets:
 			for more := true; more; {
-				ci := gopacket.CaptureInfo{Timestamp: p.Time, CaptureLength: len(p.Data), Length: len(p.Data)}
-				if err := pw.WritePacket(ci, p.Data); err != nil {
+				if err := pw.WritePacket(p.Time, p.Data); err != nil {
 					return err
 				}
 				written++

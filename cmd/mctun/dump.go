@@ -12,13 +12,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
-
 	"mctun/config"
 	"mctun/control"
 	"mctun/daemon"
+	"mctun/internal/pcap"
 )
 
 func cmdDump(fs *flag.FlagSet, args []string) int {
@@ -56,16 +53,16 @@ func cmdDump(fs *flag.FlagSet, args []string) int {
 		time.AfterFunc(*duration, func() { stream.Close() })
 	}
 
-	r, err := pcapgo.NewReader(stream)
+	r, err := pcap.NewReader(stream)
 	if err != nil {
 		return failf("mctun dump: %v", err)
 	}
-	var write func(gopacket.CaptureInfo, []byte) error
+	var write func(time.Time, []byte) error
 	var flush func() error
 	switch *out {
 	case "":
-		write = func(ci gopacket.CaptureInfo, data []byte) error {
-			_, err := fmt.Println(describePacket(ci.Timestamp, data))
+		write = func(t time.Time, data []byte) error {
+			_, err := fmt.Println(describePacket(t, data))
 			return err
 		}
 		flush = func() error { return nil }
@@ -80,8 +77,8 @@ func cmdDump(fs *flag.FlagSet, args []string) int {
 			w = f
 		}
 		bw := bufio.NewWriter(w)
-		pw := pcapgo.NewWriterNanos(bw)
-		if err := pw.WriteFileHeader(65535, layers.LinkTypeRaw); err != nil {
+		pw, err := pcap.NewWriter(bw, pcap.LinkTypeRaw)
+		if err != nil {
 			return failf("mctun dump: %v", err)
 		}
 		write = pw.WritePacket
@@ -89,11 +86,11 @@ func cmdDump(fs *flag.FlagSet, args []string) int {
 	}
 	n := 0
 	for *count == 0 || n < *count {
-		data, ci, err := r.ReadPacketData()
+		t, data, err := r.ReadPacket()
 		if err != nil {
 			break // the stream ended: hung up, or the daemon stopped
 		}
-		if err := write(ci, data); err != nil {
+		if err := write(t, data); err != nil {
 			return failf("mctun dump: %v", err)
 		}
 		n++
