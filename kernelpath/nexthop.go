@@ -170,22 +170,47 @@ func (n *nexthops) loadFIB() []fibRoute {
 // by another interface: ok false, err 0); or not at all (err: what a send would meet).
 // Routes the kernel was asked for are kept; the copy of the table answers at once.
 func (n *nexthops) reach(member netip.Addr) (mac [6]byte, ok bool, err syscall.Errno) {
-	var h hop
-	if n.fib != nil {
-		h = n.route(member)
-	} else {
-		k := member.As4()
-		var cached bool
-		if h, cached = n.via[k]; !cached {
-			h = n.ask(member)
-			n.via[k] = h
-		}
-	}
+	h := n.hop(member)
 	if h.err != 0 || !h.ok {
 		return mac, false, h.err
 	}
 	mac, ok = n.neigh[h.via]
 	return mac, ok, 0
+}
+
+// hop finds member's route: in the copy of the table, or from the kernel, once.
+func (n *nexthops) hop(member netip.Addr) hop {
+	if n.fib != nil {
+		return n.route(member)
+	}
+	k := member.As4()
+	h, cached := n.via[k]
+	if !cached {
+		h = n.ask(member)
+		n.via[k] = h
+	}
+	return h
+}
+
+// use marks the neighbours of members as in use, as the kernel's own sending does with
+// every packet (ip neigh replace ADDRESS dev IF use): a neighbour in use stays in the table,
+// and a stale one is checked with a probe. Sending with bpf_clone_redirect uses none, and
+// the table drops an entry unused for gc_stale_time once it holds gc_thresh1 entries: the
+// members behind it would go to user space until it is resolved again. Only known
+// neighbours are marked, each once.
+func (n *nexthops) use(members []netip.Addr) {
+	marked := make(map[[4]byte]bool)
+	for _, m := range members {
+		h := n.hop(m)
+		if _, known := n.neigh[h.via]; !h.ok || !known || marked[h.via] {
+			continue
+		}
+		marked[h.via] = true
+		// NeighSet asks with NLM_F_CREATE: an entry the table dropped meanwhile is made and
+		// resolved again, as a send would. A refusal leaves the entry to the table, as
+		// before: at worst, its members go to user space until it is resolved again.
+		n.nl.NeighSet(&netlink.Neigh{LinkIndex: n.ifindex, Family: netlink.FAMILY_V4, IP: net.IP(h.via[:]), Flags: netlink.NTF_USE})
+	}
 }
 
 // route finds the route to member in the copy of the main table (reach's when there is one),

@@ -2,6 +2,7 @@ package kernelpath
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -138,4 +139,80 @@ func TestSenderPublishes(t *testing.T) {
 			t.Errorf("a removed group is still in groups: %+v, %v", gone, err)
 		}
 	})
+}
+
+// The sender marks the neighbours its groups' packets went to as in use, as the kernel's own
+// sending does, so that the table keeps them; a group that sent nothing since marks none.
+func TestSenderMarksNeighboursInUse(t *testing.T) {
+	inNetns(t, func() {
+		l, err := netlink.LinkByName("mct0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m3 := netip.MustParseAddrPort("198.18.1.3:4754")
+		for _, err := range []error{
+			netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 1, 2), Mask: net.CIDRMask(24, 32)}}),
+			netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, IP: m3.Addr().AsSlice(), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 1, 3}, State: netlink.NUD_STALE, Family: netlink.FAMILY_V4}),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		s, err := LoadSender("mct0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey,
+			Groups: []config.Group{{Address: txGroup, Port: 65535, Members: []netip.AddrPort{m3}}},
+			Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		state := func() string {
+			list, err := netlink.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range list {
+				if n.IP.Equal(m3.Addr().AsSlice()) {
+					return neighState(n.State)
+				}
+			}
+			return "gone"
+		}
+		s.mu.Lock()
+		r := s.routes[groupKey{txGroup, 65535}]
+		if r == nil || !r.ready {
+			s.mu.Unlock()
+			t.Fatalf("the group is not ready: %+v", r)
+		}
+		s.useHops() // the group sent nothing yet
+		s.mu.Unlock()
+		if got := state(); got != "STALE" {
+			t.Errorf("no packet sent: 198.18.1.3 is %s, want STALE, not marked in use", got)
+		}
+		s.gstats.word(r.slot, 0).Add(1) // as the program counts a packet
+		s.mu.Lock()
+		s.useHops()
+		s.mu.Unlock()
+		if got := state(); got != "DELAY" {
+			t.Errorf("after a packet: 198.18.1.3 is %s, want DELAY: in use, a stale entry is checked", got)
+		}
+	})
+}
+
+// neighState names a neighbour state as ip neigh does.
+func neighState(s int) string {
+	switch s {
+	case netlink.NUD_STALE:
+		return "STALE"
+	case netlink.NUD_DELAY:
+		return "DELAY"
+	case netlink.NUD_PROBE:
+		return "PROBE"
+	case netlink.NUD_REACHABLE:
+		return "REACHABLE"
+	}
+	return fmt.Sprintf("state %#x", s)
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ type Sender struct {
 	keys         []uint32
 	fan          *regions // of fanout
 	hops         *nexthops
+	lastUse      time.Time // when neighbours were last marked in use
 	report       MemberReport
 }
 
@@ -88,6 +90,7 @@ type route struct {
 	members     []netip.AddrPort // as configured
 	counters    []uint32         // the members' counters' indexes in member_stats, or noCounter
 	hops        uint64           // a fingerprint of how its members were reached when published
+	used        uint64           // its packets when its members' neighbours were last marked in use
 	ready       bool
 	set         bool                     // groups holds it
 	unreachable map[netip.AddrPort]error // members with no route, and why
@@ -288,6 +291,41 @@ func (s *Sender) refresh(now time.Time) {
 	}
 	s.hops.retry()
 	s.publish(now)
+	if now.Sub(s.lastUse) >= useEvery(s.iface) {
+		s.lastUse = now
+		s.useHops()
+	}
+}
+
+// useHops marks as in use the neighbours of the members of every group the kernel sent
+// packets for since the last time (nexthops.use).
+func (s *Sender) useHops() {
+	var members []netip.Addr
+	for _, r := range s.routes {
+		n := s.gstats.word(r.slot, 0).Load()
+		if !r.ready || n == r.used {
+			continue
+		}
+		r.used = n
+		for _, m := range r.members {
+			members = append(members, m.Addr())
+		}
+	}
+	if len(members) > 0 {
+		s.hops.use(members)
+	}
+}
+
+// useEvery is how often refresh marks neighbours in use: three times in the interface's
+// gc_stale_time, or every 20 s if that is less often. Refresh runs every 2 s, no faster.
+func useEvery(iface string) time.Duration {
+	every := 20 * time.Second
+	if b, err := os.ReadFile(filepath.Join("/proc/sys/net/ipv4/neigh", iface, "gc_stale_time")); err == nil {
+		if sec, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			every = min(every, time.Duration(sec)*time.Second/3)
+		}
+	}
+	return every
 }
 
 // Configure replaces the key and the groups, as datapath.Sender.Configure does; call it

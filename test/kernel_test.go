@@ -5,6 +5,8 @@ package test
 import (
 	"fmt"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -277,4 +279,53 @@ func testLargestGroup(t *testing.T, dp string) {
 		t.Errorf("group %s: %d members listed of %d; %d sent fewer than %d datagrams: %v",
 			g.Address, len(g.Members), g.MemberCount, len(short), n, short[:min(len(short), 5)])
 	}
+}
+
+// The kernel path sends without the neighbour table, which drops an entry unused for the
+// interface's gc_stale_time (once the table holds gc_thresh1 entries or more): the members
+// behind it would then go to user space until it is resolved again. mctun marks the next
+// hops it sends to in use, as the kernel's own sending does; ip -s neigh shows how long ago
+// an entry was last used.
+func TestKernelPathKeepsNextHops(t *testing.T) {
+	w := newWorldOn(t, 4, "kernel")
+	// 6 s instead of 60, on the source's eth0 only: mctun marks its next hops a third of
+	// that apart.
+	if r := w.run(w.src, "sysctl", "-qw", "net.ipv4.neigh.eth0.gc_stale_time=6"); r.code != 0 {
+		t.Fatalf("gc_stale_time: %v", r)
+	}
+	w.upWorkedExample()
+	const n = 1500 // 15 s
+	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 3 * time.Second, Timeout: time.Minute})
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 100, Rate: 100, Duration: 25 * time.Second})
+	}()
+	used := regexp.MustCompile(` used (\d+)/`)
+	oldest := 0
+	for i := 0; ; i++ {
+		select {
+		case <-sent:
+		case <-time.After(time.Second):
+			if i < 5 {
+				continue // the router's entry was resolved and used at the start
+			}
+			r := w.run(w.src, "ip", "-s", "neigh", "show", w.src.Gateway.String(), "dev", "eth0")
+			m := used.FindStringSubmatch(r.stdout)
+			if m == nil {
+				t.Fatalf("ip -s neigh show %s: %v", w.src.Gateway, r)
+			}
+			age, _ := strconv.Atoi(m[1])
+			oldest = max(oldest, age)
+			continue
+		}
+		break
+	}
+	if oldest >= 6 {
+		t.Errorf("while the kernel path sent through the router, its neighbour entry was last used up to %d s before, want less than 6 (gc_stale_time)", oldest)
+	}
+	for i, rep := range w.reports(rs) {
+		w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
+	}
+	w.checkInKernel(w.src, n-100)
 }
