@@ -59,16 +59,33 @@ type fibRoute struct {
 }
 
 func newNexthops(nl *netlink.Handle, ifindex int) (*nexthops, error) {
-	n := &nexthops{nl: nl, ifindex: ifindex, via: make(map[[4]byte]hop), neigh: make(map[[4]byte][6]byte)}
-	list, err := nl.NeighList(ifindex, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, fmt.Errorf("neighbours of interface %d: %w", ifindex, err)
-	}
-	for _, e := range list {
-		n.update(e)
+	n := &nexthops{nl: nl, ifindex: ifindex, via: make(map[[4]byte]hop)}
+	if err := n.load(); err != nil {
+		return nil, err
 	}
 	n.routesChanged()
 	return n, nil
+}
+
+// load reads the neighbour table afresh: at the start, and when its events were lost.
+func (n *nexthops) load() error {
+	list, err := n.nl.NeighList(n.ifindex, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("neighbours of interface %d: %w", n.ifindex, err)
+	}
+	n.neigh = make(map[[4]byte][6]byte, len(list))
+	for _, e := range list {
+		n.update(e)
+	}
+	return nil
+}
+
+// apply applies a neighbour event, and reports whether what the sender knows changed.
+func (n *nexthops) apply(u netlink.NeighUpdate) bool {
+	if u.Type == unix.RTM_DELNEIGH {
+		return n.forget(u.Neigh)
+	}
+	return n.update(u.Neigh)
 }
 
 // valid are the neighbour states whose MAC can be used (ip neigh's REACHABLE, STALE, DELAY,

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -211,40 +212,90 @@ func (r *Receiver) Attached() []Attachment {
 }
 
 // followAddrs keeps local_addrs, the addresses a tunnel packet may be for, in line with the
-// host's: the program leaves a datagram to any other address to the stack.
+// host's: the program leaves a datagram to any other address to the stack. Events lost
+// (subscription) make it read the addresses afresh.
 func (r *Receiver) followAddrs() error {
-	updates := make(chan netlink.AddrUpdate, 16)
-	if err := netlink.AddrSubscribeWithOptions(updates, r.done, netlink.AddrSubscribeOptions{}); err != nil {
-		return fmt.Errorf("kernel path: follow addresses: %w", err)
+	addrs := &subscription[netlink.AddrUpdate]{what: "address", done: r.done, log: r.log,
+		open: func(ch chan netlink.AddrUpdate, done <-chan struct{}, onErr func(error)) error {
+			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+		}}
+	if err := addrs.start(); err != nil {
+		return err
 	}
-	addrs, err := r.nl.AddrList(nil, netlink.FAMILY_V4)
-	if err != nil {
-		return fmt.Errorf("kernel path: addresses: %w", err)
-	}
-	one := uint8(1)
-	for _, a := range addrs {
-		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
-			if err := r.objs.LocalAddrs.Put(be32(ip), one); err != nil {
-				return fmt.Errorf("kernel path: addresses: %w", err)
-			}
-		}
+	if err := r.loadAddrs(); err != nil {
+		return err
 	}
 	r.stopped.Add(1)
 	go func() {
 		defer r.stopped.Done()
-		for u := range updates {
-			ip, ok := netip.AddrFromSlice(u.LinkAddress.IP.To4())
-			if !ok {
-				continue
+		for {
+			var retry <-chan time.Time
+			if addrs.C == nil {
+				retry = time.After(retryEvery)
 			}
-			if u.NewAddr {
-				r.objs.LocalAddrs.Put(be32(ip), one)
-			} else {
-				r.objs.LocalAddrs.Delete(be32(ip))
+			select {
+			case <-r.done:
+				return
+			case u, ok := <-addrs.C:
+				if !ok {
+					if addrs.reopen() {
+						r.reloadAddrs()
+					}
+					continue
+				}
+				ip, ok := netip.AddrFromSlice(u.LinkAddress.IP.To4())
+				if !ok {
+					continue
+				}
+				if u.NewAddr {
+					r.objs.LocalAddrs.Put(be32(ip), uint8(1))
+				} else {
+					r.objs.LocalAddrs.Delete(be32(ip))
+				}
+			case <-retry:
+				if addrs.retry() {
+					r.reloadAddrs()
+				}
 			}
 		}
 	}()
 	return nil
+}
+
+// loadAddrs makes local_addrs the host's IPv4 addresses.
+func (r *Receiver) loadAddrs() error {
+	list, err := r.nl.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return fmt.Errorf("kernel path: addresses: %w", err)
+	}
+	now := make(map[uint32]bool, len(list))
+	for _, a := range list {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+			now[be32(ip)] = true
+			if err := r.objs.LocalAddrs.Put(be32(ip), uint8(1)); err != nil {
+				return fmt.Errorf("kernel path: addresses: %w", err)
+			}
+		}
+	}
+	var k uint32
+	var v uint8
+	var gone []uint32
+	for it := r.objs.LocalAddrs.Iterate(); it.Next(&k, &v); {
+		if !now[k] {
+			gone = append(gone, k)
+		}
+	}
+	for _, k := range gone {
+		r.objs.LocalAddrs.Delete(k)
+	}
+	return nil
+}
+
+// reloadAddrs is loadAddrs, its failure logged: the events that follow mend what it missed.
+func (r *Receiver) reloadAddrs() {
+	if err := r.loadAddrs(); err != nil {
+		r.log.Error("kernel path: cannot read the host's addresses", "err", err)
+	}
 }
 
 // accountBatch collects what the user-space receiver delivered, for one run of

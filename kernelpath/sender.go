@@ -17,7 +17,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"mctun/config"
 	"mctun/datapath"
@@ -227,55 +226,107 @@ func (s *Sender) attach(ifindex int, name, hook string, filter uint32, prog *ebp
 // Attached lists the programs attached, and where.
 func (s *Sender) Attached() []Attachment { return slices.Clone(s.attached) }
 
-// follow keeps the next hops current: neighbour and route events as they come, and every 2 s
-// the interface's MTU, the runs given up, and the groups not ready yet.
+// follow keeps the next hops current: neighbour and route events as they come, each burst of
+// them published once, and every 2 s the interface's MTU, the runs given up, and the groups
+// not ready yet. Events lost (subscription) make it read the tables afresh.
 func (s *Sender) follow() error {
-	neighs := make(chan netlink.NeighUpdate, 64)
-	routes := make(chan netlink.RouteUpdate, 64)
-	if err := netlink.NeighSubscribeWithOptions(neighs, s.done, netlink.NeighSubscribeOptions{}); err != nil {
-		return fmt.Errorf("kernel path: follow neighbours: %w", err)
+	neighs := &subscription[netlink.NeighUpdate]{what: "neighbour", done: s.done, log: s.log,
+		open: func(ch chan netlink.NeighUpdate, done <-chan struct{}, onErr func(error)) error {
+			return netlink.NeighSubscribeWithOptions(ch, done, netlink.NeighSubscribeOptions{
+				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
+		}}
+	routes := &subscription[netlink.RouteUpdate]{what: "route", done: s.done, log: s.log,
+		open: func(ch chan netlink.RouteUpdate, done <-chan struct{}, onErr func(error)) error {
+			return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
+				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
+		}}
+	if err := neighs.start(); err != nil {
+		return err
 	}
-	if err := netlink.RouteSubscribeWithOptions(routes, s.done, netlink.RouteSubscribeOptions{}); err != nil {
-		return fmt.Errorf("kernel path: follow routes: %w", err)
+	if err := routes.start(); err != nil {
+		return err
 	}
+	// What changed before the subscriptions, Start's reading has not seen.
+	s.resync(true, true)
 	s.stopped.Add(1)
 	go func() {
 		defer s.stopped.Done()
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
 		for {
+			var burst []netlink.NeighUpdate
+			routed := false
 			select {
 			case <-s.done:
 				return
-			case u, ok := <-neighs:
+			case u, ok := <-neighs.C:
 				if !ok {
-					return
+					s.resync(neighs.reopen(), false)
+					continue
 				}
-				s.mu.Lock()
-				var changed bool
-				if u.Type == unix.RTM_DELNEIGH {
-					changed = s.hops.forget(u.Neigh)
-				} else {
-					changed = s.hops.update(u.Neigh)
-				}
-				if changed {
-					s.publish(time.Now())
-				}
-				s.mu.Unlock()
-			case _, ok := <-routes:
+				burst = append(burst, u)
+			case _, ok := <-routes.C:
 				if !ok {
-					return
+					s.resync(false, routes.reopen())
+					continue
 				}
-				s.mu.Lock()
-				s.hops.routesChanged()
-				s.publish(time.Now())
-				s.mu.Unlock()
+				routed = true
 			case now := <-tick.C:
+				s.resync(neighs.retry(), routes.retry())
 				s.refresh(now)
+				continue
 			}
+			// What has come meanwhile is published with it: a link going down, or many
+			// members resolved at once, would otherwise publish every group once an event.
+			for more := true; more && len(burst) < maxBurst; {
+				select {
+				case u, ok := <-neighs.C:
+					if more = ok; ok {
+						burst = append(burst, u)
+					}
+				case _, ok := <-routes.C:
+					more = ok
+					routed = routed || ok
+				default:
+					more = false
+				}
+			}
+			s.mu.Lock()
+			changed := routed
+			if routed {
+				s.hops.routesChanged()
+			}
+			for _, u := range burst {
+				changed = s.hops.apply(u) || changed
+			}
+			if changed {
+				s.publish(time.Now())
+			}
+			s.mu.Unlock()
 		}
 	}()
 	return nil
+}
+
+// maxBurst is the most neighbour events follow publishes at once.
+const maxBurst = 4 * eventQueue
+
+// resync reads the neighbour table, or the routes, afresh, and publishes what changed.
+func (s *Sender) resync(neighs, routes bool) {
+	if !neighs && !routes {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if neighs {
+		if err := s.hops.load(); err != nil {
+			s.log.Error("kernel path: cannot read the neighbour table", "err", err)
+		}
+	}
+	if routes {
+		s.hops.routesChanged()
+	}
+	s.publish(time.Now())
 }
 
 // refresh rereads the interface's MTU and publishes again: runs given up are reclaimed, and
