@@ -14,8 +14,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-
-	"mctun/config"
 )
 
 // lockedLog is a log a test reads while the code under test writes it.
@@ -112,19 +110,10 @@ func TestSenderRecoversLostEvents(t *testing.T) {
 		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 1, 2), Mask: net.CIDRMask(24, 32)}}); err != nil {
 			t.Fatal(err)
 		}
-		s, err := LoadSender("mct0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
 		var log lockedLog
 		m := netip.MustParseAddrPort("198.18.1.3:4754")
-		err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey,
-			Groups: []config.Group{{Address: txGroup, Port: 65535, Members: []netip.AddrPort{m}}},
-			Log:    slog.New(slog.NewTextHandler(&log, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := startSender(t, &log, m)
+		defer s.Close()
 		ready := func() bool {
 			var r senderGroupRoute
 			if err := s.objs.Groups.Lookup(groupKey{txGroup, 65535}.key(), &r); err != nil {

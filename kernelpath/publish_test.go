@@ -17,6 +17,24 @@ import (
 	"mctun/config"
 )
 
+// startSender loads the sender side and starts it on mct0 with one group of members, logging
+// into log.
+func startSender(t *testing.T, log io.Writer, members ...netip.AddrPort) *Sender {
+	t.Helper()
+	s, err := LoadSender("mct0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey,
+		Groups: []config.Group{{Address: txGroup, Port: 65535, Members: members}},
+		Log:    slog.New(slog.NewTextHandler(log, nil))})
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	return s
+}
+
 // Sender keeps the programs' tables in line with the groups it is given and the next hops
 // the host knows: a group is ready only when every member's MAC is known, a member with no
 // route is set apart and reported, and a neighbour that appears makes its group ready.
@@ -35,21 +53,13 @@ func TestSenderPublishes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s, err := LoadSender("mct0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
 		m3, m4, m77 := netip.MustParseAddrPort("198.18.1.3:4754"), netip.MustParseAddrPort("198.18.1.4:4754"), netip.MustParseAddrPort("198.18.77.7:4754")
 		group := func(members ...netip.AddrPort) []config.Group {
 			return []config.Group{{Address: txGroup, Port: 65535, Members: members}}
 		}
+		s := startSender(t, io.Discard, m3)
+		defer s.Close()
 		reports := map[netip.AddrPort]error{}
-		err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey, Groups: group(m3),
-			Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
 		s.ReportMembers(func(_ netip.Addr, _ uint16, m netip.AddrPort, err error) { reports[m] = err })
 		route := func() senderGroupRoute {
 			var r senderGroupRoute
@@ -158,17 +168,8 @@ func TestSenderMarksNeighboursInUse(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		s, err := LoadSender("mct0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		s := startSender(t, io.Discard, m3)
 		defer s.Close()
-		err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey,
-			Groups: []config.Group{{Address: txGroup, Port: 65535, Members: []netip.AddrPort{m3}}},
-			Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
 		state := func() string {
 			list, err := netlink.NeighList(l.Attrs().Index, netlink.FAMILY_V4)
 			if err != nil {
