@@ -209,25 +209,22 @@ func (n *nexthops) hop(member netip.Addr) hop {
 	return h
 }
 
-// use marks the neighbours of members as in use, as the kernel's own sending does with
-// every packet (ip neigh replace ADDRESS dev IF use): a neighbour in use stays in the table,
-// and a stale one is checked with a probe. Sending with bpf_clone_redirect uses none, and
-// the table drops an entry unused for gc_stale_time once it holds gc_thresh1 entries: the
-// members behind it would go to user space until it is resolved again. Only known
-// neighbours are marked, each once.
-func (n *nexthops) use(members []netip.Addr) {
-	marked := make(map[[4]byte]bool)
-	for _, m := range members {
-		h := n.hop(m)
-		if _, known := n.neigh[h.via]; !h.ok || !known || marked[h.via] {
-			continue
-		}
-		marked[h.via] = true
-		// NeighSet asks with NLM_F_CREATE: an entry the table dropped meanwhile is made and
-		// resolved again, as a send would. A refusal leaves the entry to the table, as
-		// before: at worst, its members go to user space until it is resolved again.
-		n.nl.NeighSet(&netlink.Neigh{LinkIndex: n.ifindex, Family: netlink.FAMILY_V4, IP: net.IP(h.via[:]), Flags: netlink.NTF_USE})
+// use marks member's neighbour as in use, as the kernel's own sending does with every
+// packet (ip neigh replace ADDRESS dev IF use): a neighbour in use stays in the table, and a
+// stale one is checked with a probe. Sending with bpf_clone_redirect uses none, and the table
+// drops an entry unused for gc_stale_time once it holds gc_thresh1 entries: the members
+// behind it would go to user space until it is resolved again. Only a known neighbour is
+// marked, and only if not in marked yet; it is added there.
+func (n *nexthops) use(member netip.Addr, marked map[[4]byte]bool) {
+	h := n.hop(member)
+	if _, known := n.neigh[h.via]; !h.ok || !known || marked[h.via] {
+		return
 	}
+	marked[h.via] = true
+	// NeighSet asks with NLM_F_CREATE: an entry the table dropped meanwhile is made and
+	// resolved again, as a send would. A refusal leaves the entry to the table, as before: at
+	// worst, its members go to user space until it is resolved again.
+	n.nl.NeighSet(&netlink.Neigh{LinkIndex: n.ifindex, Family: netlink.FAMILY_V4, IP: net.IP(h.via[:]), Flags: netlink.NTF_USE})
 }
 
 // route finds the route to member in the copy of the main table (reach's when there is one),

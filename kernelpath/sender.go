@@ -164,6 +164,11 @@ func (s *Sender) Start(o SenderOptions) error {
 	if len(a.HardwareAddr) != 6 {
 		return fmt.Errorf("kernel path: %s is not an Ethernet interface", o.Interface)
 	}
+	// Followed from before the tables are read, so that no change falls between.
+	neighs, routes, err := s.subscribe()
+	if err != nil {
+		return err
+	}
 	if s.hops, err = newNexthops(nl, a.Index); err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
@@ -181,7 +186,8 @@ func (s *Sender) Start(o SenderOptions) error {
 		return fmt.Errorf("kernel path: %w", err)
 	}
 	s.hooks, s.tun = o.Hooks, o.TUN
-	return s.follow()
+	s.follow(neighs, routes)
+	return nil
 }
 
 // Attach puts the programs on the source interface's egress and ingress (where a large group's
@@ -226,10 +232,8 @@ func (s *Sender) attach(ifindex int, name, hook string, filter uint32, prog *ebp
 // Attached lists the programs attached, and where.
 func (s *Sender) Attached() []Attachment { return slices.Clone(s.attached) }
 
-// follow keeps the next hops current: neighbour and route events as they come, each burst of
-// them published once, and every 2 s the interface's MTU, the runs given up, and the groups
-// not ready yet. Events lost (subscription) make it read the tables afresh.
-func (s *Sender) follow() error {
+// subscribe opens the neighbour and route events that follow reads.
+func (s *Sender) subscribe() (*subscription[netlink.NeighUpdate], *subscription[netlink.RouteUpdate], error) {
 	neighs := &subscription[netlink.NeighUpdate]{what: "neighbour", done: s.done, log: s.log,
 		open: func(ch chan netlink.NeighUpdate, done <-chan struct{}, onErr func(error)) error {
 			return netlink.NeighSubscribeWithOptions(ch, done, netlink.NeighSubscribeOptions{
@@ -241,13 +245,18 @@ func (s *Sender) follow() error {
 				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
 		}}
 	if err := neighs.start(); err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := routes.start(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	// What changed before the subscriptions, Start's reading has not seen.
-	s.resync(true, true)
+	return neighs, routes, nil
+}
+
+// follow keeps the next hops current: neighbour and route events as they come, each burst of
+// them published once, and every 2 s the interface's MTU, the runs given up, and the groups
+// not ready yet. Events lost (subscription) make it read the tables afresh.
+func (s *Sender) follow(neighs *subscription[netlink.NeighUpdate], routes *subscription[netlink.RouteUpdate]) {
 	s.stopped.Add(1)
 	go func() {
 		defer s.stopped.Done()
@@ -305,7 +314,6 @@ func (s *Sender) follow() error {
 			s.mu.Unlock()
 		}
 	}()
-	return nil
 }
 
 // maxBurst is the most neighbour events follow publishes at once.
@@ -349,9 +357,9 @@ func (s *Sender) refresh(now time.Time) {
 }
 
 // useHops marks as in use the neighbours of the members of every group the kernel sent
-// packets for since the last time (nexthops.use).
+// packets for since the last time (nexthops.use), each neighbour once.
 func (s *Sender) useHops() {
-	var members []netip.Addr
+	marked := make(map[[4]byte]bool)
 	for _, r := range s.routes {
 		n := s.gstats.word(r.slot, 0).Load()
 		if !r.ready || n == r.used {
@@ -359,11 +367,8 @@ func (s *Sender) useHops() {
 		}
 		r.used = n
 		for _, m := range r.members {
-			members = append(members, m.Addr())
+			s.hops.use(m.Addr(), marked)
 		}
-	}
-	if len(members) > 0 {
-		s.hops.use(members)
 	}
 }
 

@@ -35,8 +35,9 @@ func TestDueOncePerEvery(t *testing.T) {
 // TestBusyGoroutineLetsOthersPoll reproduces what the package is for. The process goes idle,
 // so that the runtime's sysmon sleeps; a goroutine woken through the netpoller then runs
 // without parking, making its calls with Call (raw but for one in Every); meanwhile another
-// goroutine's descriptor becomes readable. The events come from a child process, as a packet from the
-// network would: a write from this process would itself be a regular call and wake sysmon.
+// goroutine's descriptor becomes readable. The events come from a child process, as a packet
+// from the network would: a write from this process would itself be a regular call and wake
+// sysmon.
 // The other goroutine must be woken within a few Every, not when the busy one stops (or a
 // timer happens to be due).
 func TestBusyGoroutineLetsOthersPoll(t *testing.T) {
