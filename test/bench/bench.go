@@ -166,9 +166,9 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 		}
 	}
 	rate := b.cpuRate(r)
-	for round := range max(b.opt.cpuAttempts, b.opt.attempts) {
+	for round := range b.opt.rounds {
 		for _, system := range rotate(order, round) {
-			if err := b.fixedRuns(ctx, r, system, rate, round); err != nil {
+			if err := b.fixedRuns(ctx, r, system, rate); err != nil {
 				return err
 			}
 		}
@@ -274,12 +274,12 @@ func (b *bench) count(rate float64) int {
 	return max(100, int(rate*b.opt.trial.Seconds()))
 }
 
-// fixedRuns is system's part of round round of the fixed-rate runs, in a topology of its
-// own: a CPU run at rate (while the round is below -cpu-attempts and rate is not 0), which
-// gives a latency at that rate too, and a latency run at the latency rate (while it is below
-// -attempts). It adds them to the runs so far, keeping the better latency of each kind, and
-// for mctun its daemons' peak RSS and, on the kernel path, which path the packets took.
-func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64, round int) error {
+// fixedRuns is system's part of a round of the fixed-rate runs, in a topology of its own: a
+// CPU run at rate (unless rate is 0), which gives a latency at that rate too, and a latency
+// run at the latency rate. It adds them to the runs so far, keeping the better latency of
+// each kind, and for mctun its daemons' peak RSS and, on the kernel path, which path the
+// packets took.
+func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	w, err := b.openVerified(ctx, system, r.Members)
 	if err != nil {
@@ -290,7 +290,7 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		return err
 	}
 	sr := r.sys(system)
-	if rate > 0 && round < b.opt.cpuAttempts {
+	if rate > 0 {
 		tr, err := b.attempt(ctx, w, label, rate, r.Size, nil)
 		if err != nil {
 			return err
@@ -303,17 +303,15 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		sr.CPURuns = append(sr.CPURuns, c)
 		b.keepBetter(&sr.LatencyLow, l)
 	}
-	if round < b.opt.attempts {
-		lr := b.opt.latencyRate
-		tr, err := b.attempt(ctx, w, label, lr, r.Size, nil)
-		if err != nil {
-			return err
-		}
-		l := tr.latencyResult(lr)
-		b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%); members' mean/p99 µs in the source's order:%s",
-			label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.memberLatencies())
-		b.keepBetter(&sr.Latency, l)
+	lr := b.opt.latencyRate
+	tr, err := b.attempt(ctx, w, label, lr, r.Size, nil)
+	if err != nil {
+		return err
 	}
+	l := tr.latencyResult(lr)
+	b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%); members' mean/p99 µs in the source's order:%s",
+		label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.memberLatencies())
+	b.keepBetter(&sr.Latency, l)
 	return w.closeKeepingRSS(ctx, system, sr)
 }
 

@@ -92,7 +92,7 @@ func run(opt options) (err error) {
 	rep := &report{
 		Machine: describeMachine(ctx, opt), Start: start.UTC(), Command: commandLine(os.Args[1:]),
 		Settings: settings{
-			Systems: opt.systems, Trial: opt.trial, Attempts: opt.attempts, CPUAttempts: opt.cpuAttempts, MaxLoss: opt.maxLoss,
+			Systems: opt.systems, Trial: opt.trial, Attempts: opt.attempts, Rounds: opt.rounds, MaxLoss: opt.maxLoss,
 			Precision: opt.precision, Start: opt.start, Shortfall: shortfall,
 			LatencyRate: opt.latencyRate, CPURate: opt.cpuRate, CPUShare: cpuShare,
 			BigCount: opt.bigCount, BigRate: opt.bigRate,

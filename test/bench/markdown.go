@@ -109,7 +109,7 @@ func markdownReport(rep *report) string {
 
 	b.WriteString("\n## Method\n\n")
 	fmt.Fprintf(&b, methodText, st.Trial, 100*st.MaxLoss, fmtPPS(st.Start), 100*st.Precision, st.Attempts,
-		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Attempts, st.CPUAttempts, 100*slowerSlack)
+		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, 100*slowerSlack)
 
 	b.WriteString("\n<details><summary>Every sweep attempt</summary>\n\n")
 	b.WriteString("Rates asked of mcsend and reached by it, and the worst member's loss, in the order tried.\n\n")
@@ -149,8 +149,8 @@ func cpuRateText(st settings) string {
 
 // methodText is the method section; its verbs take, in order: the trial length, the loss
 // limit in percent, the first rate, the precision in percent, the attempts per trial, the
-// shortfall in percent, how the CPU rate is picked, the latency rate, the attempts of the
-// latency runs and of the CPU runs, and the slack of "must not get slower" in percent.
+// shortfall in percent, how the CPU rate is picked, the latency rate, the rounds of the
+// fixed-rate runs, and the slack of "must not get slower" in percent.
 const methodText = `The world is ` + "`mctun/test/topo`" + `: network namespaces on this one machine, a router that
 routes unicast and drops multicast (like a cloud VPC), the source h0 at 198.18.1.2 and members
 h1..hN at 198.18.<i+1>.2, each behind a veth pair. The applications are ` + "`mcsend`" + ` on h0 (paced,
@@ -211,9 +211,10 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
 - **Latency**: one-way, arrival in mcrecv minus the send time mcsend stamped (the namespaces share
   one clock), at a fixed %[8]s pps for one trial length; the mean of the members' means and the
   highest of their p99s. Added latency is each mctun path's minus VXLAN's.
-- CPU runs are %[10]d per system, in as many rounds: the table shows the median of the
-  loss-free ones by CPU per million, since single runs are noisy both ways here. Latency runs
-  are %[9]d per system: the table keeps the best, loss-free first, then the lower p99; the
+- CPU runs and latency runs are %[9]d each per system, in as many rounds. For CPU the table
+  shows the median of the loss-free runs by CPU per million, since single runs are noisy both
+  ways here. For latency it keeps the best run, loss-free first, then the lower p99, since
+  what disturbs a run here (the other namespaces' work on two CPUs) only adds to its tail; the
   latency at the CPU runs' rate is the best of the CPU runs' own latencies, chosen the same
   way.
 - **RSS**: VmHWM from /proc/PID/status of each mctun daemon (pid from ` + "`mctun status --json`" + `),
@@ -226,5 +227,5 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
 - **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered
   are compared, at each N and size, with those in the "Throughput and CPU" table of the report
   this run writes over (or -previous), if its trials were as long, and may be worse by at most
-  %.0[11]f%%, about what two runs differ by with nothing changed.
+  %.0[10]f%%, about what two runs differ by with nothing changed.
 `

@@ -21,7 +21,7 @@ type options struct {
 	precision   float64
 	maxLoss     float64
 	attempts    int
-	cpuAttempts int
+	rounds      int
 	maxTrials   int
 	latencyRate float64
 	cpuRate     float64
@@ -50,8 +50,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.start, "start", 5000, "first rate of each sweep, pps")
 	fs.Float64Var(&o.precision, "precision", 0.05, "stop bisecting once the failing rate is within this fraction of the passing one")
 	fs.Float64Var(&o.maxLoss, "loss", 0.001, "a trial is loss-free when every member loses less than this fraction")
-	fs.IntVar(&o.attempts, "attempts", 2, "attempts per sweep trial (a trial fails only if every attempt does), and latency runs per system at each point, each in a topology of its own (the best is kept)")
-	fs.IntVar(&o.cpuAttempts, "cpu-attempts", 5, "CPU runs per system at each point, each in a topology of its own (the median is kept)")
+	fs.IntVar(&o.attempts, "attempts", 2, "attempts per sweep trial (a trial fails only if every attempt does)")
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds of fixed-rate runs at each point: in each, every system gets a topology of its own for a CPU run and a latency run (the median CPU run and the best latency run are kept)")
 	fs.IntVar(&o.maxTrials, "max-trials", 14, "most trials per sweep")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 10000, "rate of the latency run, pps")
 	fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "rate of the CPU run, pps; 0 takes half the lowest of the systems' loss-free rates")
@@ -104,8 +104,8 @@ func (o options) check() error {
 		return fmt.Errorf("-loss %g: want more than 0 and less than 1", o.maxLoss)
 	case o.attempts < 1 || o.attempts > 10:
 		return fmt.Errorf("-attempts %d: want 1 to 10", o.attempts)
-	case o.cpuAttempts < 1 || o.cpuAttempts > 10:
-		return fmt.Errorf("-cpu-attempts %d: want 1 to 10", o.cpuAttempts)
+	case o.rounds < 1 || o.rounds > 10:
+		return fmt.Errorf("-rounds %d: want 1 to 10", o.rounds)
 	case o.maxTrials < 1 || o.maxTrials > 50:
 		return fmt.Errorf("-max-trials %d: want 1 to 50", o.maxTrials)
 	case !(o.latencyRate >= 100):

@@ -16,7 +16,7 @@ func TestParseOptionsDefaults(t *testing.T) {
 		!reflect.DeepEqual(o.systems, []string{sysMctun, sysKernel, sysVXLAN}) {
 		t.Fatalf("defaults: members %v sizes %v systems %v", o.members, o.sizes, o.systems)
 	}
-	if o.trial != 3*time.Second || o.maxLoss != 0.001 || o.attempts != 2 || o.cpuAttempts != 5 || o.latencyRate != 10000 || !o.big {
+	if o.trial != 3*time.Second || o.maxLoss != 0.001 || o.attempts != 2 || o.rounds != 5 || o.latencyRate != 10000 || !o.big {
 		t.Fatalf("defaults: %+v", o)
 	}
 	if o.out != "" || o.plot != "" || o.previous != "" {
@@ -54,7 +54,7 @@ func TestParseOptionsErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"-members", "0"}, {"-members", "199"}, {"-members", "1,1"}, {"-members", ""}, {"-members", "x"},
 		{"-sizes", "8"}, {"-sizes", "9000"}, {"-systems", "gre"}, {"-systems", ""}, {"-systems", "mctun,ebpf"},
-		{"-trial", "10ms"}, {"-loss", "0"}, {"-attempts", "0"}, {"-cpu-attempts", "11"}, {"-start", "1"}, {"-precision", "1"},
+		{"-trial", "10ms"}, {"-loss", "0"}, {"-attempts", "0"}, {"-rounds", "11"}, {"-start", "1"}, {"-precision", "1"},
 		{"-cpu-rate", "5"}, {"-big-count", "0"}, {"extra"},
 	} {
 		if _, err := parseOptions(args, io.Discard); err == nil {

@@ -388,7 +388,7 @@ type settings struct {
 	Systems     []string      `json:"systems"`
 	Trial       time.Duration `json:"trial_ns"`
 	Attempts    int           `json:"attempts"`
-	CPUAttempts int           `json:"cpu_attempts"`
+	Rounds      int           `json:"rounds"`
 	MaxLoss     float64       `json:"max_loss"`
 	Precision   float64       `json:"precision"`
 	Start       float64       `json:"start_pps"`
