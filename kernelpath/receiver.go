@@ -102,6 +102,9 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 	if err := r.followAddrs(); err != nil {
 		return err
 	}
+	if err := r.attachTo(r.objs.MctunDeliver, tun.Attrs().Index, o.TUN); err != nil {
+		return err
+	}
 	return r.attach(o.Member.Sources)
 }
 
@@ -192,15 +195,23 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 		if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
 			name = nl.Attrs().Name
 		}
-		l, a, err := r.hooks.attach(r.objs.MctunIngress, ifindex, name, "ingress", firstFilter)
-		if err != nil {
+		if err := r.attachTo(r.objs.MctunIngress, ifindex, name); err != nil {
 			return err
 		}
-		r.links[ifindex] = l
-		r.attachedMu.Lock()
-		r.attached = append(r.attached, a)
-		r.attachedMu.Unlock()
 	}
+	return nil
+}
+
+// attachTo puts prog first on the ingress of ifindex (named name).
+func (r *Receiver) attachTo(prog *ebpf.Program, ifindex int, name string) error {
+	l, a, err := r.hooks.attach(prog, ifindex, name, "ingress", firstFilter)
+	if err != nil {
+		return err
+	}
+	r.links[ifindex] = l
+	r.attachedMu.Lock()
+	r.attached = append(r.attached, a)
+	r.attachedMu.Unlock()
 	return nil
 }
 

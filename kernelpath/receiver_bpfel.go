@@ -115,6 +115,7 @@ const (
 	receiverMapReceiverPaths      = "receiver_paths"
 	receiverMapSources            = "sources"
 	receiverProgMctunAccount      = "mctun_account"
+	receiverProgMctunDeliver      = "mctun_deliver"
 	receiverProgMctunIngress      = "mctun_ingress"
 	receiverVarUnusedAccountArgs  = "unused_account_args"
 	receiverVarUnusedDumpMeta     = "unused_dump_meta"
@@ -165,6 +166,7 @@ type receiverSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type receiverProgramSpecs struct {
 	MctunAccount *ebpf.ProgramSpec `ebpf:"mctun_account"`
+	MctunDeliver *ebpf.ProgramSpec `ebpf:"mctun_deliver"`
 	MctunIngress *ebpf.ProgramSpec `ebpf:"mctun_ingress"`
 }
 
@@ -253,12 +255,14 @@ type receiverVariables struct {
 // It can be passed to loadReceiverObjects or ebpf.CollectionSpec.LoadAndAssign.
 type receiverPrograms struct {
 	MctunAccount *ebpf.Program `ebpf:"mctun_account"`
+	MctunDeliver *ebpf.Program `ebpf:"mctun_deliver"`
 	MctunIngress *ebpf.Program `ebpf:"mctun_ingress"`
 }
 
 func (p *receiverPrograms) Close() error {
 	return _ReceiverClose(
 		p.MctunAccount,
+		p.MctunDeliver,
 		p.MctunIngress,
 	)
 }

@@ -121,7 +121,7 @@ sources = ["198.18.1.2"]
 		for _, a := range attached {
 			where = append(where, a.Program+" "+a.Interface+" "+a.Hook+" "+a.With)
 		}
-		want := strings.ReplaceAll("mctun_fan_on eth0 ingress W, mctun_egress eth0 egress W, mctun_tun_egress mctun0 egress W, mctun_ingress eth0 ingress W", "W", with)
+		want := strings.ReplaceAll("mctun_fan_on eth0 ingress W, mctun_egress eth0 egress W, mctun_tun_egress mctun0 egress W, mctun_deliver mctun0 ingress W, mctun_ingress eth0 ingress W", "W", with)
 		if got := strings.Join(where, ", "); got != want {
 			t.Errorf("attached: %s, want %s", got, want)
 		}

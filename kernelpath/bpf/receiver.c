@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT OR GPL-2.0
 /*
  * The receiver side in the kernel: a TC ingress program on the interface the tunnel arrives
- * on (mctun_ingress), and the accounting user space calls for what it delivers itself
- * (mctun_account).
+ * on (mctun_ingress), one on the TUN's ingress (mctun_deliver), and the accounting user
+ * space calls for what it delivers itself (mctun_account).
 
 	receive -> decapsulate -> validate -> write to TUN
 
@@ -26,6 +26,7 @@ under the same names as the user-space receiver's. A dump (mctun dump) gets each
 delivered, through dump_events.
  */
 #include "mctun.h"
+#include <linux/if_packet.h>
 
 char _license[] SEC("license") = "Dual MIT/GPL";
 
@@ -437,6 +438,27 @@ int mctun_ingress(struct __sk_buff *skb)
 	}
 	count(&receiver_paths, DELIVERED_KERNEL);
 	return bpf_redirect(cfg->tun_ifindex, BPF_F_INGRESS);
+}
+
+/*
+ * mctun_deliver, on the TUN's ingress, marks the multicast arriving there as multicast
+ * (PACKET_MULTICAST), as a link's driver marks what arrives for a multicast MAC address.
+ * The redirect of step 4, and a write into the TUN by the user-space receiver, leave it
+ * PACKET_HOST; only PACKET_MULTICAST lets the UDP stack find the receiving socket early
+ * and reuse the input route cached in it (udp_v4_early_demux), instead of building a
+ * route for every packet and freeing it through RCU. The checks are the same either way:
+ * the group must be joined on the TUN and the source is validated per packet
+ * (ip_mc_validate_source).
+ */
+SEC("tc")
+int mctun_deliver(struct __sk_buff *skb)
+{
+	__u8 daddr;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP) && skb->pkt_type == PACKET_HOST &&
+	    !bpf_skb_load_bytes(skb, 16, &daddr, 1) && (daddr & 0xf0) == 0xe0)
+		bpf_skb_change_type(skb, PACKET_MULTICAST);
+	return TC_ACT_UNSPEC;
 }
 
 /*

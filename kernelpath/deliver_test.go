@@ -1,0 +1,97 @@
+package kernelpath
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"mctun/config"
+	"mctun/encap/encaptest"
+	"mctun/tun"
+)
+
+// What the TUN delivers to a group is marked multicast once the receiver side runs, whether
+// the kernel path redirected it there or user space wrote it, as a link's driver marks it;
+// what it delivers to a unicast address stays PACKET_HOST. Without mctun_deliver the
+// multicast is PACKET_HOST too, which the first check shows.
+func TestDeliverMarksMulticast(t *testing.T) {
+	inNetns(t, func() {
+		dev, err := tun.Create("mctt0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dev.Close()
+		l, err := netlink.LinkByName("mctt0")
+		if err == nil {
+			err = netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 5, 1), Mask: net.CIDRMask(24, 32)}})
+		}
+		if err == nil {
+			err = netlink.LinkSetUp(l)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A packet socket for IPv4 alone gets each packet after the TUN's ingress programs
+		// (tcpdump's, for every protocol, before them).
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(be16(unix.ETH_P_IP)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: be16(unix.ETH_P_IP), Ifindex: l.Attrs().Index}); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2}); err != nil {
+			t.Fatal(err)
+		}
+		src := netip.MustParseAddr("198.18.5.2")
+		group := encaptest.UDPPacket(src, netip.MustParseAddrPort("224.1.2.3:65535"), []byte("to the group"))
+		unicast := encaptest.UDPPacket(src, netip.MustParseAddrPort("198.18.5.1:65535"), []byte("to the host"))
+		pktType := func(pkt []byte) uint8 {
+			t.Helper()
+			if _, err := dev.Write([][]byte{pkt}, 0); err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 2048)
+			deadline := time.Now().Add(2 * time.Second)
+			for time.Now().Before(deadline) {
+				n, from, err := unix.Recvfrom(fd, buf, 0)
+				if err != nil {
+					t.Fatalf("packet socket: %v", err)
+				}
+				if ll, ok := from.(*unix.SockaddrLinklayer); ok && string(buf[:n]) == string(pkt) {
+					return ll.Pkttype
+				}
+			}
+			t.Fatalf("the packet written into the TUN did not arrive")
+			return 0
+		}
+		if got := pktType(group); got != unix.PACKET_HOST {
+			t.Fatalf("without the receiver side, the TUN's multicast arrives as type %d, want PACKET_HOST", got)
+		}
+
+		r, err := LoadReceiver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		err = r.Start(ReceiverOptions{TUN: "mctt0", Port: 4754, Key: 1,
+			Member: config.Member{Sources: []netip.Addr{src}, MTU: 1500},
+			Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pktType(group); got != unix.PACKET_MULTICAST {
+			t.Errorf("multicast through the TUN arrives as type %d, want PACKET_MULTICAST (%d)", got, unix.PACKET_MULTICAST)
+		}
+		if got := pktType(unicast); got != unix.PACKET_HOST {
+			t.Errorf("unicast through the TUN arrives as type %d, want PACKET_HOST", got)
+		}
+	})
+}
