@@ -281,8 +281,7 @@ func (s *Sender) follow(neighs *subscription[netlink.NeighUpdate], routes *subsc
 				}
 				routed = true
 			case now := <-tick.C:
-				s.resync(neighs.retry(), routes.retry())
-				s.refresh(now)
+				s.refresh(now, neighs.retry(), routes.retry())
 				continue
 			}
 			// What has come meanwhile is published with it: a link going down, or many
@@ -326,6 +325,13 @@ func (s *Sender) resync(neighs, routes bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reload(neighs, routes)
+	s.publish(time.Now())
+}
+
+// reload reads the neighbour table, or the routes, afresh. The caller holds s.mu, and
+// publishes.
+func (s *Sender) reload(neighs, routes bool) {
 	if neighs {
 		if err := s.hops.load(); err != nil {
 			s.log.Error("kernel path: cannot read the neighbour table", "err", err)
@@ -334,14 +340,15 @@ func (s *Sender) resync(neighs, routes bool) {
 	if routes {
 		s.hops.routesChanged()
 	}
-	s.publish(time.Now())
 }
 
-// refresh rereads the interface's MTU and publishes again: runs given up are reclaimed, and
-// a group waiting for a route gets another look.
-func (s *Sender) refresh(now time.Time) {
+// refresh rereads the interface's MTU (and the tables whose subscriptions were opened again:
+// reload) and publishes again: runs given up are reclaimed, and a group waiting for a route
+// gets another look.
+func (s *Sender) refresh(now time.Time, neighs, routes bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.reload(neighs, routes)
 	if l, err := s.nl.LinkByIndex(int(s.conf.Ifindex)); err == nil {
 		if mtu := uint16(min(l.Attrs().MTU, 0xffff)); mtu != s.conf.Mtu {
 			s.conf.Mtu = mtu
