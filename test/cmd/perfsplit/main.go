@@ -51,7 +51,8 @@ type sample struct {
 	stack  []string
 }
 
-// The parts of busy time, in the order they are tried and printed.
+// The parts of busy time (part tries wake-ups before the packet path: a wake-up in a
+// packet's delivery is counted as a wake-up).
 const (
 	wakeups     = "wake-ups"
 	packetPath  = "packet path"
@@ -140,8 +141,8 @@ func part(s sample, appNames map[string]bool) string {
 }
 
 // inProgram reports whether a sample is in the body of a BPF program whose callers perf
-// could not unwind (its JIT-compiled frames end the walk): on a benchmark's machine, a
-// program of the packet path.
+// could not unwind (its JIT-compiled frames end the walk): on a benchmark's machine, mostly a
+// program of the packet path (a tracing program's body would count here too).
 func inProgram(stack []string) bool {
 	return len(stack) > 0 && strings.HasPrefix(stack[0], "bpf_prog_") &&
 		!slices.ContainsFunc(stack[1:], func(f string) bool { return f != "[unknown]" })
