@@ -188,14 +188,11 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 		if _, ok := r.links[ifindex]; ok || ifindex == int(r.conf.TunIfindex) {
 			continue
 		}
-		if l, err := r.nl.LinkByIndex(ifindex); err != nil || l.Attrs().Flags&net.FlagLoopback != 0 {
+		l, err := r.nl.LinkByIndex(ifindex)
+		if err != nil || l.Attrs().Flags&net.FlagLoopback != 0 {
 			continue
 		}
-		name := fmt.Sprint(ifindex)
-		if nl, err := r.nl.LinkByIndex(ifindex); err == nil {
-			name = nl.Attrs().Name
-		}
-		if err := r.attachTo(r.objs.MctunIngress, ifindex, name); err != nil {
+		if err := r.attachTo(r.objs.MctunIngress, ifindex, l.Attrs().Name); err != nil {
 			return err
 		}
 	}
