@@ -165,7 +165,7 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 			return err
 		}
 	}
-	rate := b.cpuRate(r)
+	rate := b.cpuRate(r, rep.Previous.row(r.Members, r.Size))
 	for round := range b.opt.rounds {
 		for _, system := range rotate(order, round) {
 			if err := b.fixedRuns(ctx, r, system, rate); err != nil {
@@ -180,10 +180,13 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 	return nil
 }
 
-// cpuRate is the rate of the CPU runs at r: -cpu-rate, or half the lowest of the systems'
-// loss-free rates (rounded down to two digits), so that every system carries it without
-// loss and none saturates the machine. 0 means some system passed nothing.
-func (b *bench) cpuRate(r *row) float64 {
+// cpuRate is the rate of the CPU runs at r: -cpu-rate; or else the previous run's at r (prev,
+// nil if none) while it lies within cpuShare ± cpuShareKept of the lowest of the systems'
+// loss-free rates, so that one run's figures and the next's are taken at the same rate (the
+// user-space path pays per batch, and its batches shrink with the rate); or else cpuShare of
+// that lowest, rounded down to two digits. Either way every system carries it without loss
+// and none saturates the machine. 0 means some system passed nothing.
+func (b *bench) cpuRate(r *row, prev *previousRow) float64 {
 	if b.opt.cpuRate > 0 {
 		return b.opt.cpuRate
 	}
@@ -195,11 +198,18 @@ func (b *bench) cpuRate(r *row) float64 {
 		}
 		lowest = min(lowest, pps)
 	}
+	if prev != nil && prev.CPURate >= (cpuShare-cpuShareKept)*lowest && prev.CPURate <= (cpuShare+cpuShareKept)*lowest {
+		return prev.CPURate
+	}
 	return niceRate(cpuShare * lowest)
 }
 
-// cpuShare is the fraction of the lowest loss-free rate the CPU runs use.
-const cpuShare = 0.5
+// cpuShare is the fraction of the lowest loss-free rate the CPU runs use, and cpuShareKept how
+// far from it the previous run's rate may be and still be used again.
+const (
+	cpuShare     = 0.5
+	cpuShareKept = 0.1
+)
 
 // sweep finds system's highest loss-free rate at r, and for mctun its daemons' peak RSS
 // and, on the kernel path, which path the packets took.

@@ -144,7 +144,7 @@ func cpuRateText(st settings) string {
 	if st.CPURate > 0 {
 		return fmt.Sprintf("%s pps, as -cpu-rate asked", fmtPPS(st.CPURate))
 	}
-	return fmt.Sprintf("%.0f%% of the lowest of the systems' loss-free rates at that N and size, rounded down to two digits, so that every system carries it without loss and none saturates the machine", 100*st.CPUShare)
+	return fmt.Sprintf("%.0f%% of the lowest of the systems' loss-free rates at that N and size, rounded down to two digits, so that every system carries it without loss and none saturates the machine; or the previous run's rate there while it is within %.0f%% to %.0f%% of that lowest, so that the figures of one run and the next compare at one rate", 100*st.CPUShare, 100*(st.CPUShare-cpuShareKept), 100*(st.CPUShare+cpuShareKept))
 }
 
 // methodText is the method section; its verbs take, in order: the trial length, the loss

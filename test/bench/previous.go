@@ -33,6 +33,19 @@ type previousRow struct {
 	CPURate  float64 `json:"cpu_rate_pps,omitempty"` // the rate of the CPU runs; 0 if not given
 }
 
+// row is the earlier run's row at (members, size), or nil when it has none (or p is nil).
+func (p *previousRun) row(members, size int) *previousRow {
+	if p == nil {
+		return nil
+	}
+	for i := range p.Rows {
+		if p.Rows[i].Members == members && p.Rows[i].Size == size {
+			return &p.Rows[i]
+		}
+	}
+	return nil
+}
+
 // readPrevious reads the report of an earlier run: -previous, or else the -out file as it
 // is before this run writes over it. nil when there is none.
 func readPrevious(opt options) *previousRun {

@@ -499,24 +499,49 @@ func TestRSSMerge(t *testing.T) {
 func TestCPURate(t *testing.T) {
 	b := &bench{opt: options{systems: []string{sysMctun, sysKernel, sysVXLAN}, maxLoss: 0.001}}
 	r := fixture().Rows[1] // user-space path 10.0k, kernel path 18.0k, VXLAN 20.0k
-	if got := b.cpuRate(r); got != 5000 {
+	if got := b.cpuRate(r, nil); got != 5000 {
 		t.Errorf("cpu rate %v, want half the lowest, 5000", got)
 	}
 	r.Systems[sysMctun].Sweep.Best.Achieved = 37456
-	if got := b.cpuRate(r); got != 9000 {
+	if got := b.cpuRate(r, nil); got != 9000 {
 		t.Errorf("cpu rate %v, want half of the kernel path's 18000", got)
 	}
 	r.Systems[sysKernel].Sweep.Best.Achieved = 41000
-	if got := b.cpuRate(r); got != 10000 {
+	if got := b.cpuRate(r, nil); got != 10000 {
 		t.Errorf("cpu rate %v, want half of VXLAN's 20000", got)
 	}
 	r.Systems[sysMctun].Sweep.Found = false
-	if got := b.cpuRate(r); got != 0 {
+	if got := b.cpuRate(r, nil); got != 0 {
 		t.Errorf("cpu rate %v, want 0 when a system passed nothing", got)
 	}
 	b.opt.cpuRate = 3000
-	if got := b.cpuRate(r); got != 3000 {
+	if got := b.cpuRate(r, nil); got != 3000 {
 		t.Errorf("cpu rate %v, want -cpu-rate's 3000", got)
+	}
+}
+
+// The previous run's rate is taken again while it is close to half the lowest loss-free
+// rate, so that the user-space path's CPU compares with it at one rate.
+func TestCPURateKeepsThePrevious(t *testing.T) {
+	b := &bench{opt: options{systems: []string{sysMctun, sysKernel, sysVXLAN}, maxLoss: 0.001}}
+	r := fixture().Rows[1] // lowest loss-free rate: the user-space path's 10.0k
+	for _, c := range []struct {
+		prev, want float64
+	}{
+		{5500, 5500}, // 55% of the lowest: kept
+		{4000, 4000}, // 40%: kept
+		{6000, 6000}, // 60%: kept
+		{6100, 5000}, // 61%: half the lowest
+		{3900, 5000}, // 39%: half the lowest
+		{0, 5000},    // the previous run gave no rate
+	} {
+		if got := b.cpuRate(r, &previousRow{CPURate: c.prev}); got != c.want {
+			t.Errorf("previous rate %v: cpu rate %v, want %v", c.prev, got, c.want)
+		}
+	}
+	r.Systems[sysMctun].Sweep.Found = false
+	if got := b.cpuRate(r, &previousRow{CPURate: 5000}); got != 0 {
+		t.Errorf("cpu rate %v, want 0 when a system passed nothing", got)
 	}
 }
 

@@ -196,17 +196,7 @@ func notSlower(rep *report) []verdict {
 	if p != nil && p.Date != "" {
 		of = fmt.Sprintf("the previous run's (%s)", p.Date)
 	}
-	prev := func(r *row) *previousRow {
-		if p == nil {
-			return nil
-		}
-		for i := range p.Rows {
-			if p.Rows[i].Members == r.Members && p.Rows[i].Size == r.Size {
-				return &p.Rows[i]
-			}
-		}
-		return nil
-	}
+	prev := func(r *row) *previousRow { return p.row(r.Members, r.Size) }
 	rate := compareRows(rep, rowCheck{
 		name: fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of %s", 100*(1-slowerSlack), of),
 		value: func(r *row) (float64, string, bool) {
