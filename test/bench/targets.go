@@ -196,11 +196,10 @@ func notSlower(rep *report) []verdict {
 	if p != nil && p.Date != "" {
 		of = fmt.Sprintf("the previous run's (%s)", p.Date)
 	}
-	prev := func(r *row) *previousRow { return p.row(r.Members, r.Size) }
 	rate := compareRows(rep, rowCheck{
 		name: fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of %s", 100*(1-slowerSlack), of),
 		value: func(r *row) (float64, string, bool) {
-			pr := prev(r)
+			pr := p.row(r.Members, r.Size)
 			now, ok := sweepRate(r.Systems[sysMctun])
 			if pr == nil || !pr.HaveRate || !(pr.Rate > 0) || !ok || r.Systems[sysMctun].Sweep.Limit == LimitIncomplete {
 				return 0, "", false
@@ -212,7 +211,7 @@ func notSlower(rep *report) []verdict {
 	cpu := compareRows(rep, rowCheck{
 		name: fmt.Sprintf("must not get slower: CPU per million delivered at most %.0f%% of %s", 100*(1+slowerSlack), of),
 		value: func(r *row) (float64, string, bool) {
-			pr := prev(r)
+			pr := p.row(r.Members, r.Size)
 			now, ok := cpuPerM(r.Systems[sysMctun])
 			if pr == nil || !pr.HaveCPU || !(pr.CPU > 0) || !ok {
 				return 0, "", false

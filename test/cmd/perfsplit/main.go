@@ -174,7 +174,6 @@ func steadySeconds(samples []sample, recv string, frac float64) map[int64]bool {
 // split is the busy samples of the steady seconds by part, and the packet path's by function.
 type split struct {
 	seconds int
-	busy    int
 	parts   map[string]int
 	path    map[string]int
 }
@@ -189,7 +188,6 @@ func splitSamples(samples []sample, steady map[int64]bool, appNames map[string]b
 		if p == idleSamples {
 			continue
 		}
-		sp.busy++
 		sp.parts[p]++
 		if p == packetPath && len(s.stack) > 0 {
 			sp.path[s.stack[0]]++
@@ -200,9 +198,14 @@ func splitSamples(samples []sample, steady map[int64]bool, appNames map[string]b
 
 func (sp split) print(w io.Writer, top int) {
 	per := func(n int) float64 { return float64(n) / float64(sp.seconds) }
-	fmt.Fprintf(w, "%d steady seconds, %.1f busy samples per second\n\n", sp.seconds, per(sp.busy))
-	for _, p := range []string{packetPath, wakeups, apps, other} {
-		fmt.Fprintf(w, "%-13s %9.1f /s %6.1f%%\n", p, per(sp.parts[p]), 100*float64(sp.parts[p])/float64(sp.busy))
+	parts := []string{packetPath, wakeups, apps, other}
+	busy := 0
+	for _, p := range parts {
+		busy += sp.parts[p]
+	}
+	fmt.Fprintf(w, "%d steady seconds, %.1f busy samples per second\n\n", sp.seconds, per(busy))
+	for _, p := range parts {
+		fmt.Fprintf(w, "%-13s %9.1f /s %6.1f%%\n", p, per(sp.parts[p]), 100*float64(sp.parts[p])/float64(busy))
 	}
 	funcs := make([]string, 0, len(sp.path))
 	for f := range sp.path {
