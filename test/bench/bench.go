@@ -30,7 +30,9 @@ type bench struct {
 	live map[*world]struct{} // worlds not yet closed, for closeAll
 
 	quietWaited  time.Duration // spent waiting for others' load to pass
-	busyAttempts int           // attempts made on a machine that did not get quiet
+	redone       int           // attempts made again because something else took CPU from them
+	busyAttempts int           // attempts kept although still disturbed after maxRedo more
+	stolen       float64       // CPU seconds a hypervisor took during all the attempts
 }
 
 // track and untrack keep the set of live worlds.
@@ -264,19 +266,22 @@ const shortfall = 0.95
 func (b *bench) attempt(ctx context.Context, w *world, label string, rate float64, size int, good func(trialResult) bool) (trialResult, error) {
 	for redo := 0; ; redo++ {
 		tr, err := w.run(ctx, rate, b.count(rate), size)
+		b.stolen += tr.StolenSeconds
 		if err != nil || !tr.disturbed() || (good != nil && good(tr)) {
 			return tr, err
 		}
 		if redo == maxRedo {
 			b.busyAttempts++
-			b.logf("%s: others used %.2f cores during the attempt at %.0f pps, still after %d tries: keeping it", label, tr.othersLoad(), rate, maxRedo+1)
+			b.logf("%s: %s during the attempt at %.0f pps, still after %d tries: keeping it", label, tr.disturbance(), rate, maxRedo+1)
 			return tr, nil
 		}
-		b.logf("%s: others used %.2f cores during the attempt at %.0f pps: again", label, tr.othersLoad(), rate)
+		b.redone++
+		b.logf("%s: %s during the attempt at %.0f pps: again", label, tr.disturbance(), rate)
 	}
 }
 
-// maxRedo is how many times an attempt that other processes disturbed is made again.
+// maxRedo is how many times an attempt that other processes or a hypervisor disturbed is
+// made again.
 const maxRedo = 2
 
 // count is the number of datagrams of one trial at rate.
@@ -307,9 +312,9 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		}
 		l := tr.latencyResult(rate)
 		c := &cpuResult{Rate: rate, Achieved: tr.Sent.PPS, BusySeconds: tr.BusySeconds, BusyTicks: tr.BusyTicks, Delivered: tr.delivered(),
-			Loss: l.Loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds}
-		b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs",
-			label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.Delivered, c.PerMillion(), 100*l.Loss, l.MeanNs/1e3, float64(l.P99Ns)/1e3)
+			Loss: l.Loss, Background: tr.Background, OthersSeconds: tr.OthersSeconds, StolenSeconds: tr.StolenSeconds}
+		b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f; stolen %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs",
+			label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.StolenSeconds, c.Delivered, c.PerMillion(), 100*l.Loss, l.MeanNs/1e3, float64(l.P99Ns)/1e3)
 		sr.CPURuns = append(sr.CPURuns, c)
 		b.keepBetter(&sr.LatencyLow, l)
 	}
@@ -319,8 +324,8 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 		return err
 	}
 	l := tr.latencyResult(lr)
-	b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%); members' mean/p99 µs in the source's order:%s",
-		label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.memberLatencies())
+	b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%; stolen %.2f s); members' mean/p99 µs in the source's order:%s",
+		label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.StolenSeconds, tr.memberLatencies())
 	b.keepBetter(&sr.Latency, l)
 	return w.closeKeepingRSS(ctx, system, sr)
 }

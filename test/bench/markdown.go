@@ -192,7 +192,7 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   mcsend reaches less than %.0[6]f%% of the rate asked while nothing is lost, the sending path is
   the limit and the sweep stops there ("s"). The figure is the rate mcsend actually reached.
 - **CPU per million delivered**: whole-machine busy CPU time from /proc/stat, busy = total −
-  idle − iowait over all CPUs (USER_HZ = 100 jiffies per second), from just before mcsend starts
+  idle − iowait − steal over all CPUs (USER_HZ = 100 jiffies per second), from just before mcsend starts
   until the last receiver stops, divided by the datagrams delivered summed over members, in
   millions. The total is the elapsed time times the CPUs: on this kernel (NO_HZ idle, tick-based
   accounting) idle and iowait are measured exactly but user, system and softirq are sampled at
@@ -207,7 +207,8 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   on a machine of its own that is nothing.
 - **A shared machine**: before every attempt the benchmark waits (up to 20 s) until the whole
   machine is quiet, and an attempt during which other processes kept more than 0.05 of a core
-  busy is made again, up to twice, unless it passed anyway.
+  busy, or a hypervisor took more than 0.05 of a core from the machine (steal in /proc/stat,
+  which is then not counted as busy), is made again, up to twice, unless it passed anyway.
 - **Latency**: one-way, arrival in mcrecv minus the send time mcsend stamped (the namespaces share
   one clock), at a fixed %[8]s pps for one trial length; the mean of the members' means and the
   highest of their p99s. Added latency is each mctun path's minus VXLAN's.

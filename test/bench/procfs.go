@@ -21,37 +21,45 @@ const userHZ = 100
 type cpuTimes struct {
 	Total uint64    // user+nice+system+idle+iowait+irq+softirq+steal (guest time is inside user and nice)
 	Idle  uint64    // idle+iowait
+	Steal uint64    // steal: time a hypervisor ran something else while this machine's CPUs had work
 	CPUs  int       // the "cpuN" lines: CPUs online
 	At    time.Time // when it was read (monotonic)
 }
 
-// Busy is the time not idle: Total - Idle.
-func (c cpuTimes) Busy() uint64 { return c.Total - c.Idle }
+// Busy is the time the CPUs ran this machine's work: Total − Idle − Steal.
+func (c cpuTimes) Busy() uint64 { return c.Total - c.Idle - c.Steal }
 
 // busySecondsSince is the CPU time, in seconds summed over all CPUs, spent busy between
-// before and c, as total − idle − iowait with total the sum of the fields.
+// before and c, as total − idle − iowait − steal with total the sum of the fields.
 func (c cpuTimes) busySecondsSince(before cpuTimes) float64 {
 	return float64(c.Busy()-before.Busy()) / userHZ
+}
+
+// stolenSince is the CPU time, in seconds summed over all CPUs, that a hypervisor took
+// from this machine between before and c: its CPUs had work and did not run it. A virtual
+// machine's steal is counted from the hypervisor's clock, not sampled.
+func (c cpuTimes) stolenSince(before cpuTimes) float64 {
+	return float64(c.Steal-before.Steal) / userHZ
 }
 
 // busyElapsedSince is the same busy time with total taken as the elapsed time times the
 // CPUs. On a NO_HZ kernel with tick-based accounting (the common configuration) idle and
 // iowait are measured exactly, while user, system and softirq are sampled at each tick: busy
 // bursts much shorter than a tick, such as per-packet softirq work, are counted only when a
-// tick happens to land in them. Elapsed time minus exact idle time does not depend on that
-// sampling.
+// tick happens to land in them. Elapsed time minus exact idle and steal time does not depend
+// on that sampling.
 func (c cpuTimes) busyElapsedSince(before cpuTimes) float64 {
 	elapsed := c.At.Sub(before.At).Seconds() * float64(c.CPUs)
-	return max(0, elapsed-float64(c.Idle-before.Idle)/userHZ)
+	return max(0, elapsed-float64(c.Idle-before.Idle)/userHZ-c.stolenSince(before))
 }
 
 // parseProcStat reads the aggregate "cpu" line of /proc/stat:
 //
 //	cpu  user nice system idle iowait irq softirq steal guest guest_nice
 //
-// and counts the per-CPU lines. Busy is total − idle − iowait. guest and guest_nice are
-// already counted in user and nice, so they are left out of the total. Older kernels print
-// fewer fields; at least the first four must be there.
+// and counts the per-CPU lines. Busy is total − idle − iowait − steal. guest and guest_nice
+// are already counted in user and nice, so they are left out of the total. Older kernels
+// print fewer fields; at least the first four must be there.
 func parseProcStat(data []byte) (cpuTimes, error) {
 	var c cpuTimes
 	found := false
@@ -76,8 +84,11 @@ func parseProcStat(data []byte) (cpuTimes, error) {
 				return cpuTimes{}, fmt.Errorf("/proc/stat: cpu field %d: %w", i+1, err)
 			}
 			c.Total += n
-			if i == 3 || i == 4 { // idle, iowait
+			switch i {
+			case 3, 4: // idle, iowait
 				c.Idle += n
+			case 7:
+				c.Steal = n
 			}
 		}
 		found = true

@@ -25,7 +25,10 @@ func TestParseProcStat(t *testing.T) {
 	if c.Total != wantTotal || c.Idle != 456741+1119 {
 		t.Fatalf("got %+v, want total %d idle %d", c, wantTotal, 456741+1119)
 	}
-	if c.Busy() != 168681+5+52240+6918+411 {
+	if c.Steal != 411 {
+		t.Fatalf("steal %d, want 411", c.Steal)
+	}
+	if c.Busy() != 168681+5+52240+6918 {
 		t.Fatalf("busy %d", c.Busy())
 	}
 	if c.CPUs != 2 {
@@ -61,6 +64,18 @@ func TestBusySecondsSince(t *testing.T) {
 	}
 	if got := after.busyElapsedSince(before); math.Abs(got-1.9) > 1e-9 {
 		t.Fatalf("busy by elapsed time %v, want 1.9 (4.4 s of CPU time less 2.5 s idle)", got)
+	}
+	// The same, with 0.4 s of it stolen by a hypervisor: not busy, and not idle either.
+	before.Steal, after.Steal = 100, 140
+	after.Total += 40
+	if got := after.busySecondsSince(before); math.Abs(got-1.5) > 1e-9 {
+		t.Fatalf("busy seconds with steal %v, want 1.5", got)
+	}
+	if got := after.busyElapsedSince(before); math.Abs(got-1.5) > 1e-9 {
+		t.Fatalf("busy by elapsed time with steal %v, want 1.5 (4.4 s less 2.5 s idle, 0.4 s stolen)", got)
+	}
+	if got := after.stolenSince(before); math.Abs(got-0.4) > 1e-9 {
+		t.Fatalf("stolen %v, want 0.4", got)
 	}
 }
 

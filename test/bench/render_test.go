@@ -468,8 +468,17 @@ func TestTrialResult(t *testing.T) {
 		t.Errorf("others' load %v: want 0.1, disturbed", tr.othersLoad())
 	}
 	o := tr.outcome()
-	if o.Achieved != 990 || o.Requested != 1000 || !strings.Contains(o.Note, "worst h2; receive-socket drops 3") {
+	if o.Achieved != 990 || o.Requested != 1000 || !strings.Contains(o.Note, "worst h2; receive-socket drops 3; others used 0.10 cores, the hypervisor took 0.00 meanwhile") {
 		t.Errorf("outcome %+v", o)
+	}
+	// A hypervisor's steal disturbs an attempt as other processes do; a little of it does not.
+	tr.OthersSeconds, tr.StolenSeconds = 0, 0.08
+	if tr.disturbed() || tr.stolenLoad() != 0.04 {
+		t.Errorf("stolen %v cores: want 0.04, not disturbed", tr.stolenLoad())
+	}
+	tr.StolenSeconds = 0.3
+	if !tr.disturbed() || tr.disturbance() != "others used 0.00 cores, the hypervisor took 0.15" {
+		t.Errorf("stolen %v cores: want disturbed, got %q", tr.stolenLoad(), tr.disturbance())
 	}
 	if lossOf(0, 0) != 1 || lossOf(10, 12) != 0 {
 		t.Error("lossOf")

@@ -21,26 +21,44 @@ type trialResult struct {
 	Sent          stream.SendReport
 	Recv          []memberReport
 	Window        time.Duration // from just before the sender started until the last receiver stopped
-	BusySeconds   float64       // whole-machine busy CPU seconds over Window: elapsed × CPUs − idle − iowait
-	BusyTicks     float64       // the same from the tick-sampled fields: their sum − idle − iowait
+	BusySeconds   float64       // whole-machine busy CPU seconds over Window: elapsed × CPUs − idle − iowait − steal
+	BusyTicks     float64       // the same from the tick-sampled fields: their sum − idle − iowait − steal
 	OthersSeconds float64       // of which processes not the benchmark's used (scanOthers)
+	StolenSeconds float64       // CPU time a hypervisor took from the machine over Window (steal)
 	Background    float64       // cores the machine kept busy just before the attempt
 }
 
 // othersLoad is the average number of cores processes that are not the benchmark's kept
 // busy during the attempt.
-func (t trialResult) othersLoad() float64 {
+func (t trialResult) othersLoad() float64 { return t.cores(t.OthersSeconds) }
+
+// stolenLoad is the average number of cores a hypervisor took from the machine during the
+// attempt: on a virtual machine whose host is busy, the benchmark's work waits for it,
+// which shows in its latency and rate as much as other processes' work does.
+func (t trialResult) stolenLoad() float64 { return t.cores(t.StolenSeconds) }
+
+// cores is seconds of CPU time over the attempt's window, as an average number of cores.
+func (t trialResult) cores(seconds float64) float64 {
 	if t.Window <= 0 {
 		return 0
 	}
-	return t.OthersSeconds / t.Window.Seconds()
+	return seconds / t.Window.Seconds()
 }
 
-// disturbed reports whether other processes used enough CPU during the attempt to skew it.
-func (t trialResult) disturbed() bool { return t.othersLoad() >= disturbedCores }
+// disturbed reports whether other processes or a hypervisor took enough CPU during the
+// attempt to skew it.
+func (t trialResult) disturbed() bool {
+	return t.othersLoad() >= disturbedCores || t.stolenLoad() >= disturbedCores
+}
 
-// disturbedCores is the average load of other processes above which an attempt counts as
-// disturbed.
+// disturbance says what took CPU from the attempt: "others used 0.12 cores, the hypervisor
+// took 0.30".
+func (t trialResult) disturbance() string {
+	return fmt.Sprintf("others used %.2f cores, the hypervisor took %.2f", t.othersLoad(), t.stolenLoad())
+}
+
+// disturbedCores is the average load of other processes, or of a hypervisor's steal, above
+// which an attempt counts as disturbed.
 const disturbedCores = 0.05
 
 // uniqueOf is the number of distinct good datagrams host received.
@@ -132,7 +150,7 @@ func (t trialResult) outcome() Outcome {
 		o.Note = fmt.Sprintf("worst %s; receive-socket drops %d", who, drops)
 	}
 	if t.disturbed() {
-		o.Note += fmt.Sprintf("; others used %.2f cores meanwhile", t.othersLoad())
+		o.Note += "; " + t.disturbance() + " meanwhile"
 	}
 	if t.Sent.Errors > 0 {
 		o.Note += fmt.Sprintf("; mcsend errors %d (%s)", t.Sent.Errors, t.Sent.FirstError)
@@ -144,9 +162,10 @@ func (t trialResult) outcome() Outcome {
 type cpuResult struct {
 	Rate          float64 `json:"rate_pps"`           // asked for
 	Achieved      float64 `json:"achieved_pps"`       // reached
-	BusySeconds   float64 `json:"busy_seconds"`       // whole machine, all CPUs: elapsed × CPUs − idle − iowait
+	BusySeconds   float64 `json:"busy_seconds"`       // whole machine, all CPUs: elapsed × CPUs − idle − iowait − steal
 	BusyTicks     float64 `json:"busy_ticks_seconds"` // the tick-sampled estimate, for comparison
 	OthersSeconds float64 `json:"others_seconds"`     // of which processes not the benchmark's used
+	StolenSeconds float64 `json:"stolen_seconds"`     // CPU time a hypervisor took meanwhile, not in busy
 	Delivered     uint64  `json:"delivered"`          // summed over members
 	Loss          float64 `json:"loss"`               // worst member
 	Background    float64 `json:"background"`         // cores others kept busy just before

@@ -387,6 +387,7 @@ func (w *world) run(ctx context.Context, rate float64, count, size int) (trialRe
 	tr.Window = time.Since(t0)
 	tr.BusySeconds = after.busyElapsedSince(before)
 	tr.BusyTicks = after.busySecondsSince(before)
+	tr.StolenSeconds = after.stolenSince(before)
 	tr.OthersSeconds = scanOthers(ours).secondsSince(othersBefore)
 	// Let whatever is still queued anywhere drain before the next attempt's receivers
 	// start, so that they never count a late datagram of this one.
