@@ -109,7 +109,7 @@ func markdownReport(rep *report) string {
 
 	b.WriteString("\n## Method\n\n")
 	fmt.Fprintf(&b, methodText, st.Trial, 100*st.MaxLoss, fmtPPS(st.Start), 100*st.Precision, st.Attempts,
-		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, 100*slowerSlack)
+		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, 100*slowerSlack, joinSettle.Seconds())
 
 	b.WriteString("\n<details><summary>Every sweep attempt</summary>\n\n")
 	b.WriteString("Rates asked of mcsend and reached by it, and the worst member's loss, in the order tried.\n\n")
@@ -150,7 +150,8 @@ func cpuRateText(st settings) string {
 // methodText is the method section; its verbs take, in order: the trial length, the loss
 // limit in percent, the first rate, the precision in percent, the attempts per trial, the
 // shortfall in percent, how the CPU rate is picked, the latency rate, the rounds of the
-// fixed-rate runs, and the slack of "must not get slower" in percent.
+// fixed-rate runs, the slack of "must not get slower" in percent, and how long the joins
+// settle, in seconds.
 const methodText = `The world is ` + "`mctun/test/topo`" + `: network namespaces on this one machine, a router that
 routes unicast and drops multicast (like a cloud VPC), the source h0 at 198.18.1.2 and members
 h1..hN at 198.18.<i+1>.2, each behind a veth pair. The applications are ` + "`mcsend`" + ` on h0 (paced,
@@ -209,6 +210,11 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   machine is quiet, and an attempt during which other processes kept more than 0.05 of a core
   busy, or a hypervisor took more than 0.05 of a core from the machine (steal in /proc/stat,
   which is then not counted as busy), is made again, up to twice, unless it passed anyway.
+- **Joins settle first**: in the CPU and latency runs the source's application starts %.1[11]f s
+  after the last member's application joined the group, once the joins' signalling is over
+  (the kernel's repeated IGMP report, which VXLAN floods to every peer; mctun's membership
+  reports and their repetition): these runs measure what each datagram costs, and a
+  deployment joins once. The sweeps start at once.
 - **Latency**: one-way, arrival in mcrecv minus the send time mcsend stamped (the namespaces share
   one clock), at a fixed %[8]s pps for one trial length; the mean of the members' means and the
   highest of their p99s. Added latency is each mctun path's minus VXLAN's.

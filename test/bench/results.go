@@ -26,6 +26,7 @@ type trialResult struct {
 	OthersSeconds float64       // of which processes not the benchmark's used (scanOthers)
 	StolenSeconds float64       // CPU time a hypervisor took from the machine over Window (steal)
 	Background    float64       // cores the machine kept busy just before the attempt
+	SettleLoad    float64       // cores it kept busy between the receivers' joins and the sender's start
 }
 
 // othersLoad is the average number of cores processes that are not the benchmark's kept

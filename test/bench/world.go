@@ -147,7 +147,7 @@ func (w *world) verify(ctx context.Context) error {
 	var err error
 	for range 3 {
 		var tr trialResult
-		tr, err = w.run(ctx, 2000, count, 64)
+		tr, err = w.run(ctx, 2000, count, 64, 0)
 		if err != nil {
 			return err
 		}
@@ -326,11 +326,12 @@ func (w *world) close() error {
 }
 
 // run is one attempt at a rate: once the machine is quiet, a receiver on every member,
-// then mcsend on the source for count datagrams of size bytes at rate pps (bounded in time
-// too), then each receiver's report once it has all of them or heard nothing for a while.
+// then, settle later (measuring the machine's load meanwhile), mcsend on the source for
+// count datagrams of size bytes at rate pps (bounded in time too), then each receiver's
+// report once it has all of them or heard nothing for a while.
 // From just before the sender starts until the last receiver stops it measures the whole
 // machine's busy CPU time and the CPU time of the processes that are not the benchmark's.
-func (w *world) run(ctx context.Context, rate float64, count, size int) (trialResult, error) {
+func (w *world) run(ctx context.Context, rate float64, count, size int, settle time.Duration) (trialResult, error) {
 	tools := w.b.tools
 	tr := trialResult{Requested: rate}
 	var err error
@@ -354,6 +355,12 @@ func (w *world) run(ctx context.Context, rate float64, count, size int) (trialRe
 			return tr, err
 		}
 		rs = append(rs, r)
+	}
+	if settle > 0 {
+		if tr.SettleLoad, err = loadOver(ctx, settle); err != nil {
+			stopAll()
+			return tr, err
+		}
 	}
 	ours := w.namespaces()
 	othersBefore := scanOthers(ours)
@@ -391,12 +398,17 @@ func (w *world) run(ctx context.Context, rate float64, count, size int) (trialRe
 	tr.OthersSeconds = scanOthers(ours).secondsSince(othersBefore)
 	// Let whatever is still queued anywhere drain before the next attempt's receivers
 	// start, so that they never count a late datagram of this one.
+	return tr, sleepCtx(ctx, 200*time.Millisecond)
+}
+
+// sleepCtx waits for d, or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
 	select {
 	case <-ctx.Done():
-		return tr, ctx.Err()
-	case <-time.After(200 * time.Millisecond):
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
-	return tr, nil
 }
 
 // recvIdle is how long a receiver waits after the last datagram before it stops: well
