@@ -260,9 +260,10 @@ func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) e
 // limited by the sending path, not by loss.
 const shortfall = 0.95
 
-// attempt runs one attempt at rate, again (at most maxRedo times) while other processes
-// disturb it, unless good accepts it anyway: a sweep step that passes while others load the
-// machine would pass without them too.
+// attempt runs one attempt at rate, the sender starting settle after the receivers (run),
+// again (at most maxRedo times) while other processes or a hypervisor disturb it, unless
+// good accepts it anyway: a sweep step that passes while others load the machine would pass
+// without them too.
 func (b *bench) attempt(ctx context.Context, w *world, label string, rate float64, size int, settle time.Duration, good func(trialResult) bool) (trialResult, error) {
 	for redo := 0; ; redo++ {
 		tr, err := w.run(ctx, rate, b.count(rate), size, settle)
