@@ -101,9 +101,13 @@ func run(opt options) (err error) {
 	rep.Previous = readPrevious(opt)
 	runErr := b.run(ctx, rep)
 	rep.Elapsed = time.Since(start)
-	if b.quietWaited > 0 || b.redone > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("The machine was shared: the benchmark waited %v in all for other processes' load to pass before its attempts, and made %d attempts again that other processes or the hypervisor disturbed; attempts kept although still disturbed after %d tries: %d.",
-			b.quietWaited.Round(time.Second), b.redone, maxRedo+1, b.busyAttempts))
+	if b.quietWaited > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("The machine was shared: the benchmark waited %v in all for other processes' load to pass before its attempts.",
+			b.quietWaited.Round(time.Second)))
+	}
+	if b.redone > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("Other processes or the hypervisor disturbed attempts: %d were made again; kept although still disturbed after %d tries: %d.",
+			b.redone, maxRedo+1, b.busyAttempts))
 	}
 	if b.stolen > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("The machine is virtual and its hypervisor took %.1f s of CPU time from it during the attempts (steal, /proc/stat), kept out of the busy time.", b.stolen))
