@@ -54,7 +54,7 @@ type daemon struct {
 	iface     string                        // the source interface
 	skipped   []netip.AddrPort              // members that are addresses of this host
 	sending   struct{ groups, members int } // what the sender side sends to, dynamic members among them
-	capture   *capture.AFPacket             // sender side, on iface
+	capture   sourceCapture                 // sender side: on iface, or the kernel path's hand-off
 	dev       *tun.Native                   // receiver side
 	tunDev    igmpWatch                     // dev as the packet paths read it
 	sendConn  *encap.UDPConn                // sender side, ephemeral port
@@ -397,6 +397,14 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	return nil
 }
 
+// sourceCapture is where the user-space sender reads what leaves the source interface: the
+// AF_PACKET capture on the interface, or on the kernel path the hand-off, where the kernel
+// leaves it what it does not forward itself.
+type sourceCapture interface {
+	capture.Source
+	Stats() capture.Stats
+}
+
 // startSource opens the capture and the sending socket and starts the sender side, in user
 // space and then in the kernel; with a Sealer, the sender side sends the authenticated form.
 func (d *daemon) startSource(seal *encap.Sealer) error {
@@ -413,12 +421,12 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 		return err
 	}
 	d.closers = append(d.closers, d.sendConn)
-	d.capture, err = capture.OpenAFPacket(d.iface, capture.Options{})
-	if err != nil {
-		return err
-	}
-	d.closers = append(d.closers, d.capture)
-	if d.kSender != nil {
+	if d.kSender == nil {
+		if d.capture, err = capture.OpenAFPacket(d.iface, capture.Options{}); err != nil {
+			return err
+		}
+		d.closers = append(d.closers, d.capture)
+	} else {
 		addr, err := d.host.PrimaryAddr(d.iface)
 		if err != nil {
 			return err
@@ -431,6 +439,8 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 		if err := d.kSender.Start(o); err != nil {
 			return err
 		}
+		d.capture = d.kSender.Handoff()
+		d.closers = append(d.closers, d.capture)
 	}
 	d.sender = datapath.NewSender(d.sendConn, cfg.Key, groups, seal, d.log)
 	if d.kSender != nil {
@@ -442,7 +452,7 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 		sources = append(sources, d.tunDev) // the host's own multicast, routed into the TUN
 	}
 	d.run("sender side", func() error { return d.sender.Run(sources...) })
-	// Only now the kernel path: what was captured before it takes over, user space has already
+	// Only now the kernel path: what user space read before it takes over, it has already
 	// numbered and sent; else the kernel's first packets would overtake it.
 	if d.kSender != nil {
 		return d.kSender.Attach()

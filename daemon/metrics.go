@@ -57,9 +57,9 @@ var (
 		"Management commands that change the instance (group, member, source), applied and refused with nothing changed.", []string{"result"}, nil)
 
 	descCaptured = prometheus.NewDesc("mctun_sender_captured_packets_total",
-		"Outgoing multicast packets the sender side captured on the interface.", []string{"interface"}, nil)
+		"Outgoing multicast packets the sender side captured on the interface (on the kernel path: that it handed over).", []string{"interface"}, nil)
 	descCaptureDrops = prometheus.NewDesc("mctun_sender_kernel_dropped_packets_total",
-		"Packets the kernel dropped because the capture ring was full: the sender side fell behind.", []string{"interface"}, nil)
+		"Packets the kernel dropped because the capture ring (on the kernel path: the hand-off's queue) was full: the sender side fell behind.", []string{"interface"}, nil)
 	descGroupMembers = prometheus.NewDesc("mctun_sender_group_members",
 		"Members the group is sent to (this host's own addresses left out).", []string{"group", "port"}, nil)
 	descGroupFailing = prometheus.NewDesc("mctun_sender_group_failing_members",

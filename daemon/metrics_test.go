@@ -131,7 +131,7 @@ mctun_receiver_sender_restarts_total{group="other",source="other"} 0
 # TYPE mctun_reloads_total counter
 mctun_reloads_total{result="applied"} 3
 mctun_reloads_total{result="refused"} 1
-# HELP mctun_sender_captured_packets_total Outgoing multicast packets the sender side captured on the interface.
+# HELP mctun_sender_captured_packets_total Outgoing multicast packets the sender side captured on the interface (on the kernel path: that it handed over).
 # TYPE mctun_sender_captured_packets_total counter
 mctun_sender_captured_packets_total{interface="eth0"} 1017
 # HELP mctun_sender_dropped_packets_total Packets the sender side did not forward, by reason.
@@ -162,7 +162,7 @@ mctun_sender_group_packets_total{group="224.1.2.3",port="65535"} 1000
 # TYPE mctun_sender_group_send_errors_total counter
 mctun_sender_group_send_errors_total{group="224.0.0.18",port=""} 0
 mctun_sender_group_send_errors_total{group="224.1.2.3",port="65535"} 3
-# HELP mctun_sender_kernel_dropped_packets_total Packets the kernel dropped because the capture ring was full: the sender side fell behind.
+# HELP mctun_sender_kernel_dropped_packets_total Packets the kernel dropped because the capture ring (on the kernel path: the hand-off's queue) was full: the sender side fell behind.
 # TYPE mctun_sender_kernel_dropped_packets_total counter
 mctun_sender_kernel_dropped_packets_total{interface="eth0"} 2
 # HELP mctun_sender_member_bytes_total Bytes of the tunnel packets sent to the member for the group, UDP payload (metrics.per_member).

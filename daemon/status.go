@@ -67,11 +67,14 @@ type KernelStatus struct {
 	MapBytes uint64            `json:"map_bytes"` // kernel memory its maps hold
 }
 
-// CaptureStatus counts one capture source.
+// CaptureStatus counts one capture source: what user space took of the packets leaving
+// the interface Name, from an AF_PACKET capture on it, or on the kernel path from what the
+// kernel handed it through the TUN Via.
 type CaptureStatus struct {
 	Name       string `json:"name"`
+	Via        string `json:"via,omitempty"` // the kernel path's hand-off TUN
 	Packets    uint64 `json:"packets"`
-	KernelDrop uint64 `json:"kernel_drops"` // AF_PACKET ring full
+	KernelDrop uint64 `json:"kernel_drops"` // the AF_PACKET ring, or the hand-off's queue, full
 }
 
 // MemberStatus is the receiver side's part of Status.
@@ -106,9 +109,13 @@ func (d *daemon) statusLocked(view datapath.SenderView) Status {
 		Metrics: d.metricsURL(), Reloads: d.reloads, Commands: d.commands}
 	if d.sender != nil {
 		cs := d.capture.Stats()
+		capt := CaptureStatus{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}
+		if d.kSender != nil {
+			capt.Via = kernelpath.HandoffName
+		}
 		st.Source = &SourceStatus{
 			Interface: d.iface,
-			Captures:  []CaptureStatus{{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}},
+			Captures:  []CaptureStatus{capt},
 			Skipped:   d.skipped,
 			Stats:     view.Stats(),
 			Joins:     d.joinStatus(),

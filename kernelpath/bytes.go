@@ -45,16 +45,22 @@ func loadError(side string, err error) error {
 // percpuCounts reads a per-CPU array of counters, summed over the CPUs, by name.
 func percpuCounts(m *ebpf.Map, names []string) map[string]uint64 {
 	out := make(map[string]uint64, len(names))
-	var per []uint64
 	for i, name := range names {
-		out[name] = 0
-		if m.Lookup(uint32(i), &per) == nil {
-			for _, n := range per {
-				out[name] += n
-			}
-		}
+		out[name] = percpuCount(m, uint32(i))
 	}
 	return out
+}
+
+// percpuCount is counter i of a per-CPU array of counters, all CPUs together.
+func percpuCount(m *ebpf.Map, i uint32) uint64 {
+	var per []uint64
+	var sum uint64
+	if m.Lookup(i, &per) == nil {
+		for _, n := range per {
+			sum += n
+		}
+	}
+	return sum
 }
 
 // mapBytes is the memory the kernel accounts to maps.

@@ -18,7 +18,9 @@
 //
 // Each program's flow is written out at the top of its C file. Both take only what they can
 // do in place, and hand everything else on unchanged to the user-space paths of package
-// datapath, counted by why: the two paths make one behaviour. They share a sequence counter
+// datapath, counted by why: the two paths make one behaviour. The sender side hands its
+// share over through a TUN of its own (Handoff), the receiver side through the tunnel's
+// socket. They share a sequence counter
 // per group (Sender.Sequence; datapath.Sender.ShareSequences) and an account per flow
 // (Receiver.Observe; datapath.Receiver.ShareFlows), and the daemon adds the programs'
 // counters to user space's for status, stats and metrics.

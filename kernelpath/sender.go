@@ -50,6 +50,7 @@ type Sender struct {
 	attached []Attachment
 	hooks    Hooks  // what Attach attaches with
 	tun      string // and to, besides the source interface
+	handoff  *Handoff
 	log      *slog.Logger
 	nl       *netlink.Handle
 	dump     dumper
@@ -172,10 +173,13 @@ func (s *Sender) Start(o SenderOptions) error {
 	if s.hops, err = newNexthops(nl, a.Index); err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
+	if s.handoff, err = openHandoff(s.handoffDrops); err != nil {
+		return err
+	}
 	s.mu.Lock()
 	s.iface = o.Interface
 	s.conf = senderSenderConfig{Key: o.Key, Saddr: be32(o.Addr), Sport: be16(o.Port), Mtu: uint16(min(a.MTU, 0xffff)),
-		Ifindex: uint32(a.Index), Smac: [6]byte(a.HardwareAddr), Pass: uint32(passCopies())}
+		Ifindex: uint32(a.Index), Smac: [6]byte(a.HardwareAddr), Pass: uint32(passCopies()), Handoff: s.handoff.index}
 	err = s.objs.Config.Put(uint32(0), &s.conf)
 	s.groups = o.Groups
 	if err == nil {
@@ -190,11 +194,23 @@ func (s *Sender) Start(o SenderOptions) error {
 	return nil
 }
 
+// Handoff is where user space reads the packets the kernel leaves it (see Handoff), once
+// Start has returned. The caller closes it before Close, to end its reader.
+func (s *Sender) Handoff() *Handoff { return s.handoff }
+
+// handoffDrops counts the copies for user space that the program could not send into the
+// hand-off.
+func (s *Sender) handoffDrops() uint64 {
+	return percpuCount(s.objs.SenderPaths, uint32(senderSenderPathHANDOFF_DROPPED))
+}
+
 // Attach puts the programs on the source interface's egress and ingress (where a large group's
 // packets come round for their next pass), and the TUN's egress: from then on the kernel
-// forwards what it can. Until then the host's multicast leaves natively and user space,
-// capturing it, forwards it: the caller starts the user-space sender first, so that it has
-// forwarded what it captured before the kernel's first packet takes the next number.
+// forwards what it can, and hands user space the rest. Until then the host's multicast
+// leaves the source interface natively, not forwarded (the window of up), and on a host that
+// is a member too, user space forwards what leaves by the TUN: the caller starts the
+// user-space sender first, so that it has forwarded what it read before the kernel's first
+// packet takes the next number.
 func (s *Sender) Attach() error {
 	s.mu.Lock()
 	iface, ifindex := s.iface, int(s.conf.Ifindex)
@@ -693,6 +709,9 @@ func (s *Sender) Close() error {
 		errs = append(errs, l.Close())
 	}
 	s.links = nil
+	if s.handoff != nil {
+		s.handoff.Close() // the caller closed it already, but for a failed start
+	}
 	s.stopped.Wait()
 	errs = append(errs, s.dump.close())
 	errs = append(errs, s.seq.unmap(), s.gstats.unmap(), s.objs.Close())

@@ -78,6 +78,7 @@ type senderSenderConfig struct {
 	Dump    uint8
 	Pad     uint8
 	Pass    uint32
+	Handoff uint32
 }
 
 type senderSenderPath uint32
@@ -90,7 +91,8 @@ const (
 	senderSenderPathPUNT_GSO          senderSenderPath = 4
 	senderSenderPathPUNT_TWO_GROUPS   senderSenderPath = 5
 	senderSenderPathPUNT_CHECK        senderSenderPath = 6
-	senderSenderPathSENDER_PATH_COUNT senderSenderPath = 7
+	senderSenderPathHANDOFF_DROPPED   senderSenderPath = 7
+	senderSenderPathSENDER_PATH_COUNT senderSenderPath = 8
 )
 
 // Names of all BPF objects in the ELF.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
@@ -49,7 +50,9 @@ const (
 )
 
 // inNetns runs f on a thread of its own in a new network namespace with the veth pair
-// mct0-mct1 up; the thread, and with it the namespace, ends with f.
+// mct0-mct1 up; the thread, and with it the namespace, ends with f. f must run the programs
+// itself, never in a subtest (t.Run), which runs on another thread, in the host's namespace:
+// there a test run's clone would leave by whichever of the host's interfaces has the index.
 func inNetns(t *testing.T, f func()) {
 	needRoot(t)
 	done := make(chan struct{})
@@ -280,6 +283,64 @@ func (h *txHarness) member(c uint32) senderMemberCount {
 	return v
 }
 
+// handoffReader reads a hand-off TUN in the background.
+type handoffReader struct {
+	*Handoff
+	read chan []byte
+}
+
+// openHandoff opens the hand-off TUN, as Start does, points the program at it, and reads it.
+func (h *txHarness) openHandoff() *handoffReader {
+	return h.readHandoff(h.newHandoff())
+}
+
+// newHandoff opens the hand-off TUN, as Start does, and points the program at it.
+func (h *txHarness) newHandoff() *Handoff {
+	h.t.Helper()
+	ho, err := openHandoff(h.s.handoffDrops)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { ho.Close() })
+	var conf senderSenderConfig
+	if err := h.s.objs.Config.Lookup(uint32(0), &conf); err != nil {
+		h.t.Fatal(err)
+	}
+	conf.Handoff = ho.index
+	if err := h.s.objs.Config.Put(uint32(0), &conf); err != nil {
+		h.t.Fatal(err)
+	}
+	return ho
+}
+
+// readHandoff reads ho from now on, in the background.
+func (h *txHarness) readHandoff(ho *Handoff) *handoffReader {
+	r := &handoffReader{Handoff: ho, read: make(chan []byte, 16)}
+	go func() {
+		bufs, sizes := [][]byte{make([]byte, ho.MaxPacketSize())}, []int{0}
+		for {
+			if _, err := ho.Read(bufs, sizes, 0); err != nil {
+				return
+			}
+			r.read <- slices.Clone(bufs[0][:sizes[0]])
+		}
+	}()
+	return r
+}
+
+// take returns the packets the hand-off read, until none comes for 100 ms.
+func (r *handoffReader) take() [][]byte {
+	var got [][]byte
+	for {
+		select {
+		case p := <-r.read:
+			got = append(got, p)
+		case <-time.After(100 * time.Millisecond):
+			return got
+		}
+	}
+}
+
 // paths returns the sender side's path counters.
 func (h *txHarness) paths() map[string]uint64 { return h.s.Paths() }
 
@@ -324,11 +385,13 @@ func TestEgressFansOut(t *testing.T) {
 	})
 }
 
-// What the kernel path cannot forward in place goes on unchanged, to user space, counted by
-// why; what no group takes goes on uncounted.
+// What the kernel path cannot forward in place goes on unchanged, counted by why, and user
+// space gets a copy through the hand-off, byte for byte; so does the multicast no group
+// takes, which goes on uncounted. IGMP and unicast go on, and user space gets nothing.
 func TestEgressLeavesToUserSpace(t *testing.T) {
 	inNetns(t, func() {
 		h := newTx(t)
+		handoff := h.openHandoff()
 		h.route(txAll, 0, senderGroupRoute{Slot: 1, First: 0, Count: 3, Ready: 1})
 		h.route(netip.MustParseAddr("224.8.8.8"), 0, senderGroupRoute{Slot: 2, First: 0, Count: 3, Ready: 0})
 		h.route(txGroup, 0, senderGroupRoute{Slot: 3, First: 0, Count: 3, Ready: 1}) // 224.1.2.3 also without a port
@@ -340,37 +403,77 @@ func TestEgressLeavesToUserSpace(t *testing.T) {
 		gso := make([]byte, skbCtxLen)
 		binary.NativeEndian.PutUint32(gso[164:], 2) // __sk_buff.gso_segs
 		for _, tt := range []struct {
-			name  string
-			inner []byte
-			ctx   []byte
-			path  string
+			name   string
+			inner  []byte
+			ctx    []byte
+			path   string
+			handed bool // to user space
 		}{
-			{"no group", innerUDP(txSource, netip.MustParseAddr("224.9.9.9"), 1, 16), nil, ""},
-			{"two groups take it", innerUDP(txSource, txGroup, 65535, 16), nil, "user_two_groups"},
-			{"a fragment", fragment, nil, "user_fragment"},
-			{"too big to tunnel whole", innerUDP(txSource, txAll, 1, 1500-20-8-ENCAPLEN+1), nil, "user_too_big"},
-			{"a next hop not known", innerUDP(txSource, netip.MustParseAddr("224.8.8.8"), 1, 16), nil, "user_next_hop_unknown"},
-			{"a broken inner packet", broken, nil, "user_check"},
-			{"GSO", innerUDP(txSource, txAll, 1, 16), gso, "user_gso"},
+			{"no group", innerUDP(txSource, netip.MustParseAddr("224.9.9.9"), 1, 16), nil, "", true},
+			{"two groups take it", innerUDP(txSource, txGroup, 65535, 16), nil, "user_two_groups", true},
+			{"a fragment", fragment, nil, "user_fragment", true},
+			{"too big to tunnel whole", innerUDP(txSource, txAll, 1, 1500-20-8-ENCAPLEN+1), nil, "user_too_big", true},
+			{"a next hop not known", innerUDP(txSource, netip.MustParseAddr("224.8.8.8"), 1, 16), nil, "user_next_hop_unknown", true},
+			{"a broken inner packet", broken, nil, "user_check", true},
+			{"GSO", innerUDP(txSource, txAll, 1, 16), gso, "user_gso", true},
+			{"IGMP", encaptest.IPv4Packet(txSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 8)), nil, "", false},
+			{"unicast", innerUDP(txSource, netip.MustParseAddr("198.18.9.9"), 1, 16), nil, "", false},
 		} {
-			t.Run(tt.name, func(t *testing.T) {
-				before := h.paths()
-				pkt := multicastFrame(h.mac, tt.inner)
-				verdict, out, clones := h.run(pkt, tt.ctx)
-				after := h.paths()
-				if verdict != actUnspec || !bytes.Equal(out[:len(pkt)], pkt) || len(clones) != 0 {
-					t.Errorf("verdict %d, %d clones, out\n% x\nwant the packet on, unchanged", verdict, len(clones), out[:len(pkt)])
+			before := h.paths()
+			pkt := multicastFrame(h.mac, tt.inner)
+			verdict, out, clones := h.run(pkt, tt.ctx)
+			after := h.paths()
+			if verdict != actUnspec || !bytes.Equal(out[:len(pkt)], pkt) || len(clones) != 0 {
+				t.Errorf("%s: verdict %d, %d clones, out\n% x\nwant the packet on, unchanged", tt.name, verdict, len(clones), out[:len(pkt)])
+			}
+			var want [][]byte
+			if tt.handed {
+				want = [][]byte{tt.inner}
+			}
+			if got := handoff.take(); !slices.EqualFunc(got, want, bytes.Equal) {
+				t.Errorf("%s: the hand-off read\n% x\nwant\n% x", tt.name, got, want)
+			}
+			for name, n := range after {
+				want := uint64(0)
+				if name == tt.path {
+					want = 1
 				}
-				for name, n := range after {
-					want := uint64(0)
-					if name == tt.path {
-						want = 1
-					}
-					if n-before[name] != want {
-						t.Errorf("path %s moved by %d, want %d", name, n-before[name], want)
-					}
+				if n-before[name] != want {
+					t.Errorf("%s: path %s moved by %d, want %d", tt.name, name, n-before[name], want)
 				}
-			})
+			}
+		}
+	})
+}
+
+// A copy for user space that the hand-off does not take is counted as its drop: when the
+// hand-off is not there, and when user space falls behind and its queue fills.
+func TestHandoffDrops(t *testing.T) {
+	inNetns(t, func() {
+		h := newTx(t)
+		pkt := multicastFrame(h.mac, innerUDP(txSource, netip.MustParseAddr("224.9.9.9"), 1, 16))
+		handoff := h.newHandoff()
+		const n = 3 * handoffQueue
+		for range n {
+			if verdict, out, _ := h.runProg(h.s.objs.MctunEgress, pkt, nil, 0); verdict != actUnspec || !bytes.Equal(out, pkt) {
+				t.Fatalf("verdict %d, out\n% x\nwant the packet on, unchanged", verdict, out)
+			}
+		}
+		r := h.readHandoff(handoff)
+		read := len(r.take())
+		if st := handoff.Stats(); st.Drops == 0 || uint64(read) != st.Packets || st.Packets+st.Drops != n {
+			t.Errorf("%d copies, none read while they came: %d read, stats %+v; want read and dropped = %d, some dropped", n, read, st, n)
+		} else {
+			t.Logf("%d copies, none read while they came: %d read, %d dropped", n, read, st.Drops)
+		}
+
+		handoff.Close() // the kernel removes it: the program's copies have nowhere to go
+		before := handoff.Stats().Drops
+		if verdict, out, _ := h.runProg(h.s.objs.MctunEgress, pkt, nil, 0); verdict != actUnspec || !bytes.Equal(out, pkt) {
+			t.Errorf("with no hand-off: verdict %d, out\n% x\nwant the packet on, unchanged", verdict, out)
+		}
+		if st := handoff.Stats(); st.Drops != before+1 {
+			t.Errorf("with no hand-off: stats %+v, want one more drop than %d", st, before)
 		}
 	})
 }

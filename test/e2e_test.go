@@ -176,7 +176,8 @@ members = ["198.18.2.2", "198.18.3.2", "198.18.4.2"]
 	}
 }
 
-// 5. Only configured groups and ports are forwarded.
+// 5. Only configured groups and ports are forwarded; the source counts the rest, which user
+// space takes from the capture or, on the kernel path, from the hand-off.
 func TestUnconfiguredNotForwarded(t *testing.T) { onEachDatapath(t, testUnconfiguredNotForwarded) }
 
 func testUnconfiguredNotForwarded(t *testing.T, dp string) {
@@ -192,8 +193,14 @@ func testUnconfiguredNotForwarded(t *testing.T, dp string) {
 			t.Errorf("received %d datagrams of an unconfigured group or port", rep.Received)
 		}
 	}
-	if d := w.status(w.src).Source.Stats.Drops["no_group"]; d != 200 {
+	src := w.status(w.src).Source
+	if d := src.Stats.Drops["no_group"]; d != 200 {
 		t.Errorf("source drops no_group = %d, want 200", d)
+	}
+	// User space took them all, and only them: on the kernel path, through the hand-off.
+	wantVia := map[string]string{"user": "", "kernel": "mctun-handoff"}[dp]
+	if c := src.Captures[0]; c.Packets != 200 || c.KernelDrop != 0 || c.Via != wantVia {
+		t.Errorf("source capture %+v, want 200 packets, none dropped, via %q", c, wantVia)
 	}
 	if f := w.status(w.mbrs[0]).Member.Stats.Flows; len(f) != 0 {
 		t.Errorf("member flows = %+v, want none", f)
@@ -315,6 +322,14 @@ func testDownRestoresHost(t *testing.T, dp string) {
 	upAll()
 	if out, _ := w.src.Run(w.ctx, "ip", "route", "show", "224.0.0.0/4"); !strings.Contains(out, "dev eth0") {
 		t.Errorf("source without a multicast route: ip route show 224.0.0.0/4 = %q, want mctun's route out of eth0", out)
+	}
+	if dp == "kernel" { // what the kernel leaves user space comes through the hand-off, not a capture
+		if out, err := w.src.Run(w.ctx, "ip", "-d", "link", "show", "mctun-handoff"); err != nil || !strings.Contains(out, "tun type tun") {
+			t.Errorf("h0: ip -d link show mctun-handoff: %v %q, want the hand-off TUN", err, out)
+		}
+		if out, _ := w.src.Run(w.ctx, "cat", "/proc/net/packet"); strings.Count(strings.TrimSpace(out), "\n") != 0 {
+			t.Errorf("h0 has packet sockets open on the kernel path:\n%s", out)
+		}
 	}
 	stream(500)
 	downAll()

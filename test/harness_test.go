@@ -231,6 +231,7 @@ type status struct {
 	Source *struct {
 		Interface string `json:"interface"`
 		Captures  []struct {
+			Via        string `json:"via"`
 			Packets    uint64 `json:"packets"`
 			KernelDrop uint64 `json:"kernel_drops"`
 		} `json:"captures"`

@@ -144,7 +144,8 @@ members = ["198.18.2.2", "198.18.3.2"]
 		// Daemons that cannot start: a config that is not valid (exit 2), one that is but
 		// names an interface the host lacks (exit 1), and, showing that the unit needs each
 		// of these capabilities, a member without CAP_NET_ADMIN (it creates the TUN) and a
-		// source without CAP_NET_RAW (it captures), and on the kernel path a member without
+		// source in user space without CAP_NET_RAW (it captures; on the kernel path the
+		// kernel hands it what it forwards), and on the kernel path a member without
 		// CAP_BPF or CAP_PERFMON (its programs). None sends READY=1.
 		without := func(cap string) []string {
 			return slices.DeleteFunc(unitCapabilities(t), func(c string) bool { return c == cap })
@@ -156,7 +157,6 @@ members = ["198.18.2.2", "198.18.3.2"]
 			{"[source]\n[[source.group]]\naddress = \"10.1.1.1\"\nmembers = [\"198.18.2.2\"]\n", "exit status 2", unitCapabilities(t)},
 			{"[source]\ninterface = \"nosuch0\"\n[[source.group]]\naddress = \"224.1.2.3\"\nmembers = [\"198.18.2.2\"]\n", "exit status 1", unitCapabilities(t)},
 			{memberConfig, "exit status 1", without("net_admin")},
-			{cfg, "exit status 1", without("net_raw")},
 		}
 		if dp == "kernel" { // datapath = "kernel": mctun starts only if it can load the programs
 			bads = append(bads,
@@ -168,6 +168,11 @@ members = ["198.18.2.2", "198.18.3.2"]
 					config, status string
 					caps           []string
 				}{memberConfig, "exit status 1", without("perfmon")})
+		} else {
+			bads = append(bads, struct {
+				config, status string
+				caps           []string
+			}{cfg, "exit status 1", without("net_raw")})
 		}
 		for _, bad := range bads {
 			h2 := w.mbrs[1]

@@ -113,7 +113,11 @@ func printStats(w io.Writer, st daemon.Status) {
 	if s := st.Source; s != nil {
 		fmt.Fprintf(w, "\nsource: capturing on %s\n", s.Interface)
 		for _, c := range s.Captures {
-			fmt.Fprintf(w, "  capture %s: %d packets, %d dropped by the kernel (ring full)\n", c.Name, c.Packets, c.KernelDrop)
+			if c.Via != "" {
+				fmt.Fprintf(w, "  handed over by the kernel path on %s (through %s): %d packets, %d dropped by the kernel (queue full)\n", c.Name, c.Via, c.Packets, c.KernelDrop)
+			} else {
+				fmt.Fprintf(w, "  capture %s: %d packets, %d dropped by the kernel (ring full)\n", c.Name, c.Packets, c.KernelDrop)
+			}
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  GROUP\tMEMBER\tPACKETS\tBYTES\tSEND ERRORS")

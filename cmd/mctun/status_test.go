@@ -35,3 +35,22 @@ func TestJoinsPrintedOnce(t *testing.T) {
 		}
 	}
 }
+
+// What user space took of the source interface's multicast: from its capture, or on the
+// kernel path from the hand-off, each named for what it is.
+func TestCapturePrinted(t *testing.T) {
+	for _, tt := range []struct {
+		capture daemon.CaptureStatus
+		want    string
+	}{
+		{daemon.CaptureStatus{Name: "eth0", Packets: 7, KernelDrop: 1}, "  capture eth0: 7 packets, 1 dropped by the kernel (ring full)\n"},
+		{daemon.CaptureStatus{Name: "eth0", Via: "mctun-handoff", Packets: 7, KernelDrop: 1},
+			"  handed over by the kernel path on eth0 (through mctun-handoff): 7 packets, 1 dropped by the kernel (queue full)\n"},
+	} {
+		var stats bytes.Buffer
+		printStats(&stats, daemon.Status{Source: &daemon.SourceStatus{Interface: "eth0", Captures: []daemon.CaptureStatus{tt.capture}}})
+		if got := stats.String(); !strings.Contains(got, tt.want) {
+			t.Errorf("stats of %+v:\n%s\nwant the line %q", tt.capture, got, tt.want)
+		}
+	}
+}

@@ -7,13 +7,15 @@
 	classify -> encapsulate -> fan out to members
 
 1. classify: an IPv4 packet to a multicast group that a group of the table takes, by its
-   address and UDP destination port (groups). Anything else goes on unchanged (TC_ACT_UNSPEC: to the next program, if any, then on),
-   the clones this program sends, unicast, pass here again and leave at once.
+   address and UDP destination port (groups). Anything else goes on unchanged (TC_ACT_UNSPEC:
+   to the next program, if any, then on); the clones this program sends, unicast, pass here
+   again and leave at once. Multicast of no group goes on too, and user space gets a copy to
+   count (hand_off).
 2. check: the inner packet must be one the kernel path can forward in place: a whole,
    sane IPv4 packet (the checks of encap.CheckInner), not a fragment, not GSO, whose tunnel
    packet fits the source interface's MTU, of one group only, whose members' next hops are
-   all known (ready). Anything else goes on unchanged to user space, which the AF_PACKET
-   capture hands it (or, on the TUN, its reader), and is counted by why (sender_paths).
+   all known (ready). Anything else goes on unchanged, and user space gets a copy to forward
+   (hand_off; on the TUN, its reader takes the packet itself), counted by why (sender_paths).
 3. encapsulate: take the group's next sequence number (group_seq, which the user-space
    sender shares), and push the outer IPv4, UDP and GRE headers in front of the inner packet.
 4. fan out: for every member but the last, write its address, port and next hop's MAC and
@@ -48,6 +50,7 @@ struct sender_config {
 	__u8 dump;     /* a dump runs: copy every inner packet sent to dump_events */
 	__u8 pad;
 	__u32 pass;    /* the most copies of a packet one pass sends (see fan_out) */
+	__u32 handoff; /* the hand-off TUN, where user space reads what it forwards */
 };
 
 struct group_key {
@@ -100,6 +103,7 @@ enum sender_path {
 	PUNT_GSO,        /* a GSO packet, many datagrams at once */
 	PUNT_TWO_GROUPS, /* its port's group and its address's both take it */
 	PUNT_CHECK,      /* it fails a check of the inner packet: user space counts why */
+	HANDOFF_DROPPED, /* a copy for user space that the hand-off TUN did not take: its queue was full */
 	SENDER_PATH_COUNT,
 };
 
@@ -336,6 +340,34 @@ static __always_inline long onward(int fanned, __u32 ifindex, int redirect)
 	return redirect ? bpf_redirect(ifindex, 0) : TC_ACT_UNSPEC;
 }
 
+/* multicast_ip returns the IPv4 header at offset l2 of an IPv4 multicast packet, else 0. */
+static __always_inline struct iphdr *multicast_ip(struct __sk_buff *skb, const __u32 l2)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + l2;
+
+	if ((void *)(ip + 1) > data_end || ip->version != 4 || !is_multicast(ip->daddr))
+		return 0;
+	return ip;
+}
+
+/*
+ * hand_off lets a packet from the source interface that the kernel does not forward go on,
+ * and gives user space a copy of it when it is what the user-space path's capture takes,
+ * outgoing IPv4 multicast but IGMP: a copy sent into the hand-off TUN, whose reader is the
+ * user-space sender. So user space forwards the slow cases and counts the packets of no group,
+ * and never sees the tunnel packets the kernel sends.
+ */
+static __always_inline long hand_off(struct __sk_buff *skb, const struct sender_config *cfg)
+{
+	struct iphdr *ip = multicast_ip(skb, ETH_HLEN_);
+
+	if (ip && ip->protocol != IPPROTO_IGMP && bpf_clone_redirect(skb, cfg->handoff, 0))
+		count_path(HANDOFF_DROPPED);
+	return TC_ACT_UNSPEC;
+}
+
 /*
  * classify is steps 1 and 2 for a packet whose inner IPv4 header is at offset l2 (14 behind
  * an Ethernet header, 0 on the TUN). It returns the group that the kernel forwards the packet
@@ -345,15 +377,15 @@ static __always_inline long onward(int fanned, __u32 ifindex, int redirect)
 static __always_inline struct group_route *classify(struct __sk_buff *skb, const struct sender_config *cfg,
 						    const __u32 l2, __u32 *len)
 {
-	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data + l2;
-	struct udphdr *udp = (void *)(ip + 1);
+	struct iphdr *ip = multicast_ip(skb, l2);
+	struct udphdr *udp;
 	struct group_route *g = 0, *all;
 	struct group_key k = {};
 
-	if ((void *)(ip + 1) > data_end || ip->version != 4 || !is_multicast(ip->daddr))
+	if (!ip)
 		return 0;
+	udp = (void *)(ip + 1);
 
 	/* 1. classify */
 	k.addr = ip->daddr;
@@ -491,7 +523,7 @@ int mctun_egress(struct __sk_buff *skb)
 		return TC_ACT_UNSPEC;
 	g = classify(skb, cfg, ETH_HLEN_, &len);
 	if (!g)
-		return TC_ACT_UNSPEC;
+		return hand_off(skb, cfg);
 	/* the last member's copy leaves as the packet itself */
 	return onward(send(skb, cfg, g, len), cfg->ifindex, 0);
 }
