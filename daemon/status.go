@@ -75,6 +75,11 @@ type CaptureStatus struct {
 	Via        string `json:"via,omitempty"` // the kernel path's hand-off TUN
 	Packets    uint64 `json:"packets"`
 	KernelDrop uint64 `json:"kernel_drops"` // the AF_PACKET ring, or the hand-off's queue, full
+	// Truncated counts the packets longer than the capture's ring frames, which hold one
+	// packet of the interface's MTU at start: a send of several datagrams at once (GSO,
+	// UDP_SEGMENT), which the kernel path hands over whole, or an MTU raised since. Not
+	// forwarded.
+	Truncated uint64 `json:"truncated"`
 }
 
 // MemberStatus is the receiver side's part of Status.
@@ -109,7 +114,7 @@ func (d *daemon) statusLocked(view datapath.SenderView) Status {
 		Metrics: d.metricsURL(), Reloads: d.reloads, Commands: d.commands}
 	if d.sender != nil {
 		cs := d.capture.Stats()
-		capt := CaptureStatus{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops}
+		capt := CaptureStatus{Name: d.iface, Packets: cs.Packets, KernelDrop: cs.Drops, Truncated: cs.Truncated}
 		if d.kSender != nil {
 			capt.Via = kernelpath.HandoffName
 		}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"mctun/encap"
 	"mctun/encap/encaptest"
 	"mctun/test/mcapp"
@@ -153,6 +155,68 @@ func testLargeDatagrams(t *testing.T, dp string) {
 				w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
 			}
 		})
+	}
+}
+
+// 3b. What an application hands the kernel as one send of several datagrams (UDP_SEGMENT,
+// GSO) arrives as those datagrams, each whole, on the kernel path, where user space gets them
+// from the hand-off one by one. The user-space path's capture cannot take them (its frames
+// hold one packet of the MTU): it counts them as too long, and forwards none.
+func TestSegmentedSends(t *testing.T) { onEachDatapath(t, testSegmentedSends) }
+
+func testSegmentedSends(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
+	w.upWorkedExample()
+	const sends, segs, size = 50, 4, 1000
+	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: sends * segs, Size: size, Idle: 3 * time.Second, Timeout: 8 * time.Second})
+	err := w.src.Do(func() error {
+		c, err := net.ListenUDP("udp4", nil)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		raw, err := c.SyscallConn()
+		if err != nil {
+			return err
+		}
+		if cerr := raw.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_SEGMENT, size) }); cerr != nil {
+			return cerr
+		}
+		if err != nil {
+			return fmt.Errorf("UDP_SEGMENT: %w", err)
+		}
+		buf := make([]byte, segs*size)
+		for i := range sends {
+			for j := range segs {
+				stream.Encode(buf[j*size:(j+1)*size], uint64(i*segs+j), time.Now().UnixNano())
+			}
+			if _, err := c.WriteToUDPAddrPort(buf, netip.AddrPortFrom(group, 65535)); err != nil {
+				return err
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("h0: segmented sends: %v", err)
+	}
+	src := w.status(w.src).Source
+	if dp == "user" { // the capture's frames hold one packet of the MTU: it counts them, lost
+		for _, rep := range w.reports(rs) {
+			if rep.Received != 0 {
+				t.Errorf("received %d datagrams of segmented sends on the user-space path, which cannot take them whole", rep.Received)
+			}
+		}
+		if c := src.Captures[0]; c.Truncated != sends {
+			t.Errorf("h0: capture %+v, want the %d segmented sends counted as too long", c, sends)
+		}
+		return
+	}
+	for i, rep := range w.reports(rs) {
+		w.checkStream(w.mbrs[i].Name, rep, sends*segs, "198.18.1.2")
+	}
+	if n := src.Kernel.Paths["user_gso"]; n != sends {
+		t.Errorf("h0: %d GSO packets left to user space, want %d", n, sends)
 	}
 }
 

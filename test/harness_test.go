@@ -234,6 +234,7 @@ type status struct {
 			Via        string `json:"via"`
 			Packets    uint64 `json:"packets"`
 			KernelDrop uint64 `json:"kernel_drops"`
+			Truncated  uint64 `json:"truncated"`
 		} `json:"captures"`
 		Stats  datapath.SenderStats `json:"stats"`
 		Kernel *kernelStatus        `json:"kernel"`

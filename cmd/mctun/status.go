@@ -116,7 +116,7 @@ func printStats(w io.Writer, st daemon.Status) {
 			if c.Via != "" {
 				fmt.Fprintf(w, "  handed over by the kernel path on %s (through %s): %d packets, %d dropped by the kernel (queue full)\n", c.Name, c.Via, c.Packets, c.KernelDrop)
 			} else {
-				fmt.Fprintf(w, "  capture %s: %d packets, %d dropped by the kernel (ring full)\n", c.Name, c.Packets, c.KernelDrop)
+				fmt.Fprintf(w, "  capture %s: %d packets, %d dropped by the kernel (ring full), %d too long for its frames (not forwarded)\n", c.Name, c.Packets, c.KernelDrop, c.Truncated)
 			}
 		}
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

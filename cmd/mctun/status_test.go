@@ -43,7 +43,8 @@ func TestCapturePrinted(t *testing.T) {
 		capture daemon.CaptureStatus
 		want    string
 	}{
-		{daemon.CaptureStatus{Name: "eth0", Packets: 7, KernelDrop: 1}, "  capture eth0: 7 packets, 1 dropped by the kernel (ring full)\n"},
+		{daemon.CaptureStatus{Name: "eth0", Packets: 7, KernelDrop: 1, Truncated: 2},
+			"  capture eth0: 7 packets, 1 dropped by the kernel (ring full), 2 too long for its frames (not forwarded)\n"},
 		{daemon.CaptureStatus{Name: "eth0", Via: "mctun-handoff", Packets: 7, KernelDrop: 1},
 			"  handed over by the kernel path on eth0 (through mctun-handoff): 7 packets, 1 dropped by the kernel (queue full)\n"},
 	} {
