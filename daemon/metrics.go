@@ -60,6 +60,8 @@ var (
 		"Outgoing multicast packets the sender side captured on the interface (on the kernel path: that it handed over).", []string{"interface"}, nil)
 	descCaptureDrops = prometheus.NewDesc("mctun_sender_kernel_dropped_packets_total",
 		"Packets the kernel dropped because the capture ring (on the kernel path: the hand-off's queue) was full: the sender side fell behind.", []string{"interface"}, nil)
+	descCaptureTruncated = prometheus.NewDesc("mctun_sender_capture_truncated_packets_total",
+		"Packets longer than the capture ring's frames, not forwarded: sends of several datagrams at once (GSO), which only the kernel path forwards, or an MTU raised since start.", []string{"interface"}, nil)
 	descGroupMembers = prometheus.NewDesc("mctun_sender_group_members",
 		"Members the group is sent to (this host's own addresses left out).", []string{"group", "port"}, nil)
 	descGroupFailing = prometheus.NewDesc("mctun_sender_group_failing_members",
@@ -114,7 +116,7 @@ var (
 		"Kernel memory the kernel path's maps hold, by side.", []string{"side"}, nil)
 
 	allDescs = []*prometheus.Desc{descBuildInfo, descDatapath, descReloads, descCommands, descKernelPaths, descKernelMaps,
-		descCaptured, descCaptureDrops, descGroupMembers, descGroupFailing, descGroupPackets,
+		descCaptured, descCaptureDrops, descCaptureTruncated, descGroupMembers, descGroupFailing, descGroupPackets,
 		descGroupBytes, descGroupErrors, descMemberPackets, descMemberBytes, descMemberErrors,
 		descSenderDrops, descMemberships, descMembershipChanges, descReportsAccepted, descReportsRefused,
 		descReportSocketDrops, descFlowPackets, descFlowBytes, descFlowLost, descFlowReordered,
@@ -176,6 +178,7 @@ func collect(ms []prometheus.Metric, s metricsScrape) []prometheus.Metric {
 		for _, c := range src.Captures {
 			counter(descCaptured, c.Packets, c.Name)
 			counter(descCaptureDrops, c.KernelDrop, c.Name)
+			counter(descCaptureTruncated, c.Truncated, c.Name)
 		}
 		type groupLabels struct{ group, port string }
 		groups := make([]groupLabels, len(src.Stats.Groups))

@@ -36,7 +36,7 @@ func fixtureStatus() Status {
 		Reloads: Outcomes{Applied: 3, Refused: 1}, Commands: Outcomes{Applied: 5, Refused: 2},
 		Source: &SourceStatus{
 			Interface: "eth0",
-			Captures:  []CaptureStatus{{Name: "eth0", Packets: 1017, KernelDrop: 2}},
+			Captures:  []CaptureStatus{{Name: "eth0", Packets: 1017, KernelDrop: 2, Truncated: 3}},
 			Skipped:   []netip.AddrPort{ap("198.18.1.2:4754")},
 			Stats: datapath.SenderStats{
 				Groups: []datapath.GroupStats{
@@ -131,6 +131,9 @@ mctun_receiver_sender_restarts_total{group="other",source="other"} 0
 # TYPE mctun_reloads_total counter
 mctun_reloads_total{result="applied"} 3
 mctun_reloads_total{result="refused"} 1
+# HELP mctun_sender_capture_truncated_packets_total Packets longer than the capture ring's frames, not forwarded: sends of several datagrams at once (GSO), which only the kernel path forwards, or an MTU raised since start.
+# TYPE mctun_sender_capture_truncated_packets_total counter
+mctun_sender_capture_truncated_packets_total{interface="eth0"} 3
 # HELP mctun_sender_captured_packets_total Outgoing multicast packets the sender side captured on the interface (on the kernel path: that it handed over).
 # TYPE mctun_sender_captured_packets_total counter
 mctun_sender_captured_packets_total{interface="eth0"} 1017

@@ -83,6 +83,7 @@ func TestMetricsPrometheus(t *testing.T) {
 			`mctun_sender_group_members{group="224.1.2.3",port="65535"}`:           uint64(g.MemberCount),
 			`mctun_sender_captured_packets_total{interface="eth0"}`:                srcStats.Source.Captures[0].Packets,
 			`mctun_sender_kernel_dropped_packets_total{interface="eth0"}`:          srcStats.Source.Captures[0].KernelDrop,
+			`mctun_sender_capture_truncated_packets_total{interface="eth0"}`:       srcStats.Source.Captures[0].Truncated,
 		}
 		for _, m := range g.Members {
 			l := fmt.Sprintf(`{group="224.1.2.3",port="65535",member="%s"}`, m.Address)
