@@ -274,6 +274,7 @@ func testUnconfiguredNotForwarded(t *testing.T, dp string) {
 				wantPackets += n
 			}
 		}
+		t.Logf("h0's kernel path: %v", src.Kernel.Paths)
 	}
 	if c := src.Captures[0]; c.Packets != wantPackets || c.KernelDrop != 0 || c.Via != wantVia {
 		t.Errorf("source capture %+v, want %d packets, none dropped, via %q (kernel paths %v)", c, wantPackets, wantVia, src.Kernel)
