@@ -221,12 +221,17 @@ func (h *txHarness) send(pkt []byte) (int32, []byte, int) {
 
 // setPass makes one pass send at most n copies.
 func (h *txHarness) setPass(n uint32) {
+	h.setConfig(func(c *senderSenderConfig) { c.Pass = n })
+}
+
+// setConfig changes the program's config as edit does.
+func (h *txHarness) setConfig(edit func(*senderSenderConfig)) {
 	h.t.Helper()
 	var conf senderSenderConfig
 	if err := h.s.objs.Config.Lookup(uint32(0), &conf); err != nil {
 		h.t.Fatal(err)
 	}
-	conf.Pass = n
+	edit(&conf)
 	if err := h.s.objs.Config.Put(uint32(0), &conf); err != nil {
 		h.t.Fatal(err)
 	}
@@ -302,14 +307,7 @@ func (h *txHarness) newHandoff() *Handoff {
 		h.t.Fatal(err)
 	}
 	h.t.Cleanup(func() { ho.Close() })
-	var conf senderSenderConfig
-	if err := h.s.objs.Config.Lookup(uint32(0), &conf); err != nil {
-		h.t.Fatal(err)
-	}
-	conf.Handoff = ho.index
-	if err := h.s.objs.Config.Put(uint32(0), &conf); err != nil {
-		h.t.Fatal(err)
-	}
+	h.setConfig(func(c *senderSenderConfig) { c.Handoff = ho.index })
 	return ho
 }
 
