@@ -359,33 +359,27 @@ static __always_inline struct iphdr *multicast_ip(struct __sk_buff *skb, const _
  * user-space sender. So user space forwards the slow cases and counts the packets of no group,
  * and never sees the tunnel packets the kernel sends.
  */
-static __always_inline long hand_off(struct __sk_buff *skb, const struct sender_config *cfg)
+static __always_inline long hand_off(struct __sk_buff *skb, const struct sender_config *cfg,
+				     const struct iphdr *ip)
 {
-	struct iphdr *ip = multicast_ip(skb, ETH_HLEN_);
-
-	if (ip && ip->protocol != IPPROTO_IGMP && bpf_clone_redirect(skb, cfg->handoff, 0))
+	if (ip->protocol != IPPROTO_IGMP && bpf_clone_redirect(skb, cfg->handoff, 0))
 		count_path(HANDOFF_DROPPED);
 	return TC_ACT_UNSPEC;
 }
 
 /*
- * classify is steps 1 and 2 for a packet whose inner IPv4 header is at offset l2 (14 behind
- * an Ethernet header, 0 on the TUN). It returns the group that the kernel forwards the packet
- * to, or 0 when the packet goes on unchanged (to user space, counted by why, if a group takes
- * it). *len is the inner packet's length.
+ * classify is steps 1 and 2 for a multicast packet whose inner IPv4 header, ip, is at offset
+ * l2 (14 behind an Ethernet header, 0 on the TUN). It returns the group that the kernel
+ * forwards the packet to, or 0 when the packet goes on unchanged (to user space, counted by
+ * why, if a group takes it). *len is the inner packet's length.
  */
 static __always_inline struct group_route *classify(struct __sk_buff *skb, const struct sender_config *cfg,
-						    const __u32 l2, __u32 *len)
+						    struct iphdr *ip, const __u32 l2, __u32 *len)
 {
 	void *data_end = (void *)(long)skb->data_end;
-	struct iphdr *ip = multicast_ip(skb, l2);
-	struct udphdr *udp;
+	struct udphdr *udp = (void *)(ip + 1);
 	struct group_route *g = 0, *all;
 	struct group_key k = {};
-
-	if (!ip)
-		return 0;
-	udp = (void *)(ip + 1);
 
 	/* 1. classify */
 	k.addr = ip->daddr;
@@ -517,13 +511,17 @@ int mctun_egress(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct group_route *g;
+	struct iphdr *ip;
 	__u32 len = 0;
 
 	if (!cfg || (void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_UNSPEC;
-	g = classify(skb, cfg, ETH_HLEN_, &len);
+	ip = multicast_ip(skb, ETH_HLEN_);
+	if (!ip)
+		return TC_ACT_UNSPEC; /* unicast, the clones this program sent among it */
+	g = classify(skb, cfg, ip, ETH_HLEN_, &len);
 	if (!g)
-		return hand_off(skb, cfg);
+		return hand_off(skb, cfg, ip);
 	/* the last member's copy leaves as the packet itself */
 	return onward(send(skb, cfg, g, len), cfg->ifindex, 0);
 }
@@ -538,11 +536,12 @@ int mctun_tun_egress(struct __sk_buff *skb)
 {
 	const struct sender_config *cfg = sender_config();
 	struct group_route *g;
+	struct iphdr *ip = multicast_ip(skb, 0);
 	__u32 len = 0;
 
-	if (!cfg)
+	if (!cfg || !ip)
 		return TC_ACT_UNSPEC;
-	g = classify(skb, cfg, 0, &len);
+	g = classify(skb, cfg, ip, 0, &len);
 	if (!g)
 		return TC_ACT_UNSPEC;
 	if (bpf_skb_change_head(skb, ETH_HLEN_, 0))
