@@ -432,7 +432,7 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 			return err
 		}
 		o := kernelpath.SenderOptions{Interface: d.iface, Addr: addr, Port: d.sendConn.LocalAddr().Port(),
-			Key: cfg.Key, Groups: groups, Hooks: d.hooks(), Log: d.log}
+			Key: cfg.Key, Groups: groups, Hooks: d.hooks(), Host: d.host, Log: d.log}
 		if cfg.Member != nil { // the host's own multicast leaves by the TUN
 			o.TUN = cfg.Member.TUN
 		}

@@ -116,6 +116,12 @@ type ClsAct interface {
 	AttachBPF(dev, hook string, handle uint32, fd int, name string) error
 }
 
+// Host readies the links the kernel path creates: its hand-off (see Handoff), given the
+// length of its queue. route.Host does.
+type Host interface {
+	ConfigureHandoff(name string, queue int) error
+}
+
 // The handles of the programs' filters when tc attaches them: the sender side's on the source
 // interface's ingress, beside the receiver side's where the tunnel arrives on it too, runs
 // second, since it takes only the packets its egress program sent round.

@@ -1,9 +1,7 @@
 package kernelpath
 
 import (
-	"errors"
 	"fmt"
-	"os"
 	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
@@ -39,34 +37,22 @@ type Handoff struct {
 	drops   func() uint64
 }
 
-// openHandoff creates the hand-off TUN; drops counts the copies it did not take.
-func openHandoff(drops func() uint64) (*Handoff, error) {
+// openHandoff creates the hand-off TUN, which host readies; drops counts the copies it did
+// not take.
+func openHandoff(host Host, drops func() uint64) (*Handoff, error) {
 	dev, err := tun.Create(HandoffName)
 	if err != nil {
 		return nil, fmt.Errorf("kernel path: the hand-off: %w", err)
 	}
-	h := &Handoff{Native: dev, drops: drops}
-	if err := h.configure(); err != nil {
+	l, err := netlink.LinkByName(HandoffName)
+	if err == nil {
+		err = host.ConfigureHandoff(HandoffName, handoffQueue)
+	}
+	if err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("kernel path: the hand-off %s: %w", HandoffName, err)
 	}
-	return h, nil
-}
-
-func (h *Handoff) configure() error {
-	l, err := netlink.LinkByName(h.Name())
-	if err != nil {
-		return err
-	}
-	h.index = uint32(l.Attrs().Index)
-	err = os.WriteFile("/proc/sys/net/ipv6/conf/"+h.Name()+"/disable_ipv6", []byte("1"), 0)
-	if err != nil && !errors.Is(err, os.ErrNotExist) { // a kernel without IPv6
-		return err
-	}
-	if err := netlink.LinkSetTxQLen(l, handoffQueue); err != nil {
-		return err
-	}
-	return netlink.LinkSetUp(l)
+	return &Handoff{Native: dev, index: uint32(l.Attrs().Index), drops: drops}, nil
 }
 
 // Read implements capture.Source.

@@ -27,7 +27,7 @@ func startSender(t *testing.T, log io.Writer, members ...netip.AddrPort) *Sender
 	}
 	err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey,
 		Groups: []config.Group{{Address: txGroup, Port: 65535, Members: members}},
-		Log:    slog.New(slog.NewTextHandler(log, nil))})
+		Host:   testHost(t), Log: slog.New(slog.NewTextHandler(log, nil))})
 	if err != nil {
 		s.Close()
 		t.Fatal(err)

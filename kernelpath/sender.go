@@ -105,6 +105,7 @@ type SenderOptions struct {
 	Key       uint32
 	Groups    []config.Group // as datapath.Sender.Configure takes them
 	Hooks     Hooks
+	Host      Host // readies the hand-off
 	Log       *slog.Logger
 }
 
@@ -173,7 +174,7 @@ func (s *Sender) Start(o SenderOptions) error {
 	if s.hops, err = newNexthops(nl, a.Index); err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
-	if s.handoff, err = openHandoff(s.handoffDrops); err != nil {
+	if s.handoff, err = openHandoff(o.Host, s.handoffDrops); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -17,6 +17,7 @@ import (
 
 	"mctun/encap"
 	"mctun/encap/encaptest"
+	routehost "mctun/route" // the package; route is the sender's type
 )
 
 // A test run's bpf_clone_redirect really sends, so the sender side's program runs in a
@@ -288,6 +289,17 @@ func (h *txHarness) member(c uint32) senderMemberCount {
 	return v
 }
 
+// testHost readies links as the daemon's does, in the test's namespace: the caller runs on
+// its thread.
+func testHost(t *testing.T) Host {
+	nl, err := netlink.NewHandle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nl.Close)
+	return routehost.NewHost(nl, nil)
+}
+
 // handoffReader reads a hand-off TUN in the background.
 type handoffReader struct {
 	*Handoff
@@ -302,7 +314,7 @@ func (h *txHarness) openHandoff() *handoffReader {
 // newHandoff opens the hand-off TUN, as Start does, and points the program at it.
 func (h *txHarness) newHandoff() *Handoff {
 	h.t.Helper()
-	ho, err := openHandoff(h.s.handoffDrops)
+	ho, err := openHandoff(testHost(h.t), h.s.handoffDrops)
 	if err != nil {
 		h.t.Fatal(err)
 	}

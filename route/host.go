@@ -86,9 +86,8 @@ func (h *Host) CreatedLink(name string) error {
 // The kernel filters reverse paths with max(conf.all.rp_filter, conf.NAME.rp_filter), so a
 // per-link 0 does nothing once all is 1 (strict, where the route back to a source never points
 // into the TUN). The TUN gets 0 where all is 0 and 2 (loose: the source need only be routable)
-// otherwise, plus the address that a loose check requires. IPv6 is off so the host does not
-// send its router and listener solicitations into the TUN. All of this belongs to the link and
-// goes with it, so none of it is journaled.
+// otherwise, plus the address that a loose check requires. IPv6 is off (upWithoutIPv6). All
+// of this belongs to the link and goes with it, so none of it is journaled.
 func (h *Host) ConfigureTUN(name string, mtu int) error {
 	link, err := h.nl.LinkByName(name)
 	if err != nil {
@@ -112,6 +111,31 @@ func (h *Host) ConfigureTUN(name string, mtu int) error {
 	if err := h.writeSysctl("net/ipv4/conf/"+name+"/rp_filter", rpf); err != nil {
 		return fmt.Errorf("host: %w", err)
 	}
+	return h.upWithoutIPv6(link)
+}
+
+// ConfigureHandoff readies the kernel path's hand-off, a TUN that mctun created and that only
+// the program's copies enter:
+//
+//	ip link set NAME txqueuelen QUEUE up
+//	sysctl -w net.ipv6.conf.NAME.disable_ipv6=1
+//
+// with no address and no route. Like ConfigureTUN's, the settings go with the link.
+func (h *Host) ConfigureHandoff(name string, queue int) error {
+	link, err := h.nl.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("host: %s: %w", name, err)
+	}
+	if err := h.nl.LinkSetTxQLen(link, queue); err != nil {
+		return fmt.Errorf("host: set %s txqueuelen %d: %w", name, queue, err)
+	}
+	return h.upWithoutIPv6(link)
+}
+
+// upWithoutIPv6 turns IPv6 off on a link mctun created, so that the host sends it no router
+// and listener solicitations, and sets it up.
+func (h *Host) upWithoutIPv6(link netlink.Link) error {
+	name := link.Attrs().Name
 	if err := h.writeSysctl("net/ipv6/conf/"+name+"/disable_ipv6", "1"); err != nil &&
 		!errors.Is(err, os.ErrNotExist) { // a kernel without IPv6
 		return fmt.Errorf("host: %w", err)
