@@ -170,7 +170,7 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 	rate := b.cpuRate(r, rep.Previous.row(r.Members, r.Size))
 	for round := range b.opt.rounds {
 		for _, system := range rotate(order, round) {
-			if err := b.fixedRuns(ctx, r, system, rate); err != nil {
+			if err := b.fixedRuns(ctx, r, system, rate, rep.ceilingOf(r.Size)); err != nil {
 				return err
 			}
 		}
@@ -302,11 +302,12 @@ func (b *bench) count(rate float64) int {
 }
 
 // fixedRuns is system's part of a round of the fixed-rate runs, in a topology of its own: a
-// CPU run at rate (unless rate is 0), which gives a latency at that rate too, and a latency
-// run at the latency rate. It adds them to the runs so far, keeping the better latency of
-// each kind, and for mctun its daemons' peak RSS and, on the kernel path, which path the
-// packets took.
-func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float64) error {
+// CPU run at rate (unless rate is 0), which gives a latency at that rate too, a latency run
+// at the latency rate, and an attempt at mcsend's ceiling (unless ceiling is 0), which
+// gives what the sender reaches through the system (see pairedCeiling). It adds them to the
+// runs so far, keeping the better latency of each kind, and for mctun its daemons' peak RSS
+// and, on the kernel path, which path the packets took.
+func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceiling float64) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	w, err := b.openVerified(ctx, system, r.Members)
 	if err != nil {
@@ -339,6 +340,15 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate float
 	b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%; stolen %.2f s; while the joins settled %.3f cores busy); members' mean/p99 µs in the source's order:%s",
 		label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.StolenSeconds, tr.SettleLoad, tr.memberLatencies())
 	b.keepBetter(&sr.Latency, l)
+	if ceiling > 0 {
+		tr, err := b.attempt(ctx, w, label, ceiling, r.Size, joinSettle, nil)
+		if err != nil {
+			return err
+		}
+		o := tr.outcome()
+		b.logf("%s: at mcsend's ceiling, %.0f pps: sent %.0f pps, worst loss %.3f%% (stolen %.2f s)", label, ceiling, o.Achieved, 100*o.Loss, tr.StolenSeconds)
+		sr.Ceiling = append(sr.Ceiling, &ceilingRun{Achieved: o.Achieved, Loss: o.Loss})
+	}
 	return w.closeKeepingRSS(ctx, system, sr)
 }
 

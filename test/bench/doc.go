@@ -9,17 +9,18 @@
 //
 // For each number of members and payload size it finds, for each system, the highest rate
 // every member receives with less than 0.1% loss (a geometric sweep, then bisection, capped
-// at what mcsend alone reaches), the CPU seconds per million datagrams delivered at one fixed
-// rate every system carries (whole machine, from /proc/stat, less what other processes used:
-// the machine may be shared), the one-way latency at 10,000 pps and at that fixed rate,
-// mctun's peak RSS, and on the kernel path the share of the packets it forwarded itself
-// rather than leaving them to user space; then mctun's RSS with two big configs on each
-// path, and the memory of the kernel path's maps. It holds the results against the targets
+// at what mcsend alone reaches; where the sender stops two systems' sweeps, they are
+// compared round by round at its ceiling instead), the CPU seconds per million datagrams
+// delivered at one fixed rate every system carries (whole machine, from /proc/stat, less
+// what other processes used: the machine may be shared), the one-way latency at 10,000 pps
+// and at that fixed rate, mctun's peak RSS, and on the kernel path the share of the packets
+// it forwarded itself rather than leaving them to user space; then mctun's RSS with two big
+// configs on each path, and the memory of the kernel path's maps. It holds the results against the targets
 // (the kernel path's of issue 8, the user-space path's from before, which must also not fall
 // behind the figures of the report it writes over), prints the tables, and with -out and
 // -plot writes BENCHMARKS.md and a PNG of the rates (gnuplot).
 //
-//	make bench                                                           # everything (15 to 25 minutes), as root
+//	make bench                                                           # everything (30 to 40 minutes), as root
 //	sudo go run ./test/bench -mctun bin/mctun -members 1 -sizes 64 -trial 1s -big=false   # a few minutes
 //
 // Everything it makes lives in namespaces named mtbench*, which it removes when it ends,

@@ -38,6 +38,15 @@ func markdownReport(rep *report) string {
 	fmt.Fprintf(&b, "What mcsend alone reaches on this machine, unpaced (the cap of every sweep): %s.\n\n", strings.Join(cs, ", "))
 	b.WriteString("### Throughput and CPU\n\n")
 	b.WriteString(resultsTable(rep, blockRate, blockShare, blockCPU).markdown())
+	if t := ceilingTable(rep); t != nil {
+		b.WriteString("\n### At mcsend's ceiling, side by side\n\n")
+		b.WriteString("Each round of the fixed-rate runs also gives every system one attempt at mcsend's ceiling: the rate\n")
+		b.WriteString("the application reaches through the system when it sends as fast as it can. Each system's figure\n")
+		b.WriteString("is the median of its loss-free attempts; each mctun path's ratio is to VXLAN's in the same round,\n")
+		b.WriteString("where both were loss-free: the median, then every round's. Where both sweeps stopped at the sender\n")
+		b.WriteString("(\"s\"), the rate target takes this ratio (see the method).\n\n")
+		b.WriteString(t.markdown())
+	}
 	fmt.Fprintf(&b, "\n### Latency at %s pps\n\n", fmtPPS(st.LatencyRate))
 	b.WriteString(resultsTable(rep, blockMean, blockP99).markdown())
 	b.WriteString("\n### Latency at the CPU runs' rate\n\n")
@@ -192,6 +201,12 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   fails, because single attempts are noisy here (everything shares the machine's CPUs). When
   mcsend reaches less than %.0[6]f%% of the rate asked while nothing is lost, the sending path is
   the limit and the sweep stops there ("s"). The figure is the rate mcsend actually reached.
+- **Both stopped by the sender**: then the two sweeps cannot tell the systems apart. Each is
+  one system's attempts, minutes from the other's, and what mcsend reaches moves between two
+  attempts of one system by more than the systems differ (up to 40%% measured). So each round
+  of the fixed-rate runs (below) ends with one attempt at mcsend's ceiling in every system's
+  topology, and where both sweeps stopped at the sender the rate target compares the systems
+  round by round: the median of the rounds' ratios, both loss-free.
 - **CPU per million delivered**: whole-machine busy CPU time from /proc/stat, busy = total −
   idle − iowait − steal over all CPUs (USER_HZ = 100 jiffies per second), from just before mcsend starts
   until the last receiver stops, divided by the datagrams delivered summed over members, in

@@ -369,6 +369,56 @@ func fmtRatio(a, b float64, ok bool) string {
 	return fmt.Sprintf("%.2fx", a/b)
 }
 
+// fmtRatios shows ratios as "0.93, 1.07, 1.00".
+func fmtRatios(rs []float64) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = fmt.Sprintf("%.2f", r)
+	}
+	return strings.Join(out, ", ")
+}
+
+// ceilingTable is, per (members, size), the median rate mcsend reached through each system
+// at its attempts at the ceiling (one per round), and each mctun path's ratio to VXLAN's
+// paired by round (pairedCeiling). Nil without such attempts or without VXLAN.
+func ceilingTable(rep *report) *table {
+	measured := false
+	for _, r := range rep.Rows {
+		for _, s := range r.Systems {
+			measured = measured || len(s.Ceiling) > 0
+		}
+	}
+	if !measured || !slices.Contains(rep.systems(), sysVXLAN) {
+		return nil
+	}
+	maxLoss := rep.Settings.MaxLoss
+	t := &table{head: []string{"members", "payload B", "VXLAN"}}
+	for _, m := range rep.mctunOf() {
+		t.head = append(t.head, systemName(m), "× VXLAN paired", "rounds")
+	}
+	for _, r := range rep.Rows {
+		cells := []string{fmt.Sprint(r.Members), fmt.Sprint(r.Size)}
+		median := func(system string) string {
+			pps, ok := medianCeiling(r.Systems[system], maxLoss)
+			if !ok {
+				return "-"
+			}
+			return fmtPPS(pps)
+		}
+		cells = append(cells, median(sysVXLAN))
+		for _, m := range rep.mctunOf() {
+			cells = append(cells, median(m))
+			if ratios, med, ok := pairedCeiling(r.Systems[m], r.Systems[sysVXLAN], maxLoss); ok {
+				cells = append(cells, fmt.Sprintf("%.2fx", med), fmtRatios(ratios))
+			} else {
+				cells = append(cells, "-", "-")
+			}
+		}
+		t.rows = append(t.rows, cells)
+	}
+	return t
+}
+
 // fmtAdded shows a difference with its sign: "+3.2", "-0.4".
 func fmtAdded(d float64, ok bool) string {
 	if !ok || math.IsNaN(d) {
@@ -445,6 +495,10 @@ func textReport(rep *report) string {
 	}
 	b.WriteString("\nthroughput and CPU\n\n")
 	b.WriteString(resultsTable(rep, blockRate, blockShare, blockCPU).text())
+	if t := ceilingTable(rep); t != nil {
+		b.WriteString("\nat mcsend's ceiling, one attempt per round\n\n")
+		b.WriteString(t.text())
+	}
 	fmt.Fprintf(&b, "\nlatency at %s pps\n\n", fmtPPS(rep.Settings.LatencyRate))
 	b.WriteString(resultsTable(rep, blockMean, blockP99).text())
 	b.WriteString("\nlatency at the CPU runs' rate\n\n")

@@ -216,6 +216,66 @@ func TestEvaluateBothCappedMeets(t *testing.T) {
 	}
 }
 
+// Where both sweeps stopped at the sender, the rate verdict is the median of the rounds'
+// paired ratios at mcsend's ceiling, leaving out a round in which either lost packets;
+// where only one did, the sweeps' ratio stands.
+func TestEvaluateBothStoppedBySender(t *testing.T) {
+	rep := fixture()
+	rep.Rows = rep.Rows[1:]
+	k, v := rep.Rows[0].Systems[sysKernel], rep.Rows[0].Systems[sysVXLAN]
+	k.Ceiling = []*ceilingRun{{Achieved: 21000}, {Achieved: 19000}, {Achieved: 30000, Loss: 0.01}, {Achieved: 22000}}
+	v.Ceiling = []*ceilingRun{{Achieved: 20000}, {Achieved: 20000}, {Achieved: 20000}, {Achieved: 20000}}
+	rate := func() verdict {
+		for _, v := range evaluate(rep) {
+			if v.System == sysKernel && strings.HasPrefix(v.Name, "loss-free rate") {
+				return v
+			}
+		}
+		t.Fatal("no rate verdict for the kernel path")
+		return verdict{}
+	}
+	// The kernel path's sweep stopped at loss: 18k against 20k.
+	if got := rate(); got.Verdict != "misses" || got.Detail != "misses at 1 of 1: 16 members 64 B (0.90x)" {
+		t.Errorf("kernel path stopped by loss: got %+v", got)
+	}
+	k.Sweep.Limit = LimitSender
+	want := "1.05x: both stopped by the sender, so the median of 3 rounds side by side (1.05, 0.95, 1.10; the sweeps' 0.90x)"
+	if got := rate(); got.Verdict != "meets" || !strings.Contains(got.Detail, want) {
+		t.Errorf("both stopped by the sender: got %+v, want it to meet with %q", got, want)
+	}
+	k.Ceiling[3].Achieved = 19500 // 1.05, 0.95, 0.975
+	if got := rate(); got.Verdict != "misses" || !strings.Contains(got.Detail, "0.97x: both stopped by the sender, so the median of 3 rounds") {
+		t.Errorf("both stopped by the sender, the kernel path slower: got %+v", got)
+	}
+	for _, c := range k.Ceiling {
+		c.Loss = 0.5
+	}
+	if got := rate(); got.Verdict != "misses" || got.Detail != "misses at 1 of 1: 16 members 64 B (0.90x)" {
+		t.Errorf("no round loss-free: got %+v, want the sweeps' ratio", got)
+	}
+}
+
+func TestCeilingTable(t *testing.T) {
+	rep := fixture()
+	if ceilingTable(rep) != nil {
+		t.Error("a table without attempts at the ceiling")
+	}
+	r16 := rep.Rows[1]
+	r16.Systems[sysKernel].Ceiling = []*ceilingRun{{Achieved: 21000}, {Achieved: 19000}, {Achieved: 30000, Loss: 0.01}}
+	r16.Systems[sysVXLAN].Ceiling = []*ceilingRun{{Achieved: 20000}, {Achieved: 20000}, {Achieved: 25000}}
+	got := ceilingTable(rep).text()
+	want := `  members  payload B  VXLAN  mctun user  × VXLAN paired  rounds  mctun kernel  × VXLAN paired      rounds
+        1         64      -           -               -       -             -               -           -
+       16         64  20.0k           -               -       -         20.0k           1.00x  1.05, 0.95
+`
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if !strings.Contains(markdownReport(rep), "### At mcsend's ceiling, side by side") {
+		t.Error("the report leaves the table out")
+	}
+}
+
 func TestEvaluateNotMeasured(t *testing.T) {
 	rep := fixture()
 	rep.Big = nil

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -223,6 +224,15 @@ type sysResult struct {
 	LatencyLow *latencyResult `json:"latency_at_cpu_rate,omitempty"`
 	RSS        *rssResult     `json:"rss,omitempty"`   // mctun only
 	Paths      *pathsResult   `json:"paths,omitempty"` // the kernel path only
+	// Ceiling is the attempts at mcsend's ceiling, one per round of the fixed-rate runs.
+	Ceiling []*ceilingRun `json:"ceiling_runs,omitempty"`
+}
+
+// ceilingRun is one attempt at mcsend's ceiling: the rate mcsend reached through the system,
+// and the worst loss.
+type ceilingRun struct {
+	Achieved float64 `json:"achieved_pps"`
+	Loss     float64 `json:"loss"`
 }
 
 // pathsResult counts the packets of the kernel path's runs (the sweep's and the fixed-rate
@@ -428,4 +438,54 @@ func (r *report) ceilingOf(size int) float64 {
 		}
 	}
 	return 0
+}
+
+// pairedCeiling compares what mcsend reached through system m and through v at their
+// attempts at its ceiling, round by round: the ratio of each round in which both were
+// loss-free, and the median of those ratios. Where both sweeps stopped because the sender
+// could go no faster, the sweeps cannot tell the two systems apart: each is one system's
+// attempts, minutes from the other's, and what the sender reaches moves by more than the
+// systems differ (up to 40% between two attempts of one system, measured). Rounds put the
+// two side by side, in fresh topologies, turn by turn.
+func pairedCeiling(m, v *sysResult, maxLoss float64) (ratios []float64, med float64, ok bool) {
+	if m == nil || v == nil {
+		return nil, 0, false
+	}
+	for i := range min(len(m.Ceiling), len(v.Ceiling)) {
+		mc, vc := m.Ceiling[i], v.Ceiling[i]
+		if mc.Loss < maxLoss && vc.Loss < maxLoss && vc.Achieved > 0 {
+			ratios = append(ratios, mc.Achieved/vc.Achieved)
+		}
+	}
+	if len(ratios) == 0 {
+		return nil, 0, false
+	}
+	return ratios, median(ratios), true
+}
+
+// medianCeiling is the median of the rates s's loss-free attempts at mcsend's ceiling reached.
+func medianCeiling(s *sysResult, maxLoss float64) (float64, bool) {
+	if s == nil {
+		return 0, false
+	}
+	var pps []float64
+	for _, c := range s.Ceiling {
+		if c.Loss < maxLoss {
+			pps = append(pps, c.Achieved)
+		}
+	}
+	if len(pps) == 0 {
+		return 0, false
+	}
+	return median(pps), true
+}
+
+// median is the middle of xs, or the mean of the two middle ones; xs is not empty.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
 }

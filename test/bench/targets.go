@@ -80,6 +80,12 @@ func (g goals) evaluate(rep *report) []verdict {
 			if m.Sweep.Limit == LimitCap && v.Sweep.Limit == LimitCap {
 				return max(ratio, g.rate), fmt.Sprintf("%.2fx, both at the mcsend ceiling", ratio), true
 			}
+			if m.Sweep.Limit == LimitSender && v.Sweep.Limit == LimitSender {
+				if ratios, med, ok := pairedCeiling(m, v, rep.Settings.MaxLoss); ok {
+					return med, fmt.Sprintf("%.2fx: both stopped by the sender, so the median of %d rounds side by side (%s; the sweeps' %.2fx)",
+						med, len(ratios), fmtRatios(ratios), ratio), true
+				}
+			}
 			return ratio, fmt.Sprintf("%.2fx", ratio), true
 		},
 		ok: func(x float64) bool { return x >= g.rate },
