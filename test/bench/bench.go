@@ -167,10 +167,13 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 			return err
 		}
 	}
-	rate := b.cpuRate(r, rep.Previous.row(r.Members, r.Size))
+	rate, ceiling := b.cpuRate(r, rep.Previous.row(r.Members, r.Size)), 0.0
+	if b.opt.ceiling {
+		ceiling = rep.ceilingOf(r.Size)
+	}
 	for round := range b.opt.rounds {
 		for _, system := range rotate(order, round) {
-			if err := b.fixedRuns(ctx, r, system, rate, rep.ceilingOf(r.Size)); err != nil {
+			if err := b.fixedRuns(ctx, r, system, rate, ceiling); err != nil {
 				return err
 			}
 		}

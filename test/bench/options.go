@@ -25,6 +25,7 @@ type options struct {
 	maxTrials   int
 	latencyRate float64
 	cpuRate     float64
+	ceiling     bool
 	big         bool
 	bigCount    int
 	bigRate     float64
@@ -51,10 +52,11 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.precision, "precision", 0.05, "stop bisecting once the failing rate is within this fraction of the passing one")
 	fs.Float64Var(&o.maxLoss, "loss", 0.001, "a trial is loss-free when every member loses less than this fraction")
 	fs.IntVar(&o.attempts, "attempts", 2, "attempts per sweep trial (a trial fails only if every attempt does)")
-	fs.IntVar(&o.rounds, "rounds", 5, "rounds of fixed-rate runs at each point: in each, every system gets a topology of its own for a CPU run and a latency run (the median CPU run and the best latency run are kept)")
+	fs.IntVar(&o.rounds, "rounds", 5, "rounds of fixed-rate runs at each point: in each, every system gets a topology of its own for a CPU run, a latency run and an attempt at mcsend's ceiling (the median CPU run and the best latency run are kept)")
 	fs.IntVar(&o.maxTrials, "max-trials", 14, "most trials per sweep")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 10000, "rate of the latency run, pps")
 	fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "rate of the CPU run, pps; 0 takes half the lowest of the systems' loss-free rates")
+	fs.BoolVar(&o.ceiling, "ceiling", true, "end each round with an attempt at mcsend's ceiling in every system's topology, which compares the systems where the sender stops both sweeps (false: for a profile of the fixed-rate runs alone)")
 	fs.BoolVar(&o.big, "big", true, "also measure mctun's RSS with big configs (1024 groups x 64 members, 16 x 4096), on each datapath measured")
 	fs.IntVar(&o.bigCount, "big-count", 200, "datagrams sent to one group of a big config")
 	fs.Float64Var(&o.bigRate, "big-rate", 200, "their rate, pps")

@@ -4,7 +4,8 @@
 // profile with call stacks, as
 //
 //	perf record -a -g -F 4999 -o kernel.data -- go run ./test/bench -systems mctun-kernel \
-//	    -members 16 -sizes 1200 -big=false -rounds 1 -start 1300 -cpu-rate 1300 -latency-rate 1300 -max-trials 1
+//	    -members 16 -sizes 1200 -big=false -rounds 1 -start 1300 -cpu-rate 1300 -latency-rate 1300 -max-trials 1 \
+//	    -ceiling=false
 //	perf script -i kernel.data -F comm,time,ip,sym | go run ./test/cmd/perfsplit
 //
 // and does the same for another system (-systems vxlan), so that the two can be set side by
