@@ -380,20 +380,21 @@ func fmtRatios(rs []float64) string {
 
 // ceilingTable is, per (members, size), the median rate mcsend reached through each system
 // at its attempts at the ceiling (one per round), and each mctun path's ratio to VXLAN's
-// paired by round (pairedCeiling). Nil without such attempts or without VXLAN.
+// paired by round (pairedCeiling), for the mctun paths that made them. Nil without such
+// attempts or without VXLAN.
 func ceilingTable(rep *report) *table {
-	measured := false
-	for _, r := range rep.Rows {
-		for _, s := range r.Systems {
-			measured = measured || len(s.Ceiling) > 0
+	var mctuns []string // those with attempts
+	for _, m := range rep.mctunOf() {
+		if slices.ContainsFunc(rep.Rows, func(r *row) bool { return r.Systems[m] != nil && len(r.Systems[m].Ceiling) > 0 }) {
+			mctuns = append(mctuns, m)
 		}
 	}
-	if !measured || !slices.Contains(rep.systems(), sysVXLAN) {
+	if len(mctuns) == 0 || !slices.Contains(rep.systems(), sysVXLAN) {
 		return nil
 	}
 	maxLoss := rep.Settings.MaxLoss
 	t := &table{head: []string{"members", "payload B", "VXLAN"}}
-	for _, m := range rep.mctunOf() {
+	for _, m := range mctuns {
 		t.head = append(t.head, systemName(m), "× VXLAN paired", "rounds")
 	}
 	for _, r := range rep.Rows {
@@ -406,7 +407,7 @@ func ceilingTable(rep *report) *table {
 			return fmtPPS(pps)
 		}
 		cells = append(cells, median(sysVXLAN))
-		for _, m := range rep.mctunOf() {
+		for _, m := range mctuns {
 			cells = append(cells, median(m))
 			if ratios, med, ok := pairedCeiling(r.Systems[m], r.Systems[sysVXLAN], maxLoss); ok {
 				cells = append(cells, fmt.Sprintf("%.2fx", med), fmtRatios(ratios))
