@@ -117,9 +117,9 @@ type ClsAct interface {
 }
 
 // Host readies the links the kernel path creates: its hand-off (see Handoff), given the
-// length of its queue. route.Host does.
+// length of its queue, returning its ifindex. route.Host does.
 type Host interface {
-	ConfigureHandoff(name string, queue int) error
+	ConfigureHandoff(name string, queue int) (int, error)
 }
 
 // The handles of the programs' filters when tc attaches them: the sender side's on the source

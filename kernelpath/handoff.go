@@ -44,15 +44,12 @@ func openHandoff(host Host, drops func() uint64) (*Handoff, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel path: the hand-off: %w", err)
 	}
-	l, err := netlink.LinkByName(HandoffName)
-	if err == nil {
-		err = host.ConfigureHandoff(HandoffName, handoffQueue)
-	}
+	index, err := host.ConfigureHandoff(HandoffName, handoffQueue)
 	if err != nil {
 		dev.Close()
 		return nil, fmt.Errorf("kernel path: the hand-off %s: %w", HandoffName, err)
 	}
-	return &Handoff{Native: dev, index: uint32(l.Attrs().Index), drops: drops}, nil
+	return &Handoff{Native: dev, index: uint32(index), drops: drops}, nil
 }
 
 // Read implements capture.Source.

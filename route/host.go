@@ -76,6 +76,15 @@ func (h *Host) CreatedLink(name string) error {
 	return h.journal.record(Change{Op: "link", Dev: name})
 }
 
+// link is the link named name, or an error that names it.
+func (h *Host) link(name string) (netlink.Link, error) {
+	link, err := h.nl.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("host: %s: %w", name, err)
+	}
+	return link, nil
+}
+
 // ConfigureTUN readies a TUN that mctun created for receiving:
 //
 //	ip link set NAME mtu MTU up
@@ -89,9 +98,9 @@ func (h *Host) CreatedLink(name string) error {
 // otherwise, plus the address that a loose check requires. IPv6 is off (upWithoutIPv6). All
 // of this belongs to the link and goes with it, so none of it is journaled.
 func (h *Host) ConfigureTUN(name string, mtu int) error {
-	link, err := h.nl.LinkByName(name)
+	link, err := h.link(name)
 	if err != nil {
-		return fmt.Errorf("host: %s: %w", name, err)
+		return err
 	}
 	if err := h.nl.LinkSetMTU(link, mtu); err != nil {
 		return fmt.Errorf("host: set %s mtu %d: %w", name, mtu, err)
@@ -120,16 +129,17 @@ func (h *Host) ConfigureTUN(name string, mtu int) error {
 //	ip link set NAME txqueuelen QUEUE up
 //	sysctl -w net.ipv6.conf.NAME.disable_ipv6=1
 //
-// with no address and no route. Like ConfigureTUN's, the settings go with the link.
-func (h *Host) ConfigureHandoff(name string, queue int) error {
-	link, err := h.nl.LinkByName(name)
+// with no address and no route, and returns its ifindex. Like ConfigureTUN's, the settings go
+// with the link.
+func (h *Host) ConfigureHandoff(name string, queue int) (int, error) {
+	link, err := h.link(name)
 	if err != nil {
-		return fmt.Errorf("host: %s: %w", name, err)
+		return 0, err
 	}
 	if err := h.nl.LinkSetTxQLen(link, queue); err != nil {
-		return fmt.Errorf("host: set %s txqueuelen %d: %w", name, queue, err)
+		return 0, fmt.Errorf("host: set %s txqueuelen %d: %w", name, queue, err)
 	}
-	return h.upWithoutIPv6(link)
+	return link.Attrs().Index, h.upWithoutIPv6(link)
 }
 
 // upWithoutIPv6 turns IPv6 off on a link mctun created, so that the host sends it no router
@@ -149,9 +159,9 @@ func (h *Host) upWithoutIPv6(link netlink.Link) error {
 // SetMTU changes the MTU of a link mctun created (ip link set DEV mtu MTU); the link takes
 // the setting with it, so it is not journaled.
 func (h *Host) SetMTU(dev string, mtu int) error {
-	link, err := h.nl.LinkByName(dev)
+	link, err := h.link(dev)
 	if err != nil {
-		return fmt.Errorf("host: %s: %w", dev, err)
+		return err
 	}
 	if err := h.nl.LinkSetMTU(link, mtu); err != nil {
 		return fmt.Errorf("host: set %s mtu %d: %w", dev, mtu, err)
@@ -194,9 +204,9 @@ func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) error 
 // PrimaryAddr is the first IPv4 address of link dev (ip -4 addr show dev DEV), or the zero
 // Addr if it has none.
 func (h *Host) PrimaryAddr(dev string) (netip.Addr, error) {
-	link, err := h.nl.LinkByName(dev)
+	link, err := h.link(dev)
 	if err != nil {
-		return netip.Addr{}, fmt.Errorf("host: %s: %w", dev, err)
+		return netip.Addr{}, err
 	}
 	addrs, err := h.nl.AddrList(link, unix.AF_INET)
 	if err != nil {
@@ -425,9 +435,9 @@ const FilterPriority = 19779
 // A clsact qdisc that is there already (another tool's) is used and left alone; one it adds
 // is journaled, and so is the filter, which Undo removes even after a crash.
 func (h *Host) AttachBPF(dev, hook string, handle uint32, fd int, name string) error {
-	link, err := h.nl.LinkByName(dev)
+	link, err := h.link(dev)
 	if err != nil {
-		return fmt.Errorf("host: %s: %w", dev, err)
+		return err
 	}
 	qdiscs, err := h.nl.QdiscList(link)
 	if err != nil {
