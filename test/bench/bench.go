@@ -306,8 +306,8 @@ func (b *bench) count(rate float64) int {
 
 // fixedRuns is system's part of a round of the fixed-rate runs, in a topology of its own: a
 // CPU run at rate (unless rate is 0), which gives a latency at that rate too, a latency run
-// at the latency rate, and but for the user-space path an attempt at mcsend's ceiling
-// (unless ceiling is 0), which gives what the sender reaches through the system (see
+// at the latency rate, and, where its sweep stopped at the sender, an attempt at mcsend's
+// ceiling (unless ceiling is 0), which gives what the sender reaches through the system (see
 // pairedCeiling). It adds them to the
 // runs so far, keeping the better latency of each kind, and for mctun its daemons' peak RSS
 // and, on the kernel path, which path the packets took.
@@ -344,7 +344,7 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceil
 	b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%; stolen %.2f s; while the joins settled %.3f cores busy); members' mean/p99 µs in the source's order:%s",
 		label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.StolenSeconds, tr.SettleLoad, tr.memberLatencies())
 	b.keepBetter(&sr.Latency, l)
-	if ceiling > 0 && system != sysMctun { // where the user-space path's sweep stops, loss stops it
+	if ceiling > 0 && sr.Sweep != nil && sr.Sweep.Limit == LimitSender {
 		tr, err := b.attempt(ctx, w, label, ceiling, r.Size, joinSettle, nil)
 		if err != nil {
 			return err

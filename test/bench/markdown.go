@@ -40,11 +40,11 @@ func markdownReport(rep *report) string {
 	b.WriteString(resultsTable(rep, blockRate, blockShare, blockCPU).markdown())
 	if t := ceilingTable(rep); t != nil {
 		b.WriteString("\n### At mcsend's ceiling, side by side\n\n")
-		b.WriteString("Each round of the fixed-rate runs also gives VXLAN and the kernel path one attempt at mcsend's ceiling: the rate\n")
-		b.WriteString("the application reaches through the system when it sends as fast as it can. Each system's figure\n")
-		b.WriteString("is the median of its loss-free attempts; each mctun path's ratio is to VXLAN's in the same round,\n")
-		b.WriteString("where both were loss-free: the median, then every round's. Where both sweeps stopped at the sender\n")
-		b.WriteString("(\"s\"), the rate target takes this ratio (see the method).\n\n")
+		b.WriteString("Each round of the fixed-rate runs also gives every system whose sweep stopped at the sender one\n")
+		b.WriteString("attempt at mcsend's ceiling: the rate the application reaches through the system when it sends as\n")
+		b.WriteString("fast as it can. Each system's figure is the median of its loss-free attempts; each mctun path's\n")
+		b.WriteString("ratio is to VXLAN's in the same round, where both were loss-free: the median, then every round's.\n")
+		b.WriteString("Where both sweeps stopped at the sender (\"s\"), the rate target takes this ratio (see the method).\n\n")
 		b.WriteString(t.markdown())
 	}
 	fmt.Fprintf(&b, "\n### Latency at %s pps\n\n", fmtPPS(st.LatencyRate))
@@ -204,10 +204,10 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
 - **Both stopped by the sender**: then the two sweeps cannot tell the systems apart. Each is
   one system's attempts, minutes from the other's, and what mcsend reaches moves between two
   attempts of one system by more than the systems differ (up to 40%% measured). So each round
-  of the fixed-rate runs (below) ends with one attempt at mcsend's ceiling in VXLAN's and the
-  kernel path's topologies (the user-space path's sweeps stop at loss), and where both sweeps
-  stopped at the sender the rate target compares the systems round by round: the median of
-  the rounds' ratios, both loss-free.
+  of the fixed-rate runs (below) ends with one attempt at mcsend's ceiling in the topology of
+  every system whose sweep stopped at the sender, and where both sweeps stopped there the rate
+  target compares the systems round by round: the median of the rounds' ratios, both
+  loss-free.
 - **CPU per million delivered**: whole-machine busy CPU time from /proc/stat, busy = total −
   idle − iowait − steal over all CPUs (USER_HZ = 100 jiffies per second), from just before mcsend starts
   until the last receiver stops, divided by the datagrams delivered summed over members, in
