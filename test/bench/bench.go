@@ -308,9 +308,9 @@ func (b *bench) count(rate float64) int {
 // CPU run at rate (unless rate is 0), which gives a latency at that rate too, a latency run
 // at the latency rate, and, where its sweep stopped at the sender, an attempt at mcsend's
 // ceiling (unless ceiling is 0), which gives what the sender reaches through the system (see
-// pairedCeiling). It adds them to the
-// runs so far, keeping the better latency of each kind, and for mctun its daemons' peak RSS
-// and, on the kernel path, which path the packets took.
+// pairedCeiling). It adds them to the runs so far, keeping the better latency of each kind
+// too, and for mctun its daemons' peak RSS and, on the kernel path, which path the packets
+// took.
 func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceiling float64) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	w, err := b.openVerified(ctx, system, r.Members)
@@ -333,6 +333,7 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceil
 		b.logf("%s: CPU at %.0f pps: %.2f s busy (tick-sampled %.2f; others' %.2f; stolen %.2f) for %d delivered: %.1f s per million (loss %.3f%%); latency mean %.1f µs, p99 %.1f µs; while the joins settled %.3f cores busy",
 			label, rate, c.BusySeconds, c.BusyTicks, c.OthersSeconds, c.StolenSeconds, c.Delivered, c.PerMillion(), 100*l.Loss, l.MeanNs/1e3, float64(l.P99Ns)/1e3, tr.SettleLoad)
 		sr.CPURuns = append(sr.CPURuns, c)
+		sr.LatencyLowRuns = append(sr.LatencyLowRuns, l)
 		b.keepBetter(&sr.LatencyLow, l)
 	}
 	lr := b.opt.latencyRate
@@ -343,6 +344,7 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceil
 	l := tr.latencyResult(lr)
 	b.logf("%s: latency at %.0f pps: mean %.1f µs, p99 %.1f µs (loss %.3f%%; stolen %.2f s; while the joins settled %.3f cores busy); members' mean/p99 µs in the source's order:%s",
 		label, lr, l.MeanNs/1e3, float64(l.P99Ns)/1e3, 100*l.Loss, tr.StolenSeconds, tr.SettleLoad, tr.memberLatencies())
+	sr.LatencyRuns = append(sr.LatencyRuns, l)
 	b.keepBetter(&sr.Latency, l)
 	if ceiling > 0 && sr.Sweep != nil && sr.Sweep.Limit == LimitSender {
 		tr, err := b.attempt(ctx, w, label, ceiling, r.Size, joinSettle, nil)

@@ -13,7 +13,8 @@
 // compared round by round at its ceiling instead), the CPU seconds per million datagrams
 // delivered at one fixed rate every system carries (whole machine, from /proc/stat, less
 // what other processes used: the machine may be shared), the one-way latency at 10,000 pps
-// and at that fixed rate, mctun's peak RSS, and on the kernel path the share of the packets
+// and at that fixed rate (the targets compare these two round by round, side by side with
+// VXLAN), mctun's peak RSS, and on the kernel path the share of the packets
 // it forwarded itself rather than leaving them to user space; then mctun's RSS with two big
 // configs on each path, and the memory of the kernel path's maps. It holds the results against the targets
 // (the kernel path's of issue 8, the user-space path's from before, which must also not fall

@@ -240,6 +240,15 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   what disturbs a run here (the other namespaces' work on two CPUs) only adds to its tail; the
   latency at the CPU runs' rate is the best of the CPU runs' own latencies, chosen the same
   way.
+- **The targets compare round by round**: the CPU and latency targets take each mctun path's
+  figure against VXLAN's in the same round, then the median over the rounds: of the ratios of
+  CPU per million, both loss-free, and of the added mean and p99 (for the kernel path, in
+  the rounds where both carried the rate without loss). A round's runs are side by side in
+  fresh topologies, while one system's runs move from round to round by more than the
+  systems differ (in four runs of this benchmark, one system's CPU per million by 10%% to 60%%
+  between its rounds, its p99 at 16 members by 50 to 500 µs): the table's figures, each
+  system's own median or best run, can come from different rounds. The detail of each
+  verdict gives every round's figure.
 - **RSS**: VmHWM from /proc/PID/status of each mctun daemon (pid from ` + "`mctun status --json`" + `),
   the highest over the sweep's and the fixed-rate runs' daemons, for the source and for the
   highest member.

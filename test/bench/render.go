@@ -378,6 +378,15 @@ func fmtRatios(rs []float64) string {
 	return strings.Join(out, ", ")
 }
 
+// fmtAddeds shows added latencies, µs, as fmtAdded does.
+func fmtAddeds(ds []float64) string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i] = fmtAdded(d, true)
+	}
+	return strings.Join(out, ", ")
+}
+
 // ceilingTable is, per (members, size), the median rate mcsend reached through each system
 // at its attempts at the ceiling (one per round), and each mctun path's ratio to VXLAN's
 // paired by round (pairedCeiling), for the mctun paths that made them. Nil without such
@@ -455,17 +464,11 @@ func latencyOf(s *sysResult, low, p99 bool) (float64, bool) {
 	if s == nil {
 		return 0, false
 	}
-	l := s.Latency
-	if low {
-		l = s.LatencyLow
-	}
+	l := s.keptLatency(low)
 	if l == nil || math.IsNaN(l.MeanNs) {
 		return 0, false
 	}
-	if p99 {
-		return float64(l.P99Ns) / 1e3, true
-	}
-	return l.MeanNs / 1e3, true
+	return l.us(p99), true
 }
 
 // legend explains the systems and the marks of the tables.

@@ -255,6 +255,61 @@ func TestEvaluateBothStoppedBySender(t *testing.T) {
 	}
 }
 
+// Where both systems have their fixed-rate runs of each round, the CPU and latency verdicts
+// are the medians of the rounds' paired figures, leaving out a round in which either lost
+// packets (or, for the kernel path's latency, fell short of the rate).
+func TestEvaluatePairedByRound(t *testing.T) {
+	rep := fixture()
+	rep.Rows = rep.Rows[1:] // 16 members, 64 B: CPU runs at 5k pps
+	k, v := rep.Rows[0].Systems[sysKernel], rep.Rows[0].Systems[sysVXLAN]
+	cpu := func(busy, loss float64) *cpuResult {
+		return &cpuResult{Rate: 5000, BusySeconds: busy, Delivered: 240000, Loss: loss}
+	}
+	k.CPURuns = []*cpuResult{cpu(3.3, 0), cpu(4.4, 0), cpu(1, 0.01), cpu(3.6, 0)}
+	v.CPURuns = []*cpuResult{cpu(3, 0), cpu(4, 0), cpu(4, 0), cpu(4, 0)}
+	lat := func(rate, meanUs, p99Us, loss float64) *latencyResult {
+		return &latencyResult{Rate: rate, Achieved: rate, MeanNs: meanUs * 1e3, P99Ns: int64(p99Us * 1e3), Loss: loss}
+	}
+	k.LatencyLowRuns = []*latencyResult{lat(5000, 52, 90, 0), lat(5000, 44, 70, 0), lat(5000, 30, 60, 0.01)}
+	v.LatencyLowRuns = []*latencyResult{lat(5000, 50, 60, 0), lat(5000, 40, 80, 0), lat(5000, 40, 70, 0)}
+	k.LatencyRuns = []*latencyResult{lat(10000, 60, 100, 0), lat(10000, 60, 100, 0)}
+	v.LatencyRuns = []*latencyResult{lat(10000, 50, 90, 0), lat(10000, 50, 90, 0.01)}
+	for _, s := range []*sysResult{k, v} {
+		s.LatencyLow, s.Latency = s.LatencyLowRuns[0], s.LatencyRuns[0]
+	}
+	of := func(name string) verdict {
+		for _, v := range evaluate(rep) {
+			if v.System == sysKernel && strings.HasPrefix(v.Name, name) {
+				return v
+			}
+		}
+		t.Fatalf("no verdict %q for the kernel path", name)
+		return verdict{}
+	}
+	// 1.10, 1.10, 0.90 (the third round lost packets); the medians' 0.90x.
+	if got := of("CPU per million"); got.Verdict != "misses" ||
+		got.Detail != "misses at 1 of 1: 16 members 64 B (1.10x: the median of 3 rounds side by side (1.10, 1.10, 0.90; the medians' 0.90x))" {
+		t.Errorf("CPU: got %+v", got)
+	}
+	if got := of("added mean latency <= 5 µs, at the CPU runs' rate"); got.Verdict != "meets" ||
+		got.Detail != "worst +3.0 µs: the median of 2 rounds side by side (+2.0, +4.0) at 16 members, 64 B, of 1" {
+		t.Errorf("mean at the CPU runs' rate: got %+v", got)
+	}
+	if got := of("added p99 latency <= 20 µs, at the CPU runs' rate"); got.Verdict != "meets" ||
+		!strings.Contains(got.Detail, "+10.0 µs: the median of 2 rounds side by side (+30.0, -10.0)") {
+		t.Errorf("p99 at the CPU runs' rate: got %+v", got)
+	}
+	if got := of("added mean latency <= 5 µs, at 10.0k pps"); got.Verdict != "misses" ||
+		!strings.Contains(got.Detail, "+10.0 µs: the median of 1 round side by side (+10.0)") {
+		t.Errorf("mean at 10k pps: got %+v", got)
+	}
+	v.LatencyRuns[0].Achieved = 5000 // no round both carried
+	if got := of("added mean latency <= 5 µs, at 10.0k pps"); got.Verdict != "not measured" ||
+		got.Detail != "left out where one of them lost packets or fell short of the rate: 16 members 64 B" {
+		t.Errorf("mean at 10k pps, no round carried by both: got %+v", got)
+	}
+}
+
 func TestCeilingTable(t *testing.T) {
 	rep := fixture()
 	if ceilingTable(rep) != nil {

@@ -196,6 +196,14 @@ type latencyResult struct {
 	Loss     float64 `json:"loss"`
 }
 
+// us is l's mean, or its p99, in µs.
+func (l *latencyResult) us(p99 bool) float64 {
+	if p99 {
+		return float64(l.P99Ns) / 1e3
+	}
+	return l.MeanNs / 1e3
+}
+
 // rssResult is the peak RSS of the mctun daemons of a world.
 type rssResult struct {
 	SourceHWM uint64 `json:"source_vm_hwm_kib"`
@@ -219,13 +227,35 @@ type sysResult struct {
 	Sweep   *SweepResult   `json:"sweep,omitempty"`
 	CPU     *cpuResult     `json:"cpu,omitempty"` // the median of CPURuns
 	CPURuns []*cpuResult   `json:"cpu_runs,omitempty"`
-	Latency *latencyResult `json:"latency,omitempty"`
-	// LatencyLow is the latency in the CPU runs, at a rate both systems carry without loss.
+	Latency *latencyResult `json:"latency,omitempty"` // the best of LatencyRuns
+	// LatencyLow is the latency in the CPU runs, at a rate both systems carry without loss:
+	// the best of LatencyLowRuns.
 	LatencyLow *latencyResult `json:"latency_at_cpu_rate,omitempty"`
-	RSS        *rssResult     `json:"rss,omitempty"`   // mctun only
-	Paths      *pathsResult   `json:"paths,omitempty"` // the kernel path only
+	// The fixed-rate runs' latencies, one per round, as CPURuns.
+	LatencyRuns    []*latencyResult `json:"latency_runs,omitempty"`
+	LatencyLowRuns []*latencyResult `json:"latency_at_cpu_rate_runs,omitempty"`
+	RSS            *rssResult       `json:"rss,omitempty"`   // mctun only
+	Paths          *pathsResult     `json:"paths,omitempty"` // the kernel path only
 	// Ceiling is the attempts at mcsend's ceiling, one per round of the fixed-rate runs.
 	Ceiling []*ceilingRun `json:"ceiling_runs,omitempty"`
+}
+
+// latencyRuns is s's latency runs of each round at the latency rate or (low) at the CPU
+// runs' rate.
+func (s *sysResult) latencyRuns(low bool) []*latencyResult {
+	if low {
+		return s.LatencyLowRuns
+	}
+	return s.LatencyRuns
+}
+
+// keptLatency is the latency run s kept (the best) at the latency rate or (low) at the CPU
+// runs' rate; nil if none.
+func (s *sysResult) keptLatency(low bool) *latencyResult {
+	if low {
+		return s.LatencyLow
+	}
+	return s.Latency
 }
 
 // ceilingRun is one attempt at mcsend's ceiling: the rate mcsend reached through the system,
@@ -440,27 +470,57 @@ func (r *report) ceilingOf(size int) float64 {
 	return 0
 }
 
+// paired compares m's runs with v's round by round, run i of each being round i's: f of
+// every round whose two runs both pass use, and the median of those; ok is false when no
+// round does. A round gives every system a fresh topology in turn, minutes apart at most,
+// so what the machine's drift does to a round falls on both of its runs; what one system's
+// runs do from round to round here moves by more than the systems differ.
+func paired[T any](m, v []T, use func(T) bool, f func(m, v T) float64) (xs []float64, med float64, ok bool) {
+	for i := range min(len(m), len(v)) {
+		if use(m[i]) && use(v[i]) {
+			xs = append(xs, f(m[i], v[i]))
+		}
+	}
+	if len(xs) == 0 {
+		return nil, 0, false
+	}
+	return xs, median(xs), true
+}
+
 // pairedCeiling compares what mcsend reached through system m and through v at their
-// attempts at its ceiling, round by round: the ratio of each round in which both were
-// loss-free, and the median of those ratios. Where both sweeps stopped because the sender
-// could go no faster, the sweeps cannot tell the two systems apart: each is one system's
-// attempts, minutes from the other's, and what the sender reaches moves by more than the
-// systems differ (up to 40% between two attempts of one system, measured). Rounds put the
-// two side by side, in fresh topologies, turn by turn.
+// attempts at its ceiling, paired by round, the loss-free ones: each round's ratio and
+// their median. Where both sweeps stopped because the sender could go no faster, the sweeps
+// cannot tell the two systems apart: each is one system's attempts, minutes from the
+// other's, and what the sender reaches moves by more than the systems differ (up to 40%
+// between two attempts of one system, measured).
 func pairedCeiling(m, v *sysResult, maxLoss float64) (ratios []float64, med float64, ok bool) {
 	if m == nil || v == nil {
 		return nil, 0, false
 	}
-	for i := range min(len(m.Ceiling), len(v.Ceiling)) {
-		mc, vc := m.Ceiling[i], v.Ceiling[i]
-		if mc.Loss < maxLoss && vc.Loss < maxLoss && vc.Achieved > 0 {
-			ratios = append(ratios, mc.Achieved/vc.Achieved)
-		}
-	}
-	if len(ratios) == 0 {
+	return paired(m.Ceiling, v.Ceiling,
+		func(c *ceilingRun) bool { return c.Loss < maxLoss && c.Achieved > 0 },
+		func(m, v *ceilingRun) float64 { return m.Achieved / v.Achieved })
+}
+
+// pairedCPU compares the CPU per million delivered of system m and of v, paired by round,
+// the loss-free runs: each round's ratio and their median.
+func pairedCPU(m, v *sysResult, maxLoss float64) (ratios []float64, med float64, ok bool) {
+	if m == nil || v == nil {
 		return nil, 0, false
 	}
-	return ratios, median(ratios), true
+	return paired(m.CPURuns, v.CPURuns,
+		func(c *cpuResult) bool { return c.Loss < maxLoss && c.Delivered > 0 },
+		func(m, v *cpuResult) float64 { return m.PerMillion() / v.PerMillion() })
+}
+
+// pairedLatency is the mean (or p99) latency system m adds to v's, µs, paired by round,
+// the rounds whose runs both pass use: each round's difference and their median. At the
+// latency rate or (low) at the CPU runs' rate.
+func pairedLatency(m, v *sysResult, low, p99 bool, use func(*latencyResult) bool) (added []float64, med float64, ok bool) {
+	if m == nil || v == nil {
+		return nil, 0, false
+	}
+	return paired(m.latencyRuns(low), v.latencyRuns(low), use, func(m, v *latencyResult) float64 { return m.us(p99) - v.us(p99) })
 }
 
 // medianCeiling is the median of the rates s's loss-free attempts at mcsend's ceiling reached.

@@ -82,8 +82,8 @@ func (g goals) evaluate(rep *report) []verdict {
 			}
 			if m.Sweep.Limit == LimitSender && v.Sweep.Limit == LimitSender {
 				if ratios, med, ok := pairedCeiling(m, v, rep.Settings.MaxLoss); ok {
-					return med, fmt.Sprintf("%.2fx: both stopped by the sender, so the median of %d rounds side by side (%s; the sweeps' %.2fx)",
-						med, len(ratios), fmtRatios(ratios), ratio), true
+					return med, fmt.Sprintf("%.2fx: both stopped by the sender, so %s (%s; the sweeps' %.2fx)",
+						med, sideBySide(len(ratios)), fmtRatios(ratios), ratio), true
 				}
 			}
 			return ratio, fmt.Sprintf("%.2fx", ratio), true
@@ -93,10 +93,15 @@ func (g goals) evaluate(rep *report) []verdict {
 	vs = append(vs, compareRows(rep, rowCheck{
 		name: fmt.Sprintf("CPU per million delivered <= %.1fx VXLAN", g.cpu),
 		value: func(r *row) (float64, string, bool) {
-			mc, mok := cpuPerM(r.Systems[sys])
-			vc, vok := cpuPerM(r.Systems[sysVXLAN])
+			m, v := r.Systems[sys], r.Systems[sysVXLAN]
+			mc, mok := cpuPerM(m)
+			vc, vok := cpuPerM(v)
 			if !mok || !vok || !(vc > 0) {
 				return 0, "", false
+			}
+			if ratios, med, ok := pairedCPU(m, v, rep.Settings.MaxLoss); ok {
+				return med, fmt.Sprintf("%.2fx: %s (%s; the medians' %.2fx)",
+					med, sideBySide(len(ratios)), fmtRatios(ratios), mc/vc), true
 			}
 			return mc / vc, fmt.Sprintf("%.2fx", mc/vc), true
 		},
@@ -122,21 +127,24 @@ func (g goals) evaluate(rep *report) []verdict {
 			default:
 				name += fmt.Sprintf(", at %s pps", fmtPPS(rep.Settings.LatencyRate))
 			}
+			use := func(*latencyResult) bool { return true }
+			if g.lowFirst {
+				use = func(l *latencyResult) bool { return carried(rep, l) }
+			}
 			c := rowCheck{
 				name: name,
 				value: func(r *row) (float64, string, bool) {
-					ml, mok := latencyOf(r.Systems[sys], low, p99)
-					vl, vok := latencyOf(r.Systems[sysVXLAN], low, p99)
-					if !mok || !vok {
-						return 0, "", false
-					}
-					return ml - vl, fmtAdded(ml-vl, true) + " µs", true
+					return addedLatency(r.Systems[sys], r.Systems[sysVXLAN], low, p99, use)
 				},
 				ok: func(x float64) bool { return x <= limit }, higherIsWorse: true,
 			}
 			if g.lowFirst {
 				c.skip = func(r *row) bool {
-					return !carried(rep, r.Systems[sys], low) || !carried(rep, r.Systems[sysVXLAN], low)
+					m, v := r.Systems[sys], r.Systems[sysVXLAN]
+					_, mok := latencyOf(m, low, p99)
+					_, vok := latencyOf(v, low, p99)
+					_, _, ok := addedLatency(m, v, low, p99, use)
+					return mok && vok && !ok
 				}
 				c.skipWhy = "where one of them lost packets or fell short of the rate"
 			}
@@ -149,17 +157,40 @@ func (g goals) evaluate(rep *report) []verdict {
 	return append(vs, bigVerdict(rep, sys))
 }
 
-// carried reports whether s's latency run (low: in the CPU runs) was loss-free at the rate
-// asked.
-func carried(rep *report, s *sysResult, low bool) bool {
-	if s == nil {
-		return false
+// carried reports whether latency run l was loss-free at the rate asked.
+func carried(rep *report, l *latencyResult) bool {
+	return l.Loss < rep.Settings.MaxLoss && l.Achieved >= rep.Settings.Shortfall*l.Rate
+}
+
+// addedLatency is the mean (or p99) latency system m adds to v's, µs, at the latency rate
+// or (low) at the CPU runs' rate, with how to show it: where both have their runs of each
+// round, the median of the rounds' differences (pairedLatency), counting the rounds whose
+// runs both pass use; else the difference of the runs they kept, if both pass use.
+func addedLatency(m, v *sysResult, low, p99 bool, use func(*latencyResult) bool) (float64, string, bool) {
+	if m == nil || v == nil {
+		return 0, "", false
 	}
-	l := s.Latency
-	if low {
-		l = s.LatencyLow
+	if len(m.latencyRuns(low)) > 0 && len(v.latencyRuns(low)) > 0 {
+		added, med, ok := pairedLatency(m, v, low, p99, use)
+		if !ok {
+			return 0, "", false
+		}
+		return med, fmt.Sprintf("%s µs: %s (%s)", fmtAdded(med, true), sideBySide(len(added)), fmtAddeds(added)), true
 	}
-	return l != nil && l.Loss < rep.Settings.MaxLoss && l.Achieved >= rep.Settings.Shortfall*l.Rate
+	ml, vl := m.keptLatency(low), v.keptLatency(low)
+	if ml == nil || vl == nil || !use(ml) || !use(vl) {
+		return 0, "", false
+	}
+	d := ml.us(p99) - vl.us(p99)
+	return d, fmtAdded(d, true) + " µs", true
+}
+
+// sideBySide names the median of n rounds' paired figures.
+func sideBySide(n int) string {
+	if n == 1 {
+		return "the median of 1 round side by side"
+	}
+	return fmt.Sprintf("the median of %d rounds side by side", n)
 }
 
 // bigVerdict holds system's RSS with the big configs to targetBigRSSMiB, and for the kernel
@@ -260,7 +291,8 @@ type rowCheck struct {
 	// value is a row's figure and how to show it; ok false leaves the row out silently
 	// (a system not measured there).
 	value func(*row) (x float64, show string, ok bool)
-	// skip, if set, leaves a row out and names it in the detail, with skipWhy.
+	// skip, if set, leaves a row out and names it in the detail, with skipWhy, before value
+	// is asked.
 	skip    func(*row) bool
 	skipWhy string
 	// ok says whether a figure holds; the worst figure is the highest when higherIsWorse,
@@ -279,12 +311,12 @@ func compareRows(rep *report, c rowCheck) verdict {
 	var misses, skipped []string
 	n := 0
 	for _, r := range rep.Rows {
-		x, show, have := c.value(r)
-		if !have {
-			continue
-		}
 		if c.skip != nil && c.skip(r) {
 			skipped = append(skipped, fmt.Sprintf("%s %d B", members(r.Members), r.Size))
+			continue
+		}
+		x, show, have := c.value(r)
+		if !have {
 			continue
 		}
 		n++
