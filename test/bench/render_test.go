@@ -247,6 +247,10 @@ func TestEvaluateBothStoppedBySender(t *testing.T) {
 	if got := rate(); got.Verdict != "misses" || !strings.Contains(got.Detail, "0.97x: both stopped by the sender, so the median of 3 rounds") {
 		t.Errorf("both stopped by the sender, the kernel path slower: got %+v", got)
 	}
+	k.Ceiling[3].Achieved = 19960 // 1.05, 0.95, 0.998: a miss that two decimals would show as 1.00x
+	if got := rate(); got.Verdict != "misses" || !strings.Contains(got.Detail, "(0.998x: both stopped by the sender") {
+		t.Errorf("both stopped by the sender, just below: got %+v", got)
+	}
 	for _, c := range k.Ceiling {
 		c.Loss = 0.5
 	}

@@ -82,11 +82,11 @@ func (g goals) evaluate(rep *report) []verdict {
 			}
 			if m.Sweep.Limit == LimitSender && v.Sweep.Limit == LimitSender {
 				if ratios, med, ok := pairedCeiling(m, v, rep.Settings.MaxLoss); ok {
-					return med, fmt.Sprintf("%.2fx: both stopped by the sender, so %s (%s; the sweeps' %.2fx)",
-						med, sideBySide(len(ratios)), fmtRatios(ratios), ratio), true
+					return med, fmt.Sprintf("%s: both stopped by the sender, so %s (%s; the sweeps' %.2fx)",
+						fmtVerdictRatio(med, g.rate), sideBySide(len(ratios)), fmtRatios(ratios), ratio), true
 				}
 			}
-			return ratio, fmt.Sprintf("%.2fx", ratio), true
+			return ratio, fmtVerdictRatio(ratio, g.rate), true
 		},
 		ok: func(x float64) bool { return x >= g.rate },
 	}))
@@ -100,10 +100,10 @@ func (g goals) evaluate(rep *report) []verdict {
 				return 0, "", false
 			}
 			if ratios, med, ok := pairedCPU(m, v, rep.Settings.MaxLoss); ok {
-				return med, fmt.Sprintf("%.2fx: %s (%s; the medians' %.2fx)",
-					med, sideBySide(len(ratios)), fmtRatios(ratios), mc/vc), true
+				return med, fmt.Sprintf("%s: %s (%s; the medians' %.2fx)",
+					fmtVerdictRatio(med, g.cpu), sideBySide(len(ratios)), fmtRatios(ratios), mc/vc), true
 			}
-			return mc / vc, fmt.Sprintf("%.2fx", mc/vc), true
+			return mc / vc, fmtVerdictRatio(mc/vc, g.cpu), true
 		},
 		ok: func(x float64) bool { return x <= g.cpu }, higherIsWorse: true,
 	}))
@@ -183,6 +183,15 @@ func addedLatency(m, v *sysResult, low, p99 bool, use func(*latencyResult) bool)
 	}
 	d := ml.us(p99) - vl.us(p99)
 	return d, fmtAdded(d, true) + " µs", true
+}
+
+// fmtVerdictRatio shows ratio x, held to limit, to two decimals, or to three where two would
+// put it on the limit from either side: 0.998x against 1.0 misses, and "1.00x" would not say so.
+func fmtVerdictRatio(x, limit float64) string {
+	if x != limit && math.Round(x*100) == math.Round(limit*100) {
+		return fmt.Sprintf("%.3fx", x)
+	}
+	return fmt.Sprintf("%.2fx", x)
 }
 
 // sideBySide names the median of n rounds' paired figures.
