@@ -139,7 +139,10 @@ func (h *Host) ConfigureHandoff(name string, queue int) (int, error) {
 	if err := h.nl.LinkSetTxQLen(link, queue); err != nil {
 		return 0, fmt.Errorf("host: set %s txqueuelen %d: %w", name, queue, err)
 	}
-	return link.Attrs().Index, h.upWithoutIPv6(link)
+	if err := h.upWithoutIPv6(link); err != nil {
+		return 0, err
+	}
+	return link.Attrs().Index, nil
 }
 
 // upWithoutIPv6 turns IPv6 off on a link mctun created, so that the host sends it no router

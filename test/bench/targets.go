@@ -140,11 +140,9 @@ func (g goals) evaluate(rep *report) []verdict {
 			}
 			if g.lowFirst {
 				c.skip = func(r *row) bool {
-					m, v := r.Systems[sys], r.Systems[sysVXLAN]
-					_, mok := latencyOf(m, low, p99)
-					_, vok := latencyOf(v, low, p99)
-					_, _, ok := addedLatency(m, v, low, p99, use)
-					return mok && vok && !ok
+					_, mok := latencyOf(r.Systems[sys], low, p99)
+					_, vok := latencyOf(r.Systems[sysVXLAN], low, p99)
+					return mok && vok
 				}
 				c.skipWhy = "where one of them lost packets or fell short of the rate"
 			}
@@ -300,8 +298,8 @@ type rowCheck struct {
 	// value is a row's figure and how to show it; ok false leaves the row out silently
 	// (a system not measured there).
 	value func(*row) (x float64, show string, ok bool)
-	// skip, if set, leaves a row out and names it in the detail, with skipWhy, before value
-	// is asked.
+	// skip, if set, says of a row for which value has no figure whether it was measured and
+	// left out, to be named in the detail with skipWhy.
 	skip    func(*row) bool
 	skipWhy string
 	// ok says whether a figure holds; the worst figure is the highest when higherIsWorse,
@@ -320,12 +318,11 @@ func compareRows(rep *report, c rowCheck) verdict {
 	var misses, skipped []string
 	n := 0
 	for _, r := range rep.Rows {
-		if c.skip != nil && c.skip(r) {
-			skipped = append(skipped, fmt.Sprintf("%s %d B", members(r.Members), r.Size))
-			continue
-		}
 		x, show, have := c.value(r)
 		if !have {
+			if c.skip != nil && c.skip(r) {
+				skipped = append(skipped, fmt.Sprintf("%s %d B", members(r.Members), r.Size))
+			}
 			continue
 		}
 		n++
