@@ -223,9 +223,13 @@ func (s *scanner) value(path string) {
 func (s *scanner) array(path string) {
 	s.pos++ // [
 	// An array may have millions of elements: keep its lines here, not in the map, meanwhile.
-	record := s.skipElems == nil || !s.skipElems(path)
-	lines := s.ix.elems[path]
-	n := len(lines)
+	// A key written twice, which the decoder refuses, keeps its first lines, as mark keeps its
+	// first line; its elements count from 0 again either way, so that the arrays nested in it
+	// get the same paths whether or not its own lines are recorded.
+	_, seen := s.ix.elems[path]
+	record := !seen && (s.skipElems == nil || !s.skipElems(path))
+	var lines []int
+	n := 0
 	if record {
 		defer func() {
 			if lines != nil {
