@@ -49,7 +49,7 @@ demo: build
 # The benchmark (root; 15 to 25 minutes on 2 cores): mctun's user-space path and its kernel
 # path against kernel VXLAN head-end replication at 1, 4 and 16 members and 64 and 1200 byte
 # payloads, in namespaces; writes BENCHMARKS.md and BENCHMARKS-rate.png, comparing the
-# user-space path with the BENCHMARKS.md it writes over. Not part of test. BENCHFLAGS adds
+# user-space path with the earlier runs the BENCHMARKS.md it writes over keeps. Not part of test. BENCHFLAGS adds
 # flags. To iterate on a subset in a few minutes without rewriting the report:
 #   go run ./test/bench -members 1 -sizes 64 -trial 1s -big=false
 BENCHFLAGS ?=

@@ -18,8 +18,9 @@
 // it forwarded itself rather than leaving them to user space; then mctun's RSS with two big
 // configs on each path, and the memory of the kernel path's maps. It holds the results against the targets
 // (the kernel path's of issue 8, the user-space path's from before, which must also not fall
-// behind the figures of the report it writes over), prints the tables, and with -out and
-// -plot writes BENCHMARKS.md and a PNG of the rates (gnuplot).
+// behind the median of the earlier runs that the report it writes over keeps), prints the
+// tables, and with -out and -plot writes BENCHMARKS.md, which keeps them and this run for the
+// next, and a PNG of the rates (gnuplot).
 //
 //	make bench                                                           # everything (30 to 40 minutes), as root
 //	sudo go run ./test/bench -mctun bin/mctun -members 1 -sizes 64 -trial 1s -big=false   # a few minutes

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -74,7 +75,7 @@ func markdownReport(rep *report) string {
 	vs := evaluate(rep)
 	for _, g := range []struct{ system, title string }{
 		{sysKernel, "The kernel path (`datapath = \"kernel\"`): issue 8's targets"},
-		{sysMctun, "The user-space path (`datapath = \"user\"`): its targets from before the kernel path, and no slower than the previous run"},
+		{sysMctun, "The user-space path (`datapath = \"user\"`): its targets from before the kernel path, and no slower than the earlier runs"},
 	} {
 		tt := table{head: []string{"target", "verdict", "detail"}}
 		for _, v := range vs {
@@ -87,8 +88,12 @@ func markdownReport(rep *report) string {
 			b.WriteString(leftMarkdown(tt))
 		}
 	}
-	if p := rep.Previous; p != nil && p.Problem == "" {
-		fmt.Fprintf(&b, "\nThe previous run: %s of %s, measuring %s.\n", p.File, p.Date, p.Mctun)
+	if t := earlierTable(rep.Previous); len(t.rows) > 0 {
+		fmt.Fprintf(&b, "\n%s\n\n", earlierTitle)
+		fmt.Fprintf(&b, "The user-space path's figures in the runs \"must not get slower\" compares this run's with: the\n")
+		fmt.Fprintf(&b, "previous run's report (%s, of %s) and the runs before it that report kept, at most %d runs, oldest\n", rep.Previous.File, rep.Previous.Date, earlierKept)
+		fmt.Fprintf(&b, "first. This run's own figures are in the tables above; the next run's report keeps them here.\n\n")
+		b.WriteString(t.markdown())
 	}
 
 	if rep.Plot != "" {
@@ -118,7 +123,7 @@ func markdownReport(rep *report) string {
 
 	b.WriteString("\n## Method\n\n")
 	fmt.Fprintf(&b, methodText, st.Trial, 100*st.MaxLoss, fmtPPS(st.Start), 100*st.Precision, st.Attempts,
-		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, 100*slowerSlack, joinSettle.Seconds())
+		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, 100*slowerSlack, joinSettle.Seconds(), earlierKept, 100*cpuRateNear)
 
 	b.WriteString("\n<details><summary>Every sweep attempt</summary>\n\n")
 	b.WriteString("Rates asked of mcsend and reached by it, and the worst member's loss, in the order tried.\n\n")
@@ -140,6 +145,43 @@ func markdownReport(rep *report) string {
 	}
 	b.WriteString("\n</details>\n")
 	return b.String()
+}
+
+// earlierTable is the user-space path's figures in the earlier runs p gives (previousRun.runs),
+// oldest first, a row for each (members, size) of each; parseEarlier reads it back.
+func earlierTable(p *previousRun) table {
+	t := table{head: []string{"members", "payload B", "date", "mctun", "trial", "rate", "CPU run pps", "CPU s/M"}}
+	for _, run := range p.runs() {
+		for _, r := range run.Rows {
+			rate, cpuRate := "-", "-"
+			if r.HaveRate {
+				rate = fmtPPS(r.Rate)
+			}
+			if r.CPURate > 0 {
+				cpuRate = fmtPPS(r.CPURate)
+			}
+			t.rows = append(t.rows, []string{strconv.Itoa(r.Members), strconv.Itoa(r.Size), orDash(run.Date), orDash(mctunVersion(run.Mctun)),
+				orDash(run.Trial), rate, cpuRate, fmtNum(r.CPU, 3, r.HaveCPU)})
+		}
+	}
+	return t
+}
+
+// mctunVersion is the version in a report's "mctun" line ("mctun 1c04fe0 go1.26.8 linux/amd64"
+// gives "1c04fe0"), or the line itself when it is not of that form.
+func mctunVersion(line string) string {
+	if f := strings.Fields(line); len(f) >= 2 && f[0] == "mctun" {
+		return f[1]
+	}
+	return line
+}
+
+// orDash is s, or "-" for nothing.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // leftMarkdown renders t as a markdown table with left-aligned columns, for text.
@@ -257,7 +299,11 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   the difference counts the packets of the phase's runs by the path they took. The share is
   "kernel" of all of them; the table shows the lowest of the source's and the members'.
 - **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered
-  are compared, at each N and size, with those in the "Throughput and CPU" table of the report
-  this run writes over (or -previous), if its trials were as long, and may be worse by at most
-  %.0[10]f%%, about what two runs differ by with nothing changed.
+  are compared, at each N and size, with the median of the earlier runs' figures: those in the
+  "Throughput and CPU" table of the report this run writes over (or -previous) and in the table
+  of the runs before it that report kept, at most %[12]d runs in all, of those whose trials were
+  as long, and for the CPU of those whose CPU runs' rate was within %.0[13]f%% of this run's (the
+  user-space path pays per batch, and its batches shrink with the rate). Each may be worse by at
+  most %.0[10]f%%, about what two runs differ by with nothing changed; the median keeps one run
+  that was high by chance from making the next one miss.
 `

@@ -63,7 +63,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.out, "out", "", "write the markdown report to this `file` (make bench: BENCHMARKS.md)")
 	fs.StringVar(&o.plot, "plot", "", "draw the rate plot into this PNG `file` with gnuplot (make bench: BENCHMARKS-rate.png)")
 	fs.StringVar(&o.jsonOut, "json", "", "write every measurement, every sweep step included, as JSON to this `file`")
-	fs.StringVar(&o.previous, "previous", "", "compare the user-space path with the figures of an earlier run's markdown report in this `file` (default: the -out file, read before it is written over)")
+	fs.StringVar(&o.previous, "previous", "", "compare the user-space path with the figures of an earlier run's markdown report in this `file`, and of the runs it kept (default: the -out file, read before it is written over)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `bench measures mctun, on its user-space and on its kernel path, against kernel VXLAN head-end
 replication in network namespaces (root).

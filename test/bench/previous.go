@@ -11,7 +11,8 @@ import (
 )
 
 // previousRun is the user-space path's figures in the markdown report of an earlier run,
-// which this run's must not fall behind ("must not get slower").
+// and in the earlier runs that report kept: this run's must not fall behind them ("must not
+// get slower").
 type previousRun struct {
 	File    string        `json:"file"`
 	Date    string        `json:"date,omitempty"`  // its "date" line
@@ -19,6 +20,27 @@ type previousRun struct {
 	Trial   string        `json:"trial,omitempty"` // its trial length, from the method ("3s")
 	Rows    []previousRow `json:"rows,omitempty"`
 	Problem string        `json:"problem,omitempty"` // why there is nothing to compare with
+	// Earlier are the runs before it that its report kept (earlierTitle), oldest first.
+	Earlier []previousRun `json:"earlier,omitempty"`
+}
+
+// earlierKept is how many earlier runs "must not get slower" compares with, and a report
+// keeps for the next run: the previous one and those before it.
+const earlierKept = 5
+
+// earlierTitle heads the report's table of the earlier runs' figures.
+const earlierTitle = "## The user-space path in earlier runs"
+
+// runs are the earlier runs to compare with, oldest first: the runs p's report kept and p
+// itself, the last earlierKept of them; none when p is nil or could not be read.
+func (p *previousRun) runs() []previousRun {
+	if p == nil || p.Problem != "" {
+		return nil
+	}
+	last := *p
+	last.Earlier = nil
+	all := append(slices.Clone(p.Earlier), last)
+	return all[max(0, len(all)-earlierKept):]
 }
 
 // previousRow is one (members, size) of an earlier run: the user-space path's loss-free rate
@@ -74,62 +96,80 @@ func readPrevious(opt options) *previousRun {
 // The user-space path's columns, as this benchmark names them now and as it named them
 // before the kernel path was measured beside it.
 var (
-	prevRateCols = []string{"rate " + systemName(sysMctun), "rate mctun"}
-	prevCPUCols  = []string{"CPU s/M " + systemName(sysMctun), "CPU s/M mctun"}
+	prevRateCols = []string{"rate " + systemName(sysMctun), "rate mctun", "rate"}
+	prevCPUCols  = []string{"CPU s/M " + systemName(sysMctun), "CPU s/M mctun", "CPU s/M"}
 )
 
 // parsePrevious reads the "Throughput and CPU" table of a report that markdownReport
-// wrote, this version or an earlier one, finding its columns by their headers, and the
-// trial length its method names.
+// wrote, this version or an earlier one, finding its columns by their headers, the trial
+// length its method names, and the earlier runs it kept.
 func parsePrevious(data []byte) (previousRun, error) {
 	var p previousRun
-	var head []string
-	inTable, tableDone := false, false
-	for line := range strings.Lines(string(data)) {
-		line = strings.TrimSpace(line)
-		if _, after, ok := strings.Cut(line, "a trial sends "); ok && p.Trial == "" {
-			if d, _, ok := strings.Cut(after, " of datagrams"); ok {
-				p.Trial = d
-			}
+	text := string(data)
+	if _, after, ok := strings.Cut(text, "a trial sends "); ok {
+		if d, _, ok := strings.Cut(after, " of datagrams"); ok {
+			p.Trial = d
 		}
-		if strings.HasPrefix(line, "#") {
-			tableDone = tableDone || (inTable && len(p.Rows) > 0)
-			inTable = !tableDone && line == "### Throughput and CPU"
-			continue
+	}
+	tables := mdTables(text)
+	for _, cells := range tables["# mctun benchmarks"] {
+		if len(cells) == 2 && cells[0] == "date" {
+			p.Date = cells[1]
 		}
-		cells, isRow := mdCells(line)
-		if !isRow || tableDone {
-			continue
+		if len(cells) == 2 && cells[0] == "mctun" {
+			p.Mctun = cells[1]
 		}
-		if !inTable {
-			if len(cells) == 2 && p.Date == "" && cells[0] == "date" {
-				p.Date = cells[1]
-			}
-			if len(cells) == 2 && p.Mctun == "" && cells[0] == "mctun" {
-				p.Mctun = cells[1]
-			}
-			continue
-		}
-		if head == nil {
-			head = cells
-			continue
-		}
-		if isSeparator(cells) {
-			continue
-		}
-		r, err := previousRowOf(head, cells)
+	}
+	t, ok := tables["### Throughput and CPU"]
+	if !ok {
+		return p, errors.New("no \"Throughput and CPU\" table")
+	}
+	if len(t) < 2 {
+		return p, errors.New("the \"Throughput and CPU\" table has no rows")
+	}
+	for _, cells := range t[1:] {
+		r, err := previousRowOf(t[0], cells)
 		if err != nil {
 			return p, err
 		}
 		p.Rows = append(p.Rows, r)
 	}
-	if head == nil {
-		return p, errors.New("no \"Throughput and CPU\" table")
-	}
-	if len(p.Rows) == 0 {
-		return p, errors.New("the \"Throughput and CPU\" table has no rows")
+	if t, ok := tables[earlierTitle]; ok {
+		var err error
+		if p.Earlier, err = parseEarlier(t); err != nil {
+			return p, fmt.Errorf("%q: %w", strings.TrimLeft(earlierTitle, "# "), err)
+		}
 	}
 	return p, nil
+}
+
+// parseEarlier reads the table earlierTable wrote, header first: a row for each (members, size)
+// of each run, oldest first, which it puts together again into runs.
+func parseEarlier(t [][]string) ([]previousRun, error) {
+	var runs []previousRun
+	if len(t) == 0 {
+		return nil, nil
+	}
+	di, vi, ti := slices.Index(t[0], "date"), slices.Index(t[0], "mctun"), slices.Index(t[0], "trial")
+	if di < 0 || vi < 0 || ti < 0 {
+		return nil, errors.New("no date, mctun or trial column")
+	}
+	for _, cells := range t[1:] {
+		r, err := previousRowOf(t[0], cells)
+		if err != nil {
+			return nil, err
+		}
+		run := previousRun{Date: noDash(cells[di]), Mctun: noDash(cells[vi]), Trial: noDash(cells[ti])}
+		i := slices.IndexFunc(runs, func(p previousRun) bool {
+			return p.Date == run.Date && p.Mctun == run.Mctun && p.Trial == run.Trial
+		})
+		if i < 0 {
+			runs = append(runs, run)
+			i = len(runs) - 1
+		}
+		runs[i].Rows = append(runs[i].Rows, r)
+	}
+	return runs, nil
 }
 
 // previousRowOf reads one row of the table whose header is head.
@@ -162,6 +202,39 @@ func previousRowOf(head, cells []string) (previousRow, error) {
 		r.CPURate, _ = parsePPS(cells[pi])
 	}
 	return r, nil
+}
+
+// noDash is a cell's text, "" for "-" (nothing).
+func noDash(cell string) string {
+	if cell == "-" {
+		return ""
+	}
+	return cell
+}
+
+// mdTables reads the first table under each heading of a markdown text (the heading's
+// whole line, "### Throughput and CPU"): its header and rows, each as its cells, without the
+// line under the header.
+func mdTables(text string) map[string][][]string {
+	tables := map[string][][]string{}
+	heading, done := "", map[string]bool{}
+	for line := range strings.Lines(text) {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "#") {
+			heading = line
+			continue
+		}
+		cells, isRow := mdCells(line)
+		switch {
+		case isRow && !done[heading]:
+			if !isSeparator(cells) {
+				tables[heading] = append(tables[heading], cells)
+			}
+		case !isRow && len(tables[heading]) > 0:
+			done[heading] = true
+		}
+	}
+	return tables
 }
 
 // mdCells splits a markdown table line into its trimmed cells.

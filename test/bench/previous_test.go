@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,4 +137,47 @@ func TestParsePPS(t *testing.T) {
 func near(a, b float64) bool {
 	d := a - b
 	return d < 1e-6*max(1, b) && -d < 1e-6*max(1, b)
+}
+
+// TestEarlierRunsRoundTrip reads back the earlier runs a report keeps: the next run finds the
+// runs this one compared with, and this one, the oldest dropped beyond earlierKept.
+func TestEarlierRunsRoundTrip(t *testing.T) {
+	rep := fixture()
+	rep.Previous.Trial = "3s"
+	for i := range earlierKept { // with the previous run, one more than it keeps
+		rep.Previous.Earlier = append(rep.Previous.Earlier, previousRun{
+			Date: fmt.Sprintf("2025-11-%02d 10:00 UTC", i+1), Mctun: fmt.Sprintf("v%d", i), Trial: "3s",
+			Rows: []previousRow{{Members: 16, Size: 64, Rate: float64(11000 + 100*i), HaveRate: true, CPURate: 5000}},
+		})
+	}
+	md := markdownReport(rep)
+	p, err := parsePrevious([]byte(md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, run := range p.Earlier {
+		for _, r := range run.Rows {
+			got = append(got, fmt.Sprintf("%s %s %s %dx%d %.0f %v %.3f %.0f", run.Date, run.Mctun, run.Trial, r.Members, r.Size, r.Rate, r.HaveCPU, r.CPU, r.CPURate))
+		}
+	}
+	want := []string{ // v0, the oldest, is left out; the runs' rows come back together
+		"2025-11-02 10:00 UTC v1 3s 16x64 11100 false 0.000 5000",
+		"2025-11-03 10:00 UTC v2 3s 16x64 11200 false 0.000 5000",
+		"2025-11-04 10:00 UTC v3 3s 16x64 11300 false 0.000 5000",
+		"2025-11-05 10:00 UTC v4 3s 16x64 11400 false 0.000 5000",
+		"2025-12-01 10:00 UTC old 3s 1x64 99000 true 17.000 49000",
+		"2025-12-01 10:00 UTC old 3s 16x64 12000 true 20.000 5000",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("earlier runs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	runs := p.runs()
+	if len(runs) != earlierKept || runs[0].Mctun != "v2" || runs[len(runs)-1].Date != "2026-01-02 03:04 UTC" || !strings.Contains(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | 5.0k | - |") {
+		t.Errorf("the next run compares with %+v", runs)
+	}
+	bad := strings.Replace(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | 5.0k | - |", "| sixteen | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | 5.0k | - |", 1)
+	if _, err := parsePrevious([]byte(bad)); err == nil || !strings.Contains(err.Error(), `"The user-space path in earlier runs": members "sixteen": not a number`) {
+		t.Errorf("a bad row among the earlier runs: %v", err)
+	}
 }

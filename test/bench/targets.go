@@ -31,9 +31,9 @@ var (
 
 const (
 	targetBigRSSMiB = 30.0 // VmHWM with each big config, on either path
-	// slowerSlack is how much worse than the previous run's a figure of the user-space path
-	// may be before it counts as slower: the figures of two runs differ by about that much
-	// with nothing changed (a shared 2-core machine, 5% sweep precision).
+	// slowerSlack is how much worse than the earlier runs' median a figure of the user-space
+	// path may be before it counts as slower: the figures of two runs differ by about that
+	// much with nothing changed (a shared 2-core machine, 5% sweep precision).
 	slowerSlack = 0.10
 )
 
@@ -231,65 +231,137 @@ func bigVerdict(rep *report, system string) verdict {
 	return v
 }
 
-// notSlower compares the user-space path's figures with those of the previous run's report:
-// the loss-free rate must not be lower, nor the CPU per million delivered higher, by more
-// than slowerSlack.
+// notSlower compares the user-space path's figures with those of the earlier runs (see
+// previousRun.runs): the loss-free rate must not be lower, nor the CPU per million delivered
+// higher, than their median by more than slowerSlack. Of the earlier runs it takes those whose
+// trials were as long, and for the CPU those whose CPU runs' rate was within cpuRateNear of
+// this run's: the user-space path pays per batch, and its batches shrink with the rate.
 func notSlower(rep *report) []verdict {
 	p := rep.Previous
-	of := "the previous run's"
-	if p != nil && p.Date != "" {
-		of = fmt.Sprintf("the previous run's (%s)", p.Date)
+	trial := rep.Settings.Trial.String()
+	var runs []previousRun
+	for _, run := range p.runs() {
+		if run.Trial == "" || run.Trial == trial {
+			runs = append(runs, run)
+		}
+	}
+	if why := notComparable(p, runs, trial); why != "" {
+		return []verdict{
+			{System: sysMctun, Name: notSlowerRate, Verdict: "not measured", Detail: why},
+			{System: sysMctun, Name: notSlowerCPU, Verdict: "not measured", Detail: why},
+		}
+	}
+	// earlier is the figure the runs have at r, and how many had one.
+	earlier := func(r *row, figure func(*previousRow) (float64, bool)) (float64, int) {
+		var xs []float64
+		for i := range runs {
+			if x, ok := figure(runs[i].row(r.Members, r.Size)); ok {
+				xs = append(xs, x)
+			}
+		}
+		if len(xs) == 0 {
+			return 0, 0
+		}
+		return median(xs), len(xs)
+	}
+	earlierRate := func(r *row) (float64, int) {
+		return earlier(r, func(pr *previousRow) (float64, bool) {
+			if pr == nil || !pr.HaveRate || !(pr.Rate > 0) {
+				return 0, false
+			}
+			return pr.Rate, true
+		})
+	}
+	earlierCPU := func(r *row) (float64, int) {
+		c := r.firstCPU()
+		return earlier(r, func(pr *previousRow) (float64, bool) {
+			if pr == nil || !pr.HaveCPU || !(pr.CPU > 0) {
+				return 0, false
+			}
+			if c != nil && pr.CPURate > 0 && math.Abs(pr.CPURate/c.Rate-1) > cpuRateNear {
+				return 0, false
+			}
+			return pr.CPU, true
+		})
 	}
 	rate := compareRows(rep, rowCheck{
-		name: fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of %s", 100*(1-slowerSlack), of),
+		name: notSlowerRate,
 		value: func(r *row) (float64, string, bool) {
-			pr := p.row(r.Members, r.Size)
+			was, n := earlierRate(r)
 			now, ok := sweepRate(r.Systems[sysMctun])
-			if pr == nil || !pr.HaveRate || !(pr.Rate > 0) || !ok || r.Systems[sysMctun].Sweep.Limit == LimitIncomplete {
+			if n == 0 || !ok || r.Systems[sysMctun].Sweep.Limit == LimitIncomplete {
 				return 0, "", false
 			}
-			return now / pr.Rate, fmt.Sprintf("%.2fx: %s, was %s", now/pr.Rate, fmtPPS(now), fmtPPS(pr.Rate)), true
+			return now / was, fmt.Sprintf("%.2fx: %s, median %s of %s", now/was, fmtPPS(now), fmtPPS(was), runsOf(n)), true
 		},
-		ok: func(x float64) bool { return x >= 1-slowerSlack },
+		skip: func(r *row) bool {
+			_, ok := sweepRate(r.Systems[sysMctun])
+			_, n := earlierRate(r)
+			return ok && n == 0
+		},
+		skipWhy: "where no earlier run has a figure",
+		ok:      func(x float64) bool { return x >= 1-slowerSlack },
 	})
 	cpu := compareRows(rep, rowCheck{
-		name: fmt.Sprintf("must not get slower: CPU per million delivered at most %.0f%% of %s", 100*(1+slowerSlack), of),
+		name: notSlowerCPU,
 		value: func(r *row) (float64, string, bool) {
-			pr := p.row(r.Members, r.Size)
+			was, n := earlierCPU(r)
 			now, ok := cpuPerM(r.Systems[sysMctun])
-			if pr == nil || !pr.HaveCPU || !(pr.CPU > 0) || !ok {
+			if n == 0 || !ok {
 				return 0, "", false
 			}
-			detail := fmt.Sprintf("%.2fx: %.1f, was %.1f", now/pr.CPU, now, pr.CPU)
-			if c := r.firstCPU(); c != nil && pr.CPURate > 0 && math.Abs(c.Rate/pr.CPURate-1) > 0.02 {
-				// This path pays per batch, and batches shrink with the rate.
-				detail = fmt.Sprintf("%.2fx: %.1f at %s pps, was %.1f at %s pps", now/pr.CPU, now, fmtPPS(c.Rate), pr.CPU, fmtPPS(pr.CPURate))
-			}
-			return now / pr.CPU, detail, true
+			return now / was, fmt.Sprintf("%.2fx: %.1f, median %.1f of %s", now/was, now, was, runsOf(n)), true
 		},
-		ok: func(x float64) bool { return x <= 1+slowerSlack }, higherIsWorse: true,
+		skip: func(r *row) bool {
+			_, ok := cpuPerM(r.Systems[sysMctun])
+			_, n := earlierCPU(r)
+			return ok && n == 0
+		},
+		skipWhy:       fmt.Sprintf("where no earlier run has a figure at a CPU runs' rate within %.0f%% of this run's", 100*cpuRateNear),
+		ok:            func(x float64) bool { return x <= 1+slowerSlack },
+		higherIsWorse: true,
 	})
 	vs := []verdict{rate, cpu}
 	for i := range vs {
 		vs[i].System = sysMctun
-		if p != nil && p.Trial != "" && p.Trial != rep.Settings.Trial.String() {
-			// Shorter trials pass higher rates: figures of different trial lengths do not compare.
-			vs[i].Verdict = "not measured"
-			vs[i].Detail = fmt.Sprintf("%s's trials were %s, this run's %s: their figures do not compare", p.File, p.Trial, rep.Settings.Trial)
-			continue
-		}
-		if vs[i].Verdict == "not measured" {
-			switch {
-			case p == nil:
-				vs[i].Detail = "no previous report to compare with"
-			case p.Problem != "":
-				vs[i].Detail = p.File + ": " + p.Problem
-			default:
-				vs[i].Detail = p.File + " has no figure of the user-space path at the same N and size"
-			}
+		if vs[i].Verdict == "not measured" && vs[i].Detail == "" {
+			vs[i].Detail = p.File + " has no figure of the user-space path at the same N and size"
 		}
 	}
 	return vs
+}
+
+// notComparable says why the user-space path has no earlier runs to compare with, given the
+// previous report p and the runs of it whose trials were as long; "" when it has some.
+func notComparable(p *previousRun, runs []previousRun, trial string) string {
+	switch {
+	case p == nil:
+		return "no previous report to compare with"
+	case p.Problem != "":
+		return p.File + ": " + p.Problem
+	case len(runs) == 0:
+		// Shorter trials pass higher rates: figures of different trial lengths do not compare.
+		return fmt.Sprintf("%s's trials were %s, this run's %s: their figures do not compare", p.File, p.Trial, trial)
+	}
+	return ""
+}
+
+// The user-space path's targets against the earlier runs.
+var (
+	notSlowerRate = fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of the earlier runs' median", 100*(1-slowerSlack))
+	notSlowerCPU  = fmt.Sprintf("must not get slower: CPU per million delivered at most %.0f%% of the earlier runs' median", 100*(1+slowerSlack))
+)
+
+// cpuRateNear is how far from this run's CPU runs' rate an earlier run's may be for their CPU
+// figures of the user-space path to compare.
+const cpuRateNear = 0.2
+
+// runsOf says "1 run", "5 runs".
+func runsOf(n int) string {
+	if n == 1 {
+		return "1 run"
+	}
+	return fmt.Sprintf("%d runs", n)
 }
 
 // rowCheck is one target applied to every row.
