@@ -90,9 +90,10 @@ func markdownReport(rep *report) string {
 	}
 	if t := earlierTable(rep.Previous); len(t.rows) > 0 {
 		fmt.Fprintf(&b, "\n%s\n\n", earlierTitle)
-		fmt.Fprintf(&b, "The user-space path's figures in the runs \"must not get slower\" compares this run's with: the\n")
-		fmt.Fprintf(&b, "previous run's report (%s, of %s) and the runs before it that report kept, at most %d runs, oldest\n", rep.Previous.File, rep.Previous.Date, earlierKept)
-		fmt.Fprintf(&b, "first. This run's own figures are in the tables above; the next run's report keeps them here.\n\n")
+		fmt.Fprintf(&b, "The user-space path's figures in the runs that \"must not get slower\" compares this run's with,\n")
+		fmt.Fprintf(&b, "at most %d, oldest first: the previous run's, and the runs its report kept (read from\n", earlierKept)
+		fmt.Fprintf(&b, "%s). This run's own figures are in the tables above; the next run's report keeps\n", rep.Previous.File)
+		b.WriteString("them here.\n\n")
 		b.WriteString(t.markdown())
 	}
 

@@ -506,7 +506,7 @@ func TestMarkdownReport(t *testing.T) {
 		"| CPU per million delivered <= 1.2x VXLAN | **misses** |",
 		"| must not get slower: loss-free rate at least 90% of the earlier runs' median | **misses** |",
 		"## The user-space path in earlier runs",
-		"previous run's report (BENCHMARKS.md, of 2025-12-01 10:00 UTC) and the runs before it",
+		"at most 5, oldest first: the previous run's, and the runs its report kept (read from\nBENCHMARKS.md). This run's",
 		"| members | payload B | date | mctun | trial | rate | CPU run pps | CPU s/M |",
 		"| 16 | 64 | 2025-12-01 10:00 UTC | old | - | 12.0k | 5.0k | 20.000 |",
 		"![highest loss-free rate against members, mctun's user-space path, its kernel path and VXLAN, per payload size](BENCHMARKS-rate.png)",
