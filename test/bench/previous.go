@@ -112,7 +112,7 @@ func parsePrevious(data []byte) (previousRun, error) {
 		}
 	}
 	tables := mdTables(text)
-	for _, cells := range tables["# mctun benchmarks"] {
+	for _, cells := range tables[reportTitle] {
 		if len(cells) == 2 && cells[0] == "date" {
 			p.Date = cells[1]
 		}
@@ -120,7 +120,7 @@ func parsePrevious(data []byte) (previousRun, error) {
 			p.Mctun = cells[1]
 		}
 	}
-	t, ok := tables["### Throughput and CPU"]
+	t, ok := tables[throughputTitle]
 	if !ok {
 		return p, errors.New("no \"Throughput and CPU\" table")
 	}

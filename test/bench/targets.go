@@ -284,43 +284,18 @@ func notSlower(rep *report) []verdict {
 			return pr.CPU, true
 		})
 	}
-	rate := compareRows(rep, rowCheck{
-		name: notSlowerRate,
-		value: func(r *row) (float64, string, bool) {
-			was, n := earlierRate(r)
-			now, ok := sweepRate(r.Systems[sysMctun])
-			if n == 0 || !ok || r.Systems[sysMctun].Sweep.Limit == LimitIncomplete {
-				return 0, "", false
-			}
-			return now / was, fmt.Sprintf("%.2fx: %s, median %s of %s", now/was, fmtPPS(now), fmtPPS(was), runsOf(n)), true
-		},
-		skip: func(r *row) bool {
-			_, ok := sweepRate(r.Systems[sysMctun])
-			_, n := earlierRate(r)
-			return ok && n == 0
-		},
-		skipWhy: "where no earlier run has a figure",
-		ok:      func(x float64) bool { return x >= 1-slowerSlack },
-	})
-	cpu := compareRows(rep, rowCheck{
-		name: notSlowerCPU,
-		value: func(r *row) (float64, string, bool) {
-			was, n := earlierCPU(r)
-			now, ok := cpuPerM(r.Systems[sysMctun])
-			if n == 0 || !ok {
-				return 0, "", false
-			}
-			return now / was, fmt.Sprintf("%.2fx: %.1f, median %.1f of %s", now/was, now, was, runsOf(n)), true
-		},
-		skip: func(r *row) bool {
-			_, ok := cpuPerM(r.Systems[sysMctun])
-			_, n := earlierCPU(r)
-			return ok && n == 0
-		},
-		skipWhy:       fmt.Sprintf("where no earlier run has a figure at a CPU runs' rate within %.0f%% of this run's", 100*cpuRateNear),
-		ok:            func(x float64) bool { return x <= 1+slowerSlack },
-		higherIsWorse: true,
-	})
+	rate := compareRows(rep, againstEarlier(notSlowerRate, "where no earlier run has a figure",
+		func(r *row) (float64, bool, bool) {
+			x, ok := sweepRate(r.Systems[sysMctun])
+			return x, ok, ok && r.Systems[sysMctun].Sweep.Limit != LimitIncomplete
+		}, earlierRate, fmtPPS, func(x float64) bool { return x >= 1-slowerSlack }, false))
+	cpu := compareRows(rep, againstEarlier(notSlowerCPU,
+		fmt.Sprintf("where no earlier run has a figure at a CPU runs' rate within %.0f%% of this run's", 100*cpuRateNear),
+		func(r *row) (float64, bool, bool) {
+			x, ok := cpuPerM(r.Systems[sysMctun])
+			return x, ok, ok
+		}, earlierCPU, func(x float64) string { return fmt.Sprintf("%.1f", x) },
+		func(x float64) bool { return x <= 1+slowerSlack }, true))
 	vs := []verdict{rate, cpu}
 	for i := range vs {
 		vs[i].System = sysMctun
@@ -329,6 +304,33 @@ func notSlower(rep *report) []verdict {
 		}
 	}
 	return vs
+}
+
+// againstEarlier is the rowCheck of a figure of the user-space path against the earlier runs'
+// median of it: now is this run's figure at a row, whether it has one and whether it may be
+// compared; was is the median and how many runs had a figure; show writes a figure. A row
+// with a figure that no earlier run has is named as left out.
+func againstEarlier(name, skipWhy string, now func(*row) (x float64, have, usable bool), was func(*row) (float64, int),
+	show func(float64) string, ok func(float64) bool, higherIsWorse bool) rowCheck {
+	return rowCheck{
+		name: name,
+		value: func(r *row) (float64, string, bool) {
+			x, _, usable := now(r)
+			w, n := was(r)
+			if n == 0 || !usable {
+				return 0, "", false
+			}
+			return x / w, fmt.Sprintf("%.2fx: %s, median %s of %s", x/w, show(x), show(w), runsOf(n)), true
+		},
+		skip: func(r *row) bool {
+			_, have, _ := now(r)
+			_, n := was(r)
+			return have && n == 0
+		},
+		skipWhy:       skipWhy,
+		ok:            ok,
+		higherIsWorse: higherIsWorse,
+	}
 }
 
 // notComparable says why the user-space path has no earlier runs to compare with, given the
