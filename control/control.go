@@ -4,7 +4,8 @@
 // Abstract Unix sockets belong to a network namespace, so every namespace has its own
 // "@mctun" and instances in different namespaces never meet. Anyone in the namespace may
 // connect; the server learns the caller's credentials from the kernel (SO_PEERCRED) and lets
-// only root or a holder of CAP_NET_ADMIN change anything.
+// only root or a holder of CAP_NET_ADMIN (in its own user namespace: HasNetAdmin) change
+// anything.
 package control
 
 import (
@@ -49,7 +50,8 @@ type Response struct {
 // Peer is who sent a request, as the kernel vouches.
 type Peer struct {
 	PID, UID int
-	// Privileged is true for root or a process with CAP_NET_ADMIN in its effective set.
+	// Privileged is true for root or a process with CAP_NET_ADMIN in its effective set, in
+	// this user namespace (HasNetAdmin).
 	Privileged bool
 }
 
@@ -164,23 +166,46 @@ func peerOf(conn *net.UnixConn) (Peer, error) {
 		return Peer{}, err
 	}
 	p := Peer{PID: int(cred.Pid), UID: int(cred.Uid)}
-	p.Privileged = p.UID == 0 || HasNetAdmin(p.PID)
+	p.Privileged = p.UID == 0 || HasNetAdmin(p.PID, p.UID)
 	return p, nil
 }
 
-// HasNetAdmin reports whether process pid has CAP_NET_ADMIN in its effective set.
-func HasNetAdmin(pid int) bool {
+// HasNetAdmin reports whether process pid, which connected as uid, has CAP_NET_ADMIN over
+// this process's network: in its effective set, in this process's user namespace, and still
+// with the effective uid it connected with. Capabilities a process holds in a user namespace
+// of its own (unshare -U -r, open to any user) give it no power here, though /proc shows
+// them; and a process that became another user since it connected (a setuid program it
+// executed, with the connection held by its child) is not who connected.
+func HasNetAdmin(pid, uid int) bool {
+	if !sameUserNS(pid) {
+		return false
+	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return false
 	}
+	capEff, euid := false, -1
 	for _, line := range strings.Split(string(data), "\n") {
 		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
 			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
-			return err == nil && caps&(1<<unix.CAP_NET_ADMIN) != 0
+			capEff = err == nil && caps&(1<<unix.CAP_NET_ADMIN) != 0
+		}
+		if ids, ok := strings.CutPrefix(line, "Uid:"); ok { // real, effective, saved, fs
+			if f := strings.Fields(ids); len(f) > 1 {
+				euid, _ = strconv.Atoi(f[1])
+			}
 		}
 	}
-	return false
+	return capEff && euid == uid
+}
+
+// sameUserNS reports whether process pid is in this process's user namespace.
+func sameUserNS(pid int) bool {
+	var self, peer unix.Stat_t
+	if unix.Stat("/proc/self/ns/user", &self) != nil || unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/user", &peer) != nil {
+		return false
+	}
+	return self.Dev == peer.Dev && self.Ino == peer.Ino
 }
 
 // Call sends one request to the instance listening on the control socket name and decodes the

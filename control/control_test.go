@@ -9,8 +9,13 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestCallAndPeer(t *testing.T) {
@@ -89,5 +94,51 @@ func TestCallStream(t *testing.T) {
 	case <-hungUp:
 	case <-time.After(2 * time.Second):
 		t.Fatal("the stream did not end when the caller hung up")
+	}
+}
+
+// TestHasNetAdmin: root has CAP_NET_ADMIN here; a process in a user namespace of its own,
+// where /proc shows it every capability, has none here; and nor has a process that is not
+// the user the connection came from.
+func TestHasNetAdmin(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the test compares root's capabilities with a user namespace's")
+	}
+	if !HasNetAdmin(os.Getpid(), 0) {
+		t.Fatal("HasNetAdmin(this root process) = false")
+	}
+	if HasNetAdmin(os.Getpid(), 65534) {
+		t.Fatal("HasNetAdmin(this process, connected as uid 65534) = true; its effective uid is 0")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1) to make a user namespace with")
+	}
+	cmd := exec.Command(unshare, "--user", "--map-root-user", "sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	for deadline := time.Now().Add(5 * time.Second); sameUserNS(pid); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("unshare did not enter a user namespace of its own within 5 s")
+		}
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var capEff uint64
+	for _, line := range strings.Split(string(status), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			capEff, _ = strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		}
+	}
+	if capEff&(1<<unix.CAP_NET_ADMIN) == 0 {
+		t.Fatalf("the namespaced process does not show CAP_NET_ADMIN, which this test is about:\n%s", status)
+	}
+	if HasNetAdmin(pid, 0) {
+		t.Fatalf("HasNetAdmin(a process root only in its own user namespace) = true; its status:\n%s", status)
 	}
 }

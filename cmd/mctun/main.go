@@ -423,7 +423,7 @@ func showStatus(fs *flag.FlagSet, args []string, op string, print func(io.Writer
 var errNotPrivileged = errors.New("needs root (or CAP_NET_ADMIN and CAP_NET_RAW): it creates a TUN device, routes and a packet capture")
 
 // privileged reports whether this process may set up the host.
-func privileged() bool { return os.Geteuid() == 0 || control.HasNetAdmin(os.Getpid()) }
+func privileged() bool { return os.Geteuid() == 0 || control.HasNetAdmin(os.Getpid(), os.Geteuid()) }
 
 func failf(format string, args ...any) int {
 	fmt.Fprintf(os.Stderr, format+"\n", args...)
