@@ -4,7 +4,7 @@
 // Abstract Unix sockets belong to a network namespace, so every namespace has its own
 // "@mctun" and instances in different namespaces never meet. Anyone in the namespace may
 // connect; the server learns the caller's credentials from the kernel (SO_PEERCRED) and lets
-// only root or a holder of CAP_NET_ADMIN (in its own user namespace: HasNetAdmin) change
+// only root or a holder of CAP_NET_ADMIN (in mctun's user namespace: HasNetAdmin) change
 // anything.
 package control
 
@@ -20,6 +20,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -69,7 +70,16 @@ type Streamer interface {
 type Server struct {
 	ln  *net.UnixListener
 	log *slog.Logger
+
+	mu    sync.Mutex
+	open  map[int]int // unprivileged uid -> its connections open now
+	limit int         // the most one unprivileged uid may have open at once
 }
+
+// MaxOpenPerUser is how many connections one unprivileged user may have open at once: a
+// stats or dump stream lasts as long as its caller wants, and without a bound a user who
+// opened thousands of them and never read would use up the daemon's file descriptors.
+const MaxOpenPerUser = 16
 
 // Listen claims the control socket name (SocketName; tests use others). It fails if another
 // instance holds it.
@@ -78,21 +88,62 @@ func Listen(name string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: listen on %s: %w", name, errors.Unwrap(err))
 	}
-	return &Server{ln: ln, log: log}, nil
+	return &Server{ln: ln, log: log, open: map[int]int{}, limit: MaxOpenPerUser}, nil
 }
 
 // Serve answers requests until Close. Each connection gets its own goroutine and a deadline,
-// so a stuck client cannot hold the server.
+// so a stuck client cannot hold the server. An accept that fails for want of resources (file
+// descriptors, memory) is tried again after a pause, as net/http does: the control socket
+// must outlive a moment of exhaustion, or mctun could no longer be stopped.
 func (s *Server) Serve(h Handler) error {
+	var pause time.Duration
 	for {
 		conn, err := s.ln.AcceptUnix()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			return fmt.Errorf("control: accept: %w", err)
+			if !transient(err) {
+				return fmt.Errorf("control: accept: %w", err)
+			}
+			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
+			s.log.Warn("control: accept failed; trying again", "err", err, "in", pause)
+			time.Sleep(pause)
+			continue
 		}
+		pause = 0
 		go s.serveConn(conn, h)
+	}
+}
+
+// transient reports whether an accept error is a shortage that passes.
+func transient(err error) bool {
+	for _, e := range []error{unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM, unix.ECONNABORTED, unix.EINTR} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// admit counts a connection of an unprivileged peer against its user's limit, and reports
+// whether it is within it; done releases it.
+func (s *Server) admit(p Peer) (ok bool, done func()) {
+	if p.Privileged {
+		return true, func() {}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[p.UID] >= s.limit {
+		return false, nil
+	}
+	s.open[p.UID]++
+	return true, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.open[p.UID]--; s.open[p.UID] == 0 {
+			delete(s.open, p.UID)
+		}
 	}
 }
 
@@ -107,6 +158,12 @@ func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
 		s.log.Warn("control: cannot identify caller", "err", err)
 		return
 	}
+	ok, done := s.admit(peer)
+	if !ok {
+		json.NewEncoder(conn).Encode(Response{Error: fmt.Sprintf("too many connections to mctun from uid %d at once (at most %d)", peer.UID, s.limit)})
+		return
+	}
+	defer done()
 	var req Request
 	var resp Response
 	var data any

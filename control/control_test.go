@@ -142,3 +142,91 @@ func TestHasNetAdmin(t *testing.T) {
 		t.Fatalf("HasNetAdmin(a process root only in its own user namespace) = true; its status:\n%s", status)
 	}
 }
+
+// TestAdmit: an unprivileged user may have MaxOpenPerUser connections open at once, each
+// user apart; a privileged one any number.
+func TestAdmit(t *testing.T) {
+	s := &Server{open: map[int]int{}, limit: 2}
+	var dones []func()
+	for range 2 {
+		ok, done := s.admit(Peer{UID: 1000})
+		if !ok {
+			t.Fatal("admit refused a connection within the limit")
+		}
+		dones = append(dones, done)
+	}
+	if ok, _ := s.admit(Peer{UID: 1000}); ok {
+		t.Fatal("admit let in a third connection of uid 1000, over the limit of 2")
+	}
+	if ok, _ := s.admit(Peer{UID: 1001}); !ok {
+		t.Fatal("admit refused uid 1001 for uid 1000's connections")
+	}
+	for range 5 {
+		if ok, _ := s.admit(Peer{UID: 1002, Privileged: true}); !ok {
+			t.Fatal("admit refused a privileged caller")
+		}
+	}
+	dones[0]()
+	if ok, _ := s.admit(Peer{UID: 1000}); !ok {
+		t.Fatal("admit refused uid 1000 after one of its connections closed")
+	}
+}
+
+// TestServeOutlivesEMFILE: when accept fails for want of file descriptors, Serve tries again
+// and answers once there are some, instead of returning and leaving the instance unreachable.
+func TestServeOutlivesEMFILE(t *testing.T) {
+	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
+	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(func(Peer, Request) (any, error) { return "ok", nil }) }()
+
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// Fill the table up to a low limit, so that the server's accept finds none free.
+	low := lim
+	low.Cur = 64
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	var fds []int
+	for {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fds = append(fds, fd)
+	}
+	// A raw connect, which needs no new descriptor: the last free one is given back for it.
+	unix.Close(fds[len(fds)-1])
+	fds = fds[:len(fds)-1]
+	client, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(client, &unix.SockaddrUnix{Name: name}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the server's accept fails now, over and over
+	unix.Close(client)
+	for _, fd := range fds {
+		unix.Close(fd)
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned (%v) while file descriptors were short", err)
+	default:
+	}
+	var answer string
+	if err := Call(name, "anything", nil, &answer); err != nil || answer != "ok" {
+		t.Fatalf("Call after the shortage = %q, %v; want the server to answer", answer, err)
+	}
+}

@@ -286,7 +286,11 @@ func (d *daemon) start() error {
 		return err
 	}
 	d.closers = append(d.closers, ctl)
-	go ctl.Serve(d.handle)
+	go func() {
+		if err := ctl.Serve(d.handle); err != nil {
+			d.log.Error("the control socket stopped answering: mctun status, reload and down will not reach this instance; stop it with SIGTERM", "err", err)
+		}
+	}()
 
 	if d.sender != nil {
 		go d.routineMembership()
