@@ -81,7 +81,7 @@ type daemon struct {
 	eventLog   loglimit.Limiter
 	reporter   *reporter // nil without [member]
 
-	routines int        // packet-path goroutines started
+	routines int        // packet-path goroutines started and not known to have ended
 	failed   chan error // a packet path that stopped on its own
 	shutdown chan struct{}
 	stopping chan struct{} // closed when stop begins: streams (mctun dump) end
@@ -198,7 +198,7 @@ func Run(path string, opts Options) int {
 			log.Info("stopping", "reason", "mctun down")
 			status = 0
 		case err := <-d.failed:
-			log.Error("stopping: a packet path failed", "err", err)
+			d.pathFailed(err)
 			status = 1
 		}
 	}
@@ -656,21 +656,32 @@ func (d *daemon) stop() error {
 	for i := len(d.closers) - 1; i >= 0; i-- {
 		d.closers[i].Close()
 	}
-	stopped := true
-	for range d.routines {
-		select {
-		case <-d.failed:
-		case <-time.After(5 * time.Second):
-			d.log.Error("a packet path did not stop within 5s")
-			stopped = false
-		}
-	}
-	if stopped {
+	if d.waitPaths(5 * time.Second) {
 		if err := d.closeKernelPath(); err != nil {
 			d.log.Error("could not unload the kernel path", "err", err)
 		}
 	} // else the process is about to exit, which unloads it
 	return d.host.Undo()
+}
+
+// pathFailed takes the end of a packet path that failed: stop then waits for the others only.
+func (d *daemon) pathFailed(err error) {
+	d.routines--
+	d.log.Error("stopping: a packet path failed", "err", err)
+}
+
+// waitPaths waits for the packet paths that have not ended yet to end, each within timeout,
+// and reports whether they all did.
+func (d *daemon) waitPaths(timeout time.Duration) bool {
+	for ; d.routines > 0; d.routines-- {
+		select {
+		case <-d.failed:
+		case <-time.After(timeout):
+			d.log.Error("a packet path did not stop within " + timeout.String())
+			return false
+		}
+	}
+	return true
 }
 
 func (d *daemon) logStarted() {
