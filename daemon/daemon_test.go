@@ -17,7 +17,7 @@ func TestWaitPathsAfterFailure(t *testing.T) {
 	d.run("receiver side", func() error { return errors.New("the TUN is gone") })
 	d.run("report flow", func() error { <-release; return nil })
 	d.pathFailed(<-d.failed) // as Run takes it
-	close(release) // as stop's closers end the other
+	close(release)           // as stop's closers end the other
 	start := time.Now()
 	if !d.waitPaths(2 * time.Second) {
 		t.Fatalf("waitPaths = false after %v; want every path seen to end", time.Since(start))
