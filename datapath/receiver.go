@@ -57,7 +57,7 @@ type Receiver struct {
 	log    *slog.Logger
 	policy atomic.Pointer[policy]
 	drops  Drops
-	taps   taps
+	taps   Taps
 
 	flows    map[flowKey]*flow // routineReceive's own
 	overflow *flow
@@ -343,7 +343,7 @@ func (r *Receiver) write(out [][]byte, ds []delivery) error {
 		n, err := r.dev.Write(out, 0)
 		for i := range n {
 			r.delivered(ds[i], len(out[i]))
-			r.taps.offer(out[i], netip.AddrFrom4(ds[i].group))
+			r.taps.Offer(out[i], netip.AddrFrom4(ds[i].group))
 		}
 		if err != nil && errors.Is(err, net.ErrClosed) {
 			return nil

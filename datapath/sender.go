@@ -44,7 +44,7 @@ type Sender struct {
 	log   *slog.Logger
 	table atomic.Pointer[groupTable]
 	drops Drops
-	taps  taps
+	taps  Taps
 	seqs  Sequences // nil: every group keeps its own
 
 	setMu sync.Mutex // serializes Configure
@@ -266,7 +266,7 @@ func (s *Sender) forward(b *batch, n int) error {
 			s.drops.Add(NoGroup)
 			continue
 		}
-		s.taps.offer(inner, in.Dst)
+		s.taps.Offer(inner, in.Dst)
 		// A packet of both its port's group and its address's goes out under two headers,
 		// the second from a copy of its own, taken before the first Seal, which encrypts in
 		// place.

@@ -33,14 +33,15 @@ func NewTap(group netip.Addr, queue int) *Tap {
 // Dropped is how many packets the tap missed because its reader fell behind.
 func (t *Tap) Dropped() uint64 { return t.dropped.Load() }
 
-// taps is the set of taps on one side, copy-on-write: the packet path loads it with one
-// atomic read, which finds nil while nobody dumps.
-type taps struct {
+// Taps is the set of taps on one side, copy-on-write: the packet path loads it with one
+// atomic read, which finds nil while nobody dumps, and takes no lock.
+type Taps struct {
 	mu   sync.Mutex
 	list atomic.Pointer[[]*Tap]
 }
 
-func (ts *taps) add(t *Tap) {
+// Add starts offering to t.
+func (ts *Taps) Add(t *Tap) {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	var list []*Tap
@@ -51,23 +52,25 @@ func (ts *taps) add(t *Tap) {
 	ts.list.Store(&list)
 }
 
-func (ts *taps) remove(t *Tap) {
+// Remove stops offering to t, and returns how many taps are left.
+func (ts *Taps) Remove(t *Tap) int {
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	cur := ts.list.Load()
 	if cur == nil {
-		return
+		return 0
 	}
 	list := slices.DeleteFunc(slices.Clone(*cur), func(x *Tap) bool { return x == t })
 	if len(list) == 0 {
 		ts.list.Store(nil)
-		return
+		return 0
 	}
 	ts.list.Store(&list)
+	return len(list)
 }
 
-// offer hands a copy of pkt, an inner packet to group, to every interested tap.
-func (ts *taps) offer(pkt []byte, group netip.Addr) {
+// Offer hands a copy of pkt, an inner packet to group, to every interested tap.
+func (ts *Taps) Offer(pkt []byte, group netip.Addr) {
 	list := ts.list.Load()
 	if list == nil {
 		return
@@ -93,13 +96,13 @@ func (t *Tap) Offer(now time.Time, pkt []byte, group netip.Addr) {
 }
 
 // AddTap starts copying the inner packets the sender side sends to t.
-func (s *Sender) AddTap(t *Tap) { s.taps.add(t) }
+func (s *Sender) AddTap(t *Tap) { s.taps.Add(t) }
 
 // RemoveTap stops copying to t.
-func (s *Sender) RemoveTap(t *Tap) { s.taps.remove(t) }
+func (s *Sender) RemoveTap(t *Tap) { s.taps.Remove(t) }
 
 // AddTap starts copying the inner packets the receiver side delivers to t.
-func (r *Receiver) AddTap(t *Tap) { r.taps.add(t) }
+func (r *Receiver) AddTap(t *Tap) { r.taps.Add(t) }
 
 // RemoveTap stops copying to t.
-func (r *Receiver) RemoveTap(t *Tap) { r.taps.remove(t) }
+func (r *Receiver) RemoveTap(t *Tap) { r.taps.Remove(t) }

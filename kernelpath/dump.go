@@ -5,9 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"slices"
 	"sync"
-	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/perf"
@@ -18,9 +16,13 @@ import (
 // dumper hands mctun dump's taps the inner packets a program copies into its dump_events
 // while a dump runs: the program copies only while its config's dump flag is up, which the
 // first tap raises and the last one lowers.
+//
+// read takes no lock: it offers to taps, which it reads without one. stop waits for read to
+// end while it holds mu, so read must never need mu, or the two would wait for each other
+// whenever a dump ended with a copy still to read.
 type dumper struct {
-	mu     sync.Mutex
-	taps   []*datapath.Tap
+	mu     sync.Mutex // add, remove and close, and with them the reader's life
+	taps   datapath.Taps
 	reader *perf.Reader
 	ended  chan struct{}
 }
@@ -45,7 +47,7 @@ func (d *dumper) add(t *datapath.Tap, events *ebpf.Map, flag func(bool) error) e
 		d.reader, d.ended = r, make(chan struct{})
 		go d.read(r, d.ended)
 	}
-	d.taps = append(d.taps, t)
+	d.taps.Add(t)
 	return nil
 }
 
@@ -53,8 +55,7 @@ func (d *dumper) add(t *datapath.Tap, events *ebpf.Map, flag func(bool) error) e
 func (d *dumper) remove(t *datapath.Tap, flag func(bool) error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.taps = slices.DeleteFunc(d.taps, func(x *datapath.Tap) bool { return x == t })
-	if len(d.taps) == 0 && d.reader != nil {
+	if d.taps.Remove(t) == 0 && d.reader != nil {
 		flag(false)
 		d.stop()
 	}
@@ -74,7 +75,6 @@ func (d *dumper) stop() error {
 func (d *dumper) close() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.taps = nil
 	return d.stop()
 }
 
@@ -96,11 +96,6 @@ func (d *dumper) read(r *perf.Reader, ended chan struct{}) {
 		if off+n > len(b) {
 			continue
 		}
-		now := time.Now()
-		d.mu.Lock()
-		for _, t := range d.taps {
-			t.Offer(now, b[off:off+n], group)
-		}
-		d.mu.Unlock()
+		d.taps.Offer(b[off:off+n], group)
 	}
 }

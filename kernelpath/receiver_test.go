@@ -2,9 +2,12 @@ package kernelpath
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -45,6 +48,7 @@ func newRx(t *testing.T, allowed ...netip.Addr) *rxHarness {
 	if len(allowed) > 0 {
 		conf.AnyGroup = 0
 	}
+	r.conf = conf // what dumpFlag writes back
 	one := uint8(1)
 	var blank receiverFlow
 	for _, err := range []error{
@@ -331,5 +335,41 @@ func TestFlowWindowSlides(t *testing.T) {
 	}
 	for range 5000 {
 		check(rng.Uint32(), rng.Uint32N(1100))
+	}
+}
+
+// TestDumpEndsWithCopiesUnread: a dump ends (RemoveTap) while the program's copies are still
+// waiting to be read. Ending it closes the reader and waits for the goroutine that reads it,
+// which must not need the lock the ending holds: it did, and ending a dump during traffic
+// hung the dump, every later one, and the daemon's stop.
+func TestDumpEndsWithCopiesUnread(t *testing.T) {
+	h := newRx(t)
+	pkt := tunnel(rxSource, gre(rxKey, 0, innerUDP(rxSource, rxGroup, 5000, 64)))
+	out := make([]byte, len(pkt)+256)
+	for round := range 50 {
+		tap := datapath.NewTap(netip.Addr{}, 1)
+		if err := h.r.AddTap(tap); err != nil {
+			t.Fatal(err)
+		}
+		for range 1000 {
+			if _, err := h.r.objs.MctunIngress.Run(&ebpf.RunOptions{Data: pkt, DataOut: out}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select { // the reader is at work
+		case <-tap.Packets:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the tap got no copy of 1000 packets delivered", round)
+		}
+		ended := make(chan struct{})
+		go func() { h.r.RemoveTap(tap); close(ended) }()
+		select {
+		case <-ended:
+		case <-time.After(5 * time.Second):
+			// Neither t.Fatal nor panic: both run the cleanups first, and the receiver's
+			// Close there would wait on the same lock for ever.
+			fmt.Fprintf(os.Stderr, "--- FAIL: %s: round %d: RemoveTap did not return within 5 s of the dump's end\n", t.Name(), round)
+			os.Exit(1)
+		}
 	}
 }
