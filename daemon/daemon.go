@@ -413,10 +413,11 @@ type sourceCapture interface {
 // space and then in the kernel; with a Sealer, the sender side sends the authenticated form.
 func (d *daemon) startSource(seal *encap.Sealer) error {
 	cfg := d.cfg
-	groups, err := d.sendingTo(cfg.Source.Groups)
+	local, err := localAddrs()
 	if err != nil {
 		return err
 	}
+	groups := d.sendingTo(cfg.Source.Groups, local)
 	for _, m := range d.skipped {
 		d.log.Info("member is this host: not sending to it", "member", m)
 	}
@@ -591,28 +592,23 @@ func (d *daemon) routeMulticast() error {
 }
 
 // sendingTo is the groups the sender side sends to, less this host's own addresses
-// (withoutSelf), which it keeps in d.skipped, and their size in d.sending.
-func (d *daemon) sendingTo(groups []config.Group) ([]config.Group, error) {
-	groups, skipped, err := withoutSelf(groups)
-	if err != nil {
-		return nil, err
-	}
+// (withoutSelf), which it keeps in d.skipped, and their size in d.sending. local is the
+// host's addresses (localAddrs).
+func (d *daemon) sendingTo(groups []config.Group, local map[netip.Addr]bool) []config.Group {
+	groups, skipped := withoutSelf(groups, local)
 	d.skipped = skipped
 	d.sending.groups, d.sending.members = len(groups), 0
 	for _, g := range groups {
 		d.sending.members += len(g.Members)
 	}
-	return groups, nil
+	return groups
 }
 
-// withoutSelf drops the members that are this host's own addresses, and returns them apart:
-// a host that is a member too gets its own multicast through the kernel's loopback, and a
-// tunnelled copy would be a duplicate. A config shared by all hosts of a many-to-many setup
-// lists every host.
-func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.AddrPort, err error) {
+// localAddrs lists this host's addresses, for withoutSelf.
+func localAddrs() (map[netip.Addr]bool, error) {
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return nil, nil, fmt.Errorf("list this host's addresses: %w", err)
+		return nil, fmt.Errorf("list this host's addresses: %w", err)
 	}
 	local := make(map[netip.Addr]bool)
 	for _, a := range addrs {
@@ -620,6 +616,14 @@ func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.Add
 			local[p.Addr()] = true
 		}
 	}
+	return local, nil
+}
+
+// withoutSelf drops the members that are this host's own addresses, local, and returns them
+// apart: a host that is a member too gets its own multicast through the kernel's loopback,
+// and a tunnelled copy would be a duplicate. A config shared by all hosts of a many-to-many
+// setup lists every host.
+func withoutSelf(groups []config.Group, local map[netip.Addr]bool) (out []config.Group, skipped []netip.AddrPort) {
 	out = make([]config.Group, len(groups))
 	for i, g := range groups {
 		out[i] = g
@@ -637,7 +641,7 @@ func withoutSelf(groups []config.Group) (out []config.Group, skipped []netip.Add
 			out[i].Members = append(out[i].Members, m)
 		}
 	}
-	return out, skipped, nil
+	return out, skipped
 }
 
 // stop closes everything start opened, waits for the packet paths to end, and undoes the

@@ -118,19 +118,26 @@ func (d *daemon) routineMembership() {
 // commands and the membership table all come here, so whatever packet path runs gets
 // dynamic members the way it gets static ones. The caller holds d.mu.
 func (d *daemon) applyGroups(cfg *config.Config) error {
+	local, err := localAddrs()
+	if err != nil {
+		return err
+	}
+	d.setGroups(cfg, local)
+	return nil
+}
+
+// setGroups is applyGroups once this host's addresses, local, are read (localAddrs): from
+// there on nothing can fail. The caller holds d.mu.
+func (d *daemon) setGroups(cfg *config.Config, local map[netip.Addr]bool) {
 	groups := cfg.Source.Groups
 	if d.joins != nil {
 		groups = d.joins.Effective(groups, cfg.Port, d.self)
 	}
-	groups, err := d.sendingTo(groups)
-	if err != nil {
-		return err
-	}
+	groups = d.sendingTo(groups, local)
 	if d.kSender != nil { // first: a new group's sequence is the kernel's
 		d.kSender.Configure(cfg.Key, groups)
 	}
 	d.sender.Configure(cfg.Key, groups)
-	return nil
 }
 
 // logEvents logs the table's changes as state changes, rate-limited (newEventLog).

@@ -78,9 +78,11 @@ func TestStatusLine(t *testing.T) {
 			Member: &config.Member{TUN: "mctun0", Sources: []netip.Addr{netip.MustParseAddr("198.18.1.2")}},
 		}}
 	joined := append(d.cfg.Source.Groups, config.Group{Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.3.2:4754")}})
-	if _, err := d.sendingTo(joined); err != nil {
+	local, err := localAddrs()
+	if err != nil {
 		t.Fatal(err)
 	}
+	d.sendingTo(joined, local)
 	want := "STATUS=forwarding in user space; source on eth0: 2 groups, 2 members; member on mctun0: 1 source, any group"
 	if got := d.statusLine(); got != want {
 		t.Errorf("statusLine =\n%q, want\n%q", got, want)
