@@ -19,7 +19,7 @@ type logOutput struct {
 	stderr io.Writer
 	inner  atomic.Pointer[slog.Handler]
 
-	mu   sync.Mutex // serializes configure
+	mu   sync.Mutex // serializes commits and Close
 	file *os.File
 }
 
@@ -32,31 +32,50 @@ func newLogOutput(stderr io.Writer) *logOutput {
 
 // configure switches to what c says.
 func (o *logOutput) configure(c config.Log) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
+	commit, _, err := o.prepare(c)
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// prepare opens what c says to log to, which can fail, and changes nothing: commit switches
+// to it and closes the log file of before, if any; abort closes what prepare opened. One of
+// the two must be called.
+func (o *logOutput) prepare(c config.Log) (commit, abort func(), err error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, nil, fmt.Errorf("log.level: %w", err)
+	}
 	w, file := o.stderr, (*os.File)(nil)
 	if c.File != "" {
 		f, err := os.OpenFile(c.File, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
 		if err != nil {
-			return fmt.Errorf("log.file: %w", err)
+			return nil, nil, fmt.Errorf("log.file: %w", err)
 		}
 		w, file = f, f
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
-		return fmt.Errorf("log.level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Format == "json" {
 		h = slog.NewJSONHandler(w, opts)
 	}
-	o.inner.Store(&h)
-	if o.file != nil {
-		o.file.Close()
+	commit = func() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		o.inner.Store(&h)
+		if o.file != nil {
+			o.file.Close()
+		}
+		o.file = file
 	}
-	o.file = file
-	return nil
+	abort = func() {
+		if file != nil {
+			file.Close()
+		}
+	}
+	return commit, abort, nil
 }
 
 // Close closes the log file, if there is one.
