@@ -53,7 +53,11 @@ func (d *daemon) reload() ([]string, error) {
 	changes, err := d.apply(next)
 	if err != nil {
 		d.reloads.Refused++
-		d.log.Error("reload refused; nothing changed", "err", err)
+		msg := "reload refused; nothing changed"
+		if errors.Is(err, errNotUndone) {
+			msg = "reload refused, but not all it changed was undone"
+		}
+		d.log.Error(msg, "err", err)
 		return nil, err
 	}
 	d.reloads.Applied++
@@ -62,11 +66,13 @@ func (d *daemon) reload() ([]string, error) {
 	return changes, nil
 }
 
-// apply makes next the running config. What only a restart can change is refused first; then
-// the host changes, which can fail; then the packet paths' tables are swapped, which cannot.
-// Groups, members and sources that stay keep their state: none of their packets is lost.
-// The caller holds d.mu.
-func (d *daemon) apply(next *config.Config) ([]string, error) {
+// apply makes next the running config. What only a restart can change is refused first.
+// Then come the steps that can fail, each changing nothing, or nothing that is not undone
+// if a later one fails: the new metrics listener and log destination are opened beside the
+// old, this host's addresses are read, and the host is changed. Last, the log destination,
+// join_from and the packet paths' tables are swapped, which cannot fail. Groups, members and
+// sources that stay keep their state: none of their packets is lost. The caller holds d.mu.
+func (d *daemon) apply(next *config.Config) (_ []string, err error) {
 	changes, restart := diffConfig(d.cfg, next, d.iface)
 	if len(restart) > 0 {
 		return nil, fmt.Errorf("%s: only a restart applies that (mctun down, then mctun up)", strings.Join(restart, "; "))
@@ -79,40 +85,61 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 		return nil, errors.New("mctun is stopping")
 	default:
 	}
+	var undo []func() error // what to take back if a later step fails, in order done
+	applied := false
+	defer func() {
+		if applied {
+			return
+		}
+		for i := len(undo) - 1; i >= 0; i-- {
+			if uerr := undo[i](); uerr != nil {
+				err = fmt.Errorf("%w; %w: %w", err, errNotUndone, uerr)
+			}
+		}
+	}()
 	// Binding a new metrics.listen can fail, so it comes first; it changes nothing until
 	// commitMetrics, and abortMetrics undoes it if anything after it fails.
 	commitMetrics, abortMetrics, err := d.rebindMetrics(next.Metrics)
 	if err != nil {
 		return nil, err
 	}
-	applied := false
-	defer func() {
-		if !applied {
-			abortMetrics()
+	undo = append(undo, func() error { abortMetrics(); return nil })
+	// Likewise the log: a log.file that cannot be opened refuses the reload.
+	commitLog := func() {}
+	if next.Log != d.cfg.Log {
+		commit, abort, err := d.logs.prepare(next.Log)
+		if err != nil {
+			return nil, err
 		}
-	}()
+		commitLog = commit
+		undo = append(undo, func() error { abort(); return nil })
+	}
+	var local map[netip.Addr]bool
+	if next.Source != nil {
+		if local, err = localAddrs(); err != nil {
+			return nil, err
+		}
+	}
 	if m := next.Member; m != nil {
-		if m.MTU != d.cfg.Member.MTU {
+		if old := d.cfg.Member.MTU; m.MTU != old {
 			if err := d.host.SetMTU(m.TUN, m.MTU); err != nil {
 				return nil, err
 			}
+			undo = append(undo, func() error { return d.host.SetMTU(m.TUN, old) })
 		}
+		// Last of what can fail: a raised sysctl is journaled, and stays until mctun down.
 		if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
 			return nil, err
 		}
 	}
-	if next.Log != d.cfg.Log {
-		if err := d.logs.configure(next.Log); err != nil {
-			return nil, err
-		}
-	}
+
+	commitLog()
 	if s := next.Source; s != nil {
-		// Dynamic members stay, but for those the new join_from no longer lets in.
-		d.logEvents(d.joins.Keep(func(m netip.Addr) bool { return config.MayJoin(s.JoinFrom, m) }))
-		if err := d.applyGroups(next); err != nil {
-			return nil, err
-		}
+		// The new join_from before the dynamic members it leaves out go, so that none of
+		// them is let in again by a report in between; the groups after, without them.
 		d.reports.Configure(next.Key, s.JoinFrom)
+		d.logEvents(d.joins.Keep(func(m netip.Addr) bool { return config.MayJoin(s.JoinFrom, m) }))
+		d.setGroups(next, local)
 	}
 	if m := next.Member; m != nil {
 		if d.kReceiver != nil {
@@ -126,6 +153,10 @@ func (d *daemon) apply(next *config.Config) ([]string, error) {
 	applied = true
 	return changes, nil
 }
+
+// errNotUndone is in the error of an apply that failed after changing the host, and could
+// not undo that change: then not nothing changed.
+var errNotUndone = errors.New("and could not undo what it had changed")
 
 // diffConfig lists what differs from old to new, in words for the log and the operator, and
 // separately what of that only a restart can apply. iface is the source interface in use.

@@ -1,11 +1,29 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"mctun/config"
+	"mctun/datapath"
+	"mctun/encap/encaptest"
+	"mctun/igmp"
+	"mctun/membership"
+	"mctun/route"
+	"mctun/tun/tuntest"
 )
 
 func TestDiffConfig(t *testing.T) {
@@ -112,5 +130,164 @@ func TestDiffJoinFrom(t *testing.T) {
 	_, restart = diffConfig(cfg(nil, false), cfg(pf, false), "eth0")
 	if len(restart) != 1 {
 		t.Errorf("added on a source that is no member: restart %q, want one", restart)
+	}
+}
+
+// loadedDaemon writes the config file main, and the managed file managed unless it is "",
+// into a directory of the test's and loads them as Run does: a daemon for reloads and
+// commands, without packet paths or a host. It returns the config file's path.
+func loadedDaemon(t *testing.T, main, managed string) (*daemon, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "mctun.toml")
+	writeFile(t, path, main)
+	if managed != "" {
+		writeFile(t, config.ManagedPath(path), managed)
+	}
+	cfg, data, _, err := loadFiles(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := newLogOutput(io.Discard)
+	if err := logs.configure(cfg.Log); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { logs.Close() })
+	return &daemon{cfg: cfg, mainData: data, log: slog.New(logs), logs: logs, iface: "eth0", stopping: make(chan struct{})}, path
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// hostInNetns is a route.Host that acts in a network namespace of its own, where a veth
+// named tun stands for the TUN, at mtu 1500, and reads and writes sysctls under
+// sysctlRoot: a reload's host changes, where they touch nothing of the machine's. The
+// returned handle looks into the namespace.
+func hostInNetns(t *testing.T, tun, sysctlRoot string) (*route.Host, *netlink.Handle) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create a network namespace")
+	}
+	var nl *netlink.Handle
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread dies in the namespace
+		ns, nerr := netns.New()
+		if nerr != nil {
+			err = nerr
+			return
+		}
+		defer ns.Close() // the handle's socket keeps the namespace
+		nl, err = netlink.NewHandleAt(ns)
+	}()
+	<-done
+	if err != nil {
+		t.Fatalf("new network namespace: %v", err)
+	}
+	t.Cleanup(nl.Close)
+	if err := nl.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: tun, MTU: 1500}, PeerName: tun + "p"}); err != nil {
+		t.Fatalf("veth %s: %v", tun, err)
+	}
+	journal, err := route.OpenJournal(filepath.Join(t.TempDir(), "journal.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := route.NewHost(nl, journal)
+	host.SysctlRoot = sysctlRoot
+	return host, nl
+}
+
+func linkMTU(t *testing.T, nl *netlink.Handle, name string) int {
+	t.Helper()
+	link, err := nl.LinkByName(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return link.Attrs().MTU
+}
+
+// A reload refused leaves the TUN's MTU as it was: when a log.file that cannot be opened
+// refuses it, and when a step after the MTU's fails (the sysctl cannot be read). One that
+// applies changes it.
+func TestReloadRefusedKeepsMTU(t *testing.T) {
+	const main = "[member]\nmtu = 1500\nsources = [\"198.18.1.2\"]\n"
+	for _, tt := range []struct {
+		name    string
+		log     bool // the reload sets a log.file that cannot be opened
+		sysctls bool // igmp_max_memberships is there to read
+		mtu     int  // after
+	}{
+		{"applied", false, true, 9000},
+		{"log.file", true, true, 1500},
+		{"sysctl", false, false, 1500},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d, path := loadedDaemon(t, main, "")
+			sysctls := t.TempDir()
+			if tt.sysctls {
+				os.MkdirAll(filepath.Join(sysctls, "net/ipv4"), 0o755)
+				writeFile(t, filepath.Join(sysctls, "net/ipv4/igmp_max_memberships"), "256\n")
+			}
+			var nl *netlink.Handle
+			d.host, nl = hostInNetns(t, "mctun0", sysctls)
+			m := *d.cfg.Member
+			d.receiver = datapath.NewReceiver(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.0.1:4754")), tuntest.New(8), 0, m, nil, nil, quiet)
+			d.reporter = &reporter{sources: m.Sources}
+			next := strings.Replace(main, "1500", "9000", 1)
+			if tt.log {
+				next += fmt.Sprintf("[log]\nfile = %q\n", filepath.Join(filepath.Dir(path), "missing", "mctun.log"))
+			}
+			writeFile(t, path, next)
+			_, err := d.reload()
+			switch {
+			case tt.mtu == 9000 && err != nil:
+				t.Fatalf("reload: %v", err)
+			case tt.mtu == 1500 && err == nil:
+				t.Fatal("reload applied")
+			case errors.Is(err, errNotUndone):
+				t.Errorf("reload: %v", err)
+			}
+			if mtu := linkMTU(t, nl, "mctun0"); mtu != tt.mtu || d.cfg.Member.MTU != tt.mtu {
+				t.Errorf("after the reload, the TUN has mtu %d and the running config %d; want %d", mtu, d.cfg.Member.MTU, tt.mtu)
+			}
+		})
+	}
+}
+
+// A reload that narrows join_from takes out the dynamic members it leaves out, and hands the
+// sender side the groups without them.
+func TestReloadNarrowsJoinFrom(t *testing.T) {
+	const main = `[source]
+join_from = ["198.18.0.0/15"]
+[[source.group]]
+address = "224.1.2.3"
+members = ["198.18.2.2"]
+`
+	d, path := loadedDaemon(t, main, "")
+	d.self = netip.MustParseAddr("198.18.1.1")
+	d.joins = membership.New(membership.Limits{}, time.Now)
+	d.reports = datapath.NewReports(0, d.cfg.Source.JoinFrom, nil, d.onReport)
+	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, d.cfg.Source.Groups, nil, quiet)
+	for _, m := range []string{"198.18.3.2", "198.19.3.2"} {
+		d.joins.Report(netip.MustParseAddr(m), []igmp.Record{{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.1.2.3")}})
+	}
+	if err := d.applyGroups(d.cfg); err != nil {
+		t.Fatal(err)
+	}
+	members := func() int { return d.sender.View().Stats().Groups[0].MemberCount }
+	if n := members(); n != 3 {
+		t.Fatalf("the sender side sends to %d members, want 3: the static one and two that joined", n)
+	}
+	writeFile(t, path, strings.Replace(main, "198.18.0.0/15", "198.18.0.0/16", 1))
+	if _, err := d.reload(); err != nil {
+		t.Fatal(err)
+	}
+	if n := members(); n != 2 || d.joins.Len() != 1 {
+		t.Errorf("after join_from narrowed, the sender side sends to %d members and %d dynamic ones are left; want 2 and 1", n, d.joins.Len())
 	}
 }
