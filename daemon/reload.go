@@ -78,6 +78,10 @@ func (d *daemon) apply(next *config.Config) (_ []string, err error) {
 		return nil, fmt.Errorf("%s: only a restart applies that (mctun down, then mctun up)", strings.Join(restart, "; "))
 	}
 	if len(changes) == 0 {
+		// Nothing to apply, but where each group and source is defined may have moved (a
+		// group from the managed file into the config file), and the management commands
+		// go by that: next is the running config.
+		d.cfg = next
 		return nil, nil
 	}
 	select {

@@ -291,3 +291,33 @@ members = ["198.18.2.2"]
 		t.Errorf("after join_from narrowed, the sender side sends to %d members and %d dynamic ones are left; want 2 and 1", n, d.joins.Len())
 	}
 }
+
+// A reload with nothing to apply still takes where each group and source is defined: a
+// group moved by hand from the managed file into the config file is the config file's, so
+// group del refuses it instead of answering that it deleted a group that stays.
+func TestReloadTakesOrigins(t *testing.T) {
+	const main = `[source]
+[[source.group]]
+address = "224.1.2.3"
+members = ["198.18.2.2"]
+`
+	const moved = `[[source.group]]
+address = "224.5.5.5"
+port    = 6000
+members = ["198.18.3.2"]
+`
+	d, path := loadedDaemon(t, main, moved)
+	writeFile(t, path, main+moved)
+	if err := os.Remove(config.ManagedPath(path)); err != nil {
+		t.Fatal(err)
+	}
+	if changes, err := d.reload(); err != nil || len(changes) != 0 {
+		t.Fatalf("reload: %q, %v; want nothing to apply", changes, err)
+	}
+	if g := d.cfg.Source.Groups[1]; g.Origin.Managed || g.Origin.String() != path+":5" {
+		t.Errorf("group %s is defined at %s (managed %t), want %s:5", GroupName(g.Address, g.Port), g.Origin, g.Origin.Managed, path)
+	}
+	if _, err := d.edit(EditArgs{Verb: "group del", Group: "224.5.5.5:6000"}); err == nil || !strings.Contains(err.Error(), "edit it there") {
+		t.Errorf("group del of a group of the config file: %v, want refused", err)
+	}
+}
