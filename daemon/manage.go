@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -37,7 +38,8 @@ type EditResult struct {
 
 // edit is the daemon's side of a management command: edit the managed part, validate the
 // result with the config file, write the managed file aside and rename it into place, then
-// apply it like a reload. Any failure before the rename changes nothing.
+// apply it like a reload. Any failure before the rename changes nothing; if apply fails, the
+// managed file is put back as it was, so that the next start does not apply what was refused.
 func (d *daemon) edit(a EditArgs) (_ any, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -57,16 +59,41 @@ func (d *daemon) edit(a EditArgs) (_ any, err error) {
 	if err != nil {
 		return nil, err
 	}
+	putBack, err := keepFile(d.cfg.ManagedPath)
+	if err != nil {
+		return nil, err
+	}
 	if err := atomicfile.WriteFile(d.cfg.ManagedPath, data, 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", d.cfg.ManagedPath, err)
 	}
 	changes, err := d.apply(next)
 	if err != nil {
+		if perr := putBack(); perr != nil {
+			d.log.Error("cannot put the managed file back: it has the change refused, which the next start applies", "file", d.cfg.ManagedPath, "err", perr)
+			return nil, fmt.Errorf("%w; and %s keeps the change, not put back: %w", err, d.cfg.ManagedPath, perr)
+		}
 		return nil, err
 	}
 	d.log.Info(a.Verb, "done", done, "diff", strings.Join(changes, "; "))
 	d.notifySystemd(d.statusLine())
 	return EditResult{Done: done, Changes: changes}, nil
+}
+
+// keepFile reads the file at path as it is, and returns what writes it back atomically, with
+// its permissions, or removes it if there was none.
+func keepFile(path string) (putBack func() error, err error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return func() error { return os.Remove(path) }, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return func() error { return atomicfile.WriteFile(path, data, fi.Mode().Perm()) }, nil
 }
 
 // editManaged applies one command to m, the managed groups and sources of cfg, and says what

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -114,6 +116,43 @@ members = ["198.18.2.2"]
 		}
 		if len(next.Source.Groups) != tt.groups || members != tt.members {
 			t.Errorf("%s %s: %d groups and %d members after, want %d and %d", tt.args.Verb, tt.args.Group, len(next.Source.Groups), members, tt.groups, tt.members)
+		}
+	}
+}
+
+// A command that apply refuses (here, as mctun is stopping) leaves the managed file as it
+// was, or absent, so that the next start does not apply it.
+func TestEditRefusedKeepsManagedFile(t *testing.T) {
+	const main = "[member]\nsources = [\"198.18.1.2\"]\n"
+	for _, managed := range []string{"", "[member]\nsources = [\"198.18.5.2\"]\n"} {
+		d, path := loadedDaemon(t, main, managed)
+		mpath := config.ManagedPath(path)
+		if managed != "" {
+			os.Chmod(mpath, 0o600)
+		}
+		close(d.stopping)
+		if _, err := d.edit(EditArgs{Verb: "source add", Sources: []string{"198.18.6.2"}}); err == nil || !strings.Contains(err.Error(), "stopping") {
+			t.Errorf("source add while mctun stops: %v, want refused", err)
+		}
+		got, err := os.ReadFile(mpath)
+		switch {
+		case managed == "" && !errors.Is(err, os.ErrNotExist):
+			t.Errorf("after source add refused, %s has %q, %v; want no file", mpath, got, err)
+		case managed != "" && string(got) != managed:
+			t.Errorf("after source add refused, %s has %q, %v; want %q", mpath, got, err, managed)
+		case managed != "":
+			if fi, err := os.Stat(mpath); err != nil {
+				t.Error(err)
+			} else if fi.Mode().Perm() != 0o600 {
+				t.Errorf("after source add refused, %s has mode %v, want 0600", mpath, fi.Mode())
+			}
+		}
+		want := 1 // the config file's
+		if managed != "" {
+			want = 2
+		}
+		if len(d.cfg.Member.Sources) != want || d.commands.Refused != 1 {
+			t.Errorf("after source add refused: sources %v, %d commands refused; want %d sources, 1 refused", d.cfg.Member.Sources, d.commands.Refused, want)
 		}
 	}
 }
