@@ -337,7 +337,8 @@ func (r *reporter) sendTo(sources []netip.Addr, recs []igmp.Record) {
 }
 
 // localAddrFor is the address this host sends to dst from, which the report carries as its
-// source (the source takes the tunnel packet's outer address, whatever this says).
+// source. The source takes the tunnel packet's outer address as the member; with a secret, it
+// refuses a report whose own address is not that one (datapath.Reports).
 func localAddrFor(dst netip.Addr) netip.Addr {
 	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9)))
 	if err != nil {

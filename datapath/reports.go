@@ -14,7 +14,9 @@ package datapath
 3. decapsulate: with a secret, only the authenticated form, with a valid tag and a counter
    not seen before (encap.Opener); then our key.
 4. parse: the inner packet must be an IGMPv3 membership report exactly as RFC 3376 draws it
-   (igmp.ParseReport).
+   (igmp.ParseReport). With a secret, its own IPv4 source address, which the tag covers,
+   must be the outer one: the Opener keeps its counters per outer address, so a report
+   captured and sent again from another address would otherwise make that host a member.
 5. the table: the report's records go to the sink, the daemon's membership table, which
    holds members and groups to their limits.
 
@@ -47,6 +49,7 @@ const (
 	ReportNotEncrypted                     // authenticated but not encrypted, where encrypt = true
 	NotAReport                             // the inner packet is not IGMP: data from a host that is no source
 	ReportMalformed                        // IGMP, but not a well-formed IGMPv3 report (igmp.ParseReport)
+	ReportWrongMember                      // with a secret, the report's own address is not the one it came from
 	numReportReasons
 )
 
@@ -60,6 +63,7 @@ var reportReasonNames = [numReportReasons]string{
 	ReportNotEncrypted: "not_encrypted",
 	NotAReport:         "not_a_report",
 	ReportMalformed:    "malformed",
+	ReportWrongMember:  "wrong_member",
 }
 
 func (r ReportReason) String() string { return reportReasonNames[r] }
@@ -84,7 +88,8 @@ type reportPolicy struct {
 }
 
 // NewReports returns the receiving end of reports for a source with the given key and
-// join_from; with an Opener, it accepts the authenticated form only. The Opener must not be
+// join_from; with an Opener, it accepts the authenticated form only, and only a report whose
+// own source address is the address it came from (AcceptInner's too). The Opener must not be
 // the receiver side's: each address's packets are opened by one Opener, the receiver side's
 // for its sources, this one for everyone else.
 func NewReports(key uint32, joinFrom []netip.Prefix, open *encap.Opener, sink ReportSink) *Reports {
@@ -143,7 +148,8 @@ func (r *Reports) acceptTunnel(p *reportPolicy, src [4]byte, pkt []byte) {
 }
 
 // AcceptInner takes a report that came from one of the receiver side's sources, already
-// decapsulated (and authenticated) there, through steps 2, 4 and 5.
+// decapsulated (and authenticated) there, through steps 2, 4 and 5. The receiver side has an
+// Opener when r has one, both from the secret, so step 4 holds its report to its address too.
 func (r *Reports) AcceptInner(src [4]byte, h encap.Header, inner []byte) {
 	p := r.policy.Load()
 	if !p.joins(src) {
@@ -165,6 +171,10 @@ func (r *Reports) accept(p *reportPolicy, src [4]byte, h encap.Header, inner []b
 	rep, err := igmp.ParseReport(inner)
 	if err != nil {
 		r.refused[ReportMalformed].Add(1)
+		return
+	}
+	if r.open != nil && rep.Src != netip.AddrFrom4(src) { // a secret: see step 4
+		r.refused[ReportWrongMember].Add(1)
 		return
 	}
 	r.accepted.Add(1)

@@ -3,6 +3,7 @@ package datapath
 import (
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -114,6 +115,50 @@ func TestReportsAuthenticated(t *testing.T) {
 		if v != want[k] {
 			t.Errorf("refused %s = %d, want %d", k, v, want[k])
 		}
+	}
+}
+
+// TestReportsRelayed: with a secret, a member's sealed report sent again, byte for byte,
+// from another host inside join_from is refused: the tag covers the report's own address,
+// which is not the relaying host's. The report of a source, taken through the receiver side,
+// is held to its address the same way.
+func TestReportsRelayed(t *testing.T) {
+	auth := testAuth(t)
+	var s sinkRecorder
+	r := NewReports(7, joinFrom, auth.NewOpener(false), s.sink)
+	member, err := auth.NewSealer(1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insider := netip.MustParseAddr("198.18.2.3")
+	captured := sealedTunnel(member, 7, reportFrom(joiner))
+	r.Accept(joiner.As4(), slices.Clone(captured))
+	r.Accept(insider.As4(), slices.Clone(captured))
+	r.AcceptInner(sourceAddr.As4(), encap.Header{Key: 7}, reportFrom(joiner))
+	r.AcceptInner(sourceAddr.As4(), encap.Header{Key: 7}, reportFrom(sourceAddr))
+	if got := s.records(insider); got != nil {
+		t.Fatalf("the relaying host joined: %v", got)
+	}
+	if s.records(joiner) == nil || s.records(sourceAddr) == nil {
+		t.Fatalf("sink got %v, want the member's and the source's own reports", s.got)
+	}
+	st := r.Stats()
+	want := map[string]uint64{"wrong_member": 2}
+	for k, v := range st.Refused {
+		if v != want[k] {
+			t.Errorf("refused %s = %d, want %d", k, v, want[k])
+		}
+	}
+	if st.Accepted != 2 {
+		t.Errorf("accepted %d, want 2", st.Accepted)
+	}
+
+	// Without a secret the member is the outer address, whatever the report says (a member
+	// behind NAT): there is no tag that could hold a relaying host to anything.
+	plain := NewReports(7, joinFrom, nil, s.sink)
+	plain.Accept(insider.As4(), plainTunnel(7, reportFrom(joiner)))
+	if st := plain.Stats(); st.Accepted != 1 || s.records(insider) == nil {
+		t.Errorf("without a secret: %+v", st)
 	}
 }
 
