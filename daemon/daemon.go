@@ -305,6 +305,25 @@ func (d *daemon) start() error {
 	return nil
 }
 
+// keptEpochsOpener returns an Opener that refuses the instances of each peer older than the
+// newest epoch kept at path, and the hook that keeps there each instance it authenticates
+// first (rare: a peer starting). whose names the peers in the log.
+func (d *daemon) keptEpochsOpener(auth *encap.Auth, path, whose string) (*encap.Opener, func(netip.Addr, uint64)) {
+	open := auth.NewOpener(d.cfg.Encrypt)
+	kept := loadEpochs(path)
+	for peer, epoch := range kept {
+		if peer.Is4() {
+			open.SetEpoch(peer.As4(), epoch)
+		}
+	}
+	return open, func(peer netip.Addr, epoch uint64) {
+		kept[peer] = epoch
+		if err := saveEpochs(path, kept); err != nil {
+			d.log.Warn("cannot keep the "+whose+"' epochs", "err", err)
+		}
+	}
+}
+
 // startMember readies the host to receive (TUN, route, sysctls) and opens the tunnel socket.
 func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	cfg, m := d.cfg, d.cfg.Member
@@ -371,19 +390,7 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	var open *encap.Opener
 	var onEpoch func(netip.Addr, uint64)
 	if auth != nil {
-		open = auth.NewOpener(cfg.Encrypt)
-		epochs := d.state.loadSourceEpochs()
-		for src, epoch := range epochs {
-			if src.Is4() {
-				open.SetEpoch(src.As4(), epoch)
-			}
-		}
-		onEpoch = func(src netip.Addr, epoch uint64) { // rare: a sender starting
-			epochs[src] = epoch
-			if err := d.state.saveSourceEpochs(epochs); err != nil {
-				d.log.Warn("cannot keep the sources' epochs", "err", err)
-			}
-		}
+		open, onEpoch = d.keptEpochsOpener(auth, d.state.sourceEpochsPath(), "sources")
 	}
 	// The packet paths read the TUN through igmpWatch: the host's own IGMP there means an
 	// application joined or left a group, which the reporter tells the sources at once.

@@ -115,10 +115,13 @@ func (d State) UndoLeftovers() (undone bool, err error) {
 	return true, route.NewHost(nl, journal).Undo()
 }
 
-// With a secret, the sending instance's epoch and the newest epoch of every source this host
-// received from outlive the daemon here (see encap.NextEpoch and encap.Opener.SetEpoch).
+// With a secret, the sending instance's epoch, the newest epoch of every source this host
+// received from and that of every member that reported to it outlive the daemon here (see
+// encap.NextEpoch and encap.Opener.SetEpoch). The sources' and the members' are kept apart,
+// as their Openers are (datapath.NewReports).
 func (d State) senderEpochPath() string  { return filepath.Join(d.path, "sender-epoch") }
 func (d State) sourceEpochsPath() string { return filepath.Join(d.path, "source-epochs.json") }
+func (d State) memberEpochsPath() string { return filepath.Join(d.path, "member-epochs.json") }
 
 // nextSenderEpoch is the epoch of the sending instance starting now, recorded for the next.
 func (d State) nextSenderEpoch() (uint64, error) {
@@ -133,23 +136,24 @@ func (d State) nextSenderEpoch() (uint64, error) {
 	return epoch, nil
 }
 
-// sourceEpochs are the newest epochs seen per source, as kept in the state directory.
-type sourceEpochs map[netip.Addr]uint64
+// epochs are the newest epochs seen per peer, as kept in the state directory.
+type epochs map[netip.Addr]uint64
 
-func (d State) loadSourceEpochs() sourceEpochs {
-	e := sourceEpochs{}
-	if b, err := os.ReadFile(d.sourceEpochsPath()); err == nil {
+// loadEpochs reads the epochs kept at path; none if there are none.
+func loadEpochs(path string) epochs {
+	e := epochs{}
+	if b, err := os.ReadFile(path); err == nil {
 		json.Unmarshal(b, &e) // a damaged file only costs the protection it gave
 	}
 	return e
 }
 
-func (d State) saveSourceEpochs(e sourceEpochs) error {
+func saveEpochs(path string, e epochs) error {
 	b, err := json.Marshal(e)
 	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(d.sourceEpochsPath(), b, 0o600)
+	return atomicfile.WriteFile(path, b, 0o600)
 }
 
 // membersPath keeps a source's dynamic members from a clean stop to the next start, so that

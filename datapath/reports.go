@@ -74,9 +74,10 @@ type ReportSink func(member netip.Addr, recs []igmp.Record)
 // Reports is a source's receiving end of membership reports. Its key and join_from can be
 // replaced while it runs (Configure).
 type Reports struct {
-	open   *encap.Opener // nil: the plain form; owned by the loop that reads the tunnel port
-	sink   ReportSink
-	policy atomic.Pointer[reportPolicy]
+	open    *encap.Opener // nil: the plain form; owned by the loop that reads the tunnel port
+	onEpoch func(member netip.Addr, epoch uint64)
+	sink    ReportSink
+	policy  atomic.Pointer[reportPolicy]
 
 	accepted atomic.Uint64
 	refused  [numReportReasons]atomic.Uint64
@@ -91,9 +92,12 @@ type reportPolicy struct {
 // join_from; with an Opener, it accepts the authenticated form only, and only a report whose
 // own source address is the address it came from (AcceptInner's too). The Opener must not be
 // the receiver side's: each address's packets are opened by one Opener, the receiver side's
-// for its sources, this one for everyone else.
-func NewReports(key uint32, joinFrom []netip.Prefix, open *encap.Opener, sink ReportSink) *Reports {
-	r := &Reports{open: open, sink: sink}
+// for its sources, this one for everyone else. onEpoch, if not nil, learns each sending
+// instance of a member that the Opener authenticates first (to keep the newest epochs across
+// a restart of the source, as the receiver side does: see NewReceiver).
+func NewReports(key uint32, joinFrom []netip.Prefix, open *encap.Opener,
+	onEpoch func(member netip.Addr, epoch uint64), sink ReportSink) *Reports {
+	r := &Reports{open: open, onEpoch: onEpoch, sink: sink}
 	r.Configure(key, joinFrom)
 	return r
 }
@@ -138,6 +142,9 @@ func (r *Reports) acceptTunnel(p *reportPolicy, src [4]byte, pkt []byte) {
 		}
 	} else {
 		res, in, err := r.open.Open(src, pkt)
+		if res.New && r.onEpoch != nil { // also when refused as not encrypted: the tag was good
+			r.onEpoch(netip.AddrFrom4(src), res.Epoch)
+		}
 		if err != nil {
 			r.refused[reportOpenReason(err)].Add(1)
 			return

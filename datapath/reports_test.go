@@ -59,7 +59,7 @@ func sealedTunnel(s *encap.Sealer, key uint32, inner []byte) []byte {
 
 func TestReportsPlain(t *testing.T) {
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, nil, s.sink)
+	r := NewReports(7, joinFrom, nil, nil, s.sink)
 	good := plainTunnel(7, reportFrom(joiner))
 	r.Accept(joiner.As4(), good)
 	r.Accept(stranger.As4(), good)
@@ -95,7 +95,7 @@ func TestReportsPlain(t *testing.T) {
 func TestReportsAuthenticated(t *testing.T) {
 	auth := testAuth(t)
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, auth.NewOpener(false), s.sink)
+	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink)
 	member, err := auth.NewSealer(1, false)
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +118,45 @@ func TestReportsAuthenticated(t *testing.T) {
 	}
 }
 
+// TestReportsEpochs: the hook learns each new instance of a member, once; an Opener given the
+// newest epoch, as a restarted source's is, refuses a report of an earlier run of the member
+// that one without it would take.
+func TestReportsEpochs(t *testing.T) {
+	auth := testAuth(t)
+	var s sinkRecorder
+	var learnt []uint64
+	onEpoch := func(m netip.Addr, epoch uint64) {
+		if m != joiner {
+			t.Errorf("epoch of %v, want %v", m, joiner)
+		}
+		learnt = append(learnt, epoch)
+	}
+	r := NewReports(7, joinFrom, auth.NewOpener(false), onEpoch, s.sink)
+	first, _ := auth.NewSealer(1000, false)
+	second, _ := auth.NewSealer(2000, false)
+	r.Accept(joiner.As4(), sealedTunnel(first, 7, reportFrom(joiner)))
+	captured := sealedTunnel(first, 7, reportFrom(joiner)) // a report of the first run, never delivered
+	r.Accept(joiner.As4(), sealedTunnel(first, 7, reportFrom(joiner)))
+	r.Accept(joiner.As4(), sealedTunnel(second, 7, reportFrom(joiner))) // the member restarted
+	r.Accept(joiner.As4(), sealedTunnel(second, 7, reportFrom(joiner)))
+	if want := []uint64{1000, 2000}; !slices.Equal(learnt, want) {
+		t.Fatalf("learnt epochs %v, want %v", learnt, want)
+	}
+
+	forgetful := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink)
+	forgetful.Accept(joiner.As4(), slices.Clone(captured))
+	if st := forgetful.Stats(); st.Accepted != 1 {
+		t.Fatalf("an Opener that knows no epoch: %+v, want the report taken", st)
+	}
+	open := auth.NewOpener(false)
+	open.SetEpoch(joiner.As4(), learnt[len(learnt)-1])
+	restarted := NewReports(7, joinFrom, open, nil, s.sink)
+	restarted.Accept(joiner.As4(), slices.Clone(captured))
+	if st := restarted.Stats(); st.Accepted != 0 || st.Refused["replayed"] != 1 {
+		t.Fatalf("an Opener given the newest epoch: %+v, want the report refused as replayed", st)
+	}
+}
+
 // TestReportsRelayed: with a secret, a member's sealed report sent again, byte for byte,
 // from another host inside join_from is refused: the tag covers the report's own address,
 // which is not the relaying host's. The report of a source, taken through the receiver side,
@@ -125,7 +164,7 @@ func TestReportsAuthenticated(t *testing.T) {
 func TestReportsRelayed(t *testing.T) {
 	auth := testAuth(t)
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, auth.NewOpener(false), s.sink)
+	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink)
 	member, err := auth.NewSealer(1, false)
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +194,7 @@ func TestReportsRelayed(t *testing.T) {
 
 	// Without a secret the member is the outer address, whatever the report says (a member
 	// behind NAT): there is no tag that could hold a relaying host to anything.
-	plain := NewReports(7, joinFrom, nil, s.sink)
+	plain := NewReports(7, joinFrom, nil, nil, s.sink)
 	plain.Accept(insider.As4(), plainTunnel(7, reportFrom(joiner)))
 	if st := plain.Stats(); st.Accepted != 1 || s.records(insider) == nil {
 		t.Errorf("without a secret: %+v", st)
@@ -171,7 +210,7 @@ func TestReceiverDivertsReports(t *testing.T) {
 	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
 	dev := tuntest.New(16)
 	rcv := NewReceiver(conn, dev, 7, config.Member{MTU: 1500, Sources: []netip.Addr{sourceAddr}}, nil, nil, quiet)
-	reports := NewReports(7, joinFrom, nil, s.sink)
+	reports := NewReports(7, joinFrom, nil, nil, s.sink)
 	rcv.DivertReports(reports)
 	done := make(chan error, 1)
 	go func() { done <- rcv.Run(true) }()
@@ -205,7 +244,7 @@ func TestRoutineReports(t *testing.T) {
 	var s sinkRecorder
 	net := encaptest.NewNetwork()
 	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
-	r := NewReports(7, joinFrom, nil, s.sink)
+	r := NewReports(7, joinFrom, nil, nil, s.sink)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(conn) }()
 	net.Inject(netip.AddrPortFrom(joiner, 4754), conn.Addr(), plainTunnel(7, reportFrom(joiner)))
