@@ -26,8 +26,15 @@ const (
 	// MaxMembersPerGroup: the fan-out of one group, as large as the static configs mctun is
 	// measured with.
 	MaxMembersPerGroup = 4096
-	// MaxMemberships bounds the table as a whole (a few MiB), whatever the reports claim.
+	// MaxMemberships bounds the memberships in the table, whatever the reports claim.
 	MaxMemberships = 65536
+	// MaxTableSources bounds the sources in the filters of all memberships together (3 MiB
+	// of addresses): each membership may hold MaxSources, and MaxMemberships of them that many
+	// took 527 MiB of heap. Most memberships hold none (a join of any source) or a few (an
+	// SSM receiver's), and this is still 2 for each membership of a full table. With both
+	// bounds the table at its limits takes at most about 40 MiB (measured with Go 1.26: 65,536
+	// members of one group each, 2 sources each, 39 MiB; 4096 members of 16 groups, 18 MiB).
+	MaxTableSources = 131072
 )
 
 // Limits bound the table. The zero value of a field means its default.
@@ -38,6 +45,7 @@ type Limits struct {
 	MaxMembersPerGroup int
 	MaxMemberships     int
 	MaxSources         int // in one membership's filter; default igmp.MaxSources
+	MaxTableSources    int // in all memberships' filters together
 }
 
 func (l Limits) withDefaults() Limits {
@@ -54,6 +62,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxMembersPerGroup, MaxMembersPerGroup)
 	def(&l.MaxMemberships, MaxMemberships)
 	def(&l.MaxSources, igmp.MaxSources)
+	def(&l.MaxTableSources, MaxTableSources)
 	return l
 }
 
@@ -118,6 +127,7 @@ type Table struct {
 	members map[netip.Addr]map[netip.Addr]*Entry // member -> group -> entry
 	count   map[netip.Addr]int                   // group -> members
 	total   int
+	sources int // in all filters
 
 	joins, leaves, expiries, overLimit atomic.Uint64
 	changed                            chan struct{}
@@ -154,8 +164,9 @@ func (t *Table) Counters() Counters {
 //	BLOCK(S)    INCLUDE(A) -> INCLUDE(A-S)     EXCLUDE(X) -> EXCLUDE(X+S)
 //
 // and INCLUDE() is no membership: a leave. A membership a record keeps is refreshed: it
-// expires Hold after the report. A new membership over a limit, or a filter of more than
-// MaxSources sources, is refused and counted.
+// expires Hold after the report. A new membership over a limit, a filter of more than
+// MaxSources sources, or one that would take the table's filters over MaxTableSources, is
+// refused and counted.
 func (t *Table) Report(member netip.Addr, recs []igmp.Record) []Event {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -173,7 +184,7 @@ func (t *Table) Report(member netip.Addr, recs []igmp.Record) []Event {
 			}
 			continue
 		}
-		if len(srcs) > t.lim.MaxSources {
+		if len(srcs) > t.lim.MaxSources || !t.holds(cur, srcs) {
 			t.overLimit.Add(1)
 			events = append(events, Event{OverLimit, member, r.Group})
 			continue
@@ -190,6 +201,7 @@ func (t *Table) Report(member netip.Addr, recs []igmp.Record) []Event {
 			events = append(events, Event{Joined, member, r.Group})
 			changed = true
 		} else if cur.Mode != mode || !slices.Equal(cur.Sources, srcs) {
+			t.sources += len(srcs) - len(cur.Sources)
 			cur.Mode, cur.Sources = mode, srcs
 			events = append(events, Event{FilterChanged, member, r.Group})
 			changed = true
@@ -234,7 +246,19 @@ func sorted(s []netip.Addr) []netip.Addr {
 	}
 	s = slices.Clone(s)
 	slices.SortFunc(s, netip.Addr.Compare)
-	return slices.Compact(s)
+	return fit(slices.Compact(s))
+}
+
+// fit returns s in an array of its own length: a filter kept in the table costs the sources
+// it counts (MaxTableSources), not those of the record it came from, duplicates and all.
+func fit(s []netip.Addr) []netip.Addr {
+	if len(s) == 0 {
+		return nil
+	}
+	if cap(s) > len(s) {
+		return slices.Clone(s)
+	}
+	return s
 }
 
 func union(a, b []netip.Addr) []netip.Addr { return sorted(append(slices.Clone(a), b...)) }
@@ -246,7 +270,7 @@ func minus(a, b []netip.Addr) []netip.Addr {
 			out = append(out, x)
 		}
 	}
-	return out
+	return fit(out)
 }
 
 // admits reports whether a new membership of member in group stays within the limits; the
@@ -256,7 +280,17 @@ func (t *Table) admits(member, group netip.Addr) bool {
 		t.total < t.lim.MaxMemberships
 }
 
-// insert adds a new membership that admits let in; the caller holds t.mu.
+// holds reports whether the table's filters stay within MaxTableSources with cur's (nil: a
+// new membership) replaced by srcs; the caller holds t.mu.
+func (t *Table) holds(cur *Entry, srcs []netip.Addr) bool {
+	n := t.sources + len(srcs)
+	if cur != nil {
+		n -= len(cur.Sources)
+	}
+	return n <= t.lim.MaxTableSources
+}
+
+// insert adds a new membership that admits and holds let in; the caller holds t.mu.
 func (t *Table) insert(e *Entry) {
 	groups := t.members[e.Member]
 	if groups == nil {
@@ -266,12 +300,14 @@ func (t *Table) insert(e *Entry) {
 	groups[e.Group] = e
 	t.count[e.Group]++
 	t.total++
+	t.sources += len(e.Sources)
 }
 
 // remove deletes a membership, counts it as kind (Left or Expired) and returns its event;
 // the caller holds t.mu.
 func (t *Table) remove(member, group netip.Addr, kind EventKind) Event {
 	groups := t.members[member]
+	t.sources -= len(groups[group].Sources)
 	delete(groups, group)
 	if len(groups) == 0 {
 		delete(t.members, member)
@@ -335,7 +371,7 @@ func (t *Table) Keep(keep func(member netip.Addr) bool) []Event {
 }
 
 // Restore puts back memberships a previous run of the source kept (see Entries), those that
-// have not expired yet and for which keep is true, within the limits. They are not counted
+// have not expired yet and for which keep is true, within the limits (MaxTableSources too). They are not counted
 // as joins: the members joined before. It returns how many it restored.
 func (t *Table) Restore(entries []Entry, keep func(member netip.Addr) bool) int {
 	t.mu.Lock()
@@ -344,10 +380,12 @@ func (t *Table) Restore(entries []Entry, keep func(member netip.Addr) bool) int 
 	n := 0
 	for _, e := range entries {
 		if !now.Before(e.Expires) || !keep(e.Member) || !e.Group.IsMulticast() || t.members[e.Member][e.Group] != nil ||
-			len(e.Sources) > t.lim.MaxSources || !t.admits(e.Member, e.Group) {
+			!t.admits(e.Member, e.Group) {
 			continue
 		}
-		e.Sources = sorted(e.Sources)
+		if e.Sources = sorted(e.Sources); len(e.Sources) > t.lim.MaxSources || !t.holds(nil, e.Sources) {
+			continue
+		}
 		t.insert(&e)
 		n++
 	}

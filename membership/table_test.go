@@ -162,6 +162,61 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestTableSources: the sources of all filters together stay within MaxTableSources; a join
+// or a filter that grows over it is refused, and a leave, an expiry or a filter that shrinks
+// gives its sources back.
+func TestTableSources(t *testing.T) {
+	tb, c := newTable(Limits{MaxTableSources: 4})
+	a := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{198, 18, 9, byte(i)}) }
+	include := func(g netip.Addr, srcs ...netip.Addr) igmp.Record {
+		return igmp.Record{Type: igmp.ModeIsInclude, Group: g, Sources: srcs}
+	}
+	step := func(what string, m netip.Addr, r igmp.Record, want ...EventKind) {
+		t.Helper()
+		if got := kinds(tb.Report(m, []igmp.Record{r})); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: %v, want %v", what, got, want)
+		}
+	}
+	step("3 of 4", m1, include(g1, a(1), a(2), a(3)), Joined)
+	step("a join over the budget", m2, include(g1, a(1), a(2)), OverLimit)
+	step("the last one", m2, include(g1, a(1)), Joined)
+	step("a filter that grows over it", m1, igmp.Record{Type: igmp.AllowNew, Group: g1, Sources: []netip.Addr{a(4)}}, OverLimit)
+	step("a filter that shrinks", m1, igmp.Record{Type: igmp.BlockOld, Group: g1, Sources: []netip.Addr{a(3)}}, FilterChanged)
+	step("what it gave back", m3, include(g2, a(5)), Joined)
+	step("full again", m3, include(g1, a(5)), OverLimit)
+	step("a leave", m1, leave(g1), Left)
+	step("what it gave back", m3, include(g1, a(5), a(6)), Joined)
+	c.advance(10 * time.Second)
+	tb.Report(m3, []igmp.Record{include(g1, a(5), a(6)), include(g2, a(5))}) // m2 alone stops reporting
+	c.advance(25 * time.Second)
+	if evs, _ := tb.Expire(); !reflect.DeepEqual(evs, []Event{{Expired, m2, g1}}) {
+		t.Fatalf("expiry: %v", evs)
+	}
+	step("what the expiry gave back", m1, include(g2, a(7)), Joined)
+	if got := tb.Counters().OverLimit; got != 3 {
+		t.Errorf("refused over a limit %d, want 3", got)
+	}
+
+	// Restore holds a previous run's memberships to the budget too.
+	again := New(Limits{MaxTableSources: 3}, c.now)
+	if n := again.Restore(tb.Entries(), func(netip.Addr) bool { return true }); n != 2 {
+		t.Errorf("restored %d of %v within 3 sources, want 2", n, tb.Entries())
+	}
+}
+
+// TestFilterFits: a filter kept costs the sources it counts, not the record's duplicates.
+func TestFilterFits(t *testing.T) {
+	tb, _ := newTable(Limits{})
+	dup := make([]netip.Addr, igmp.MaxSources)
+	for i := range dup {
+		dup[i] = self
+	}
+	tb.Report(m1, []igmp.Record{{Type: igmp.ModeIsInclude, Group: g2, Sources: dup}})
+	if s := tb.Entries()[0].Sources; len(s) != 1 || cap(s) != 1 {
+		t.Fatalf("kept %d sources in an array of %d", len(s), cap(s))
+	}
+}
+
 // TestFilters: each record type moves one member's filter as RFC 3376's table says, and
 // Effective sends to a member only when it wants this source.
 func TestFilters(t *testing.T) {
