@@ -158,7 +158,7 @@ func (r *reporter) routineReport() {
 	defer tick.Stop()
 	resend := time.NewTimer(time.Hour)
 	resend.Stop()
-	var left []netip.Addr // groups left at the last change, for the retransmission
+	var left []netip.Addr // groups left since the last full round, for the retransmission
 	r.round(false, nil)   // at once: a member that starts with groups joined (a kept TUN)
 	for {
 		full := false
@@ -174,6 +174,9 @@ func (r *reporter) routineReport() {
 			full = true
 		}
 		if changedLeft, changed := r.round(full, left); changed {
+			if !full { // a change before the retransmission: the earlier leaves still wait for it
+				changedLeft = union(left, changedLeft)
+			}
 			left = changedLeft
 			resend.Reset(retransmit)
 		} else if full {
@@ -239,6 +242,13 @@ func (r *reporter) round(full bool, alsoLeft []netip.Addr) (left []netip.Addr, c
 		r.sendTo(r.sources, recs)
 	}
 	return left, changed
+}
+
+// union returns the groups of a and b, sorted, each once.
+func union(a, b []netip.Addr) []netip.Addr {
+	u := append(slices.Clone(a), b...)
+	slices.SortFunc(u, netip.Addr.Compare)
+	return slices.Compact(u)
 }
 
 // leaveAll leaves every group reported, at every source.

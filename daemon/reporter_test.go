@@ -120,6 +120,25 @@ func TestReporterRounds(t *testing.T) {
 	}
 }
 
+// TestReporterRetransmitsEveryLeave: a group left, then another joined before the leave's
+// retransmission, is left again in that retransmission: the join's change does not make the
+// reporter forget the earlier leave.
+func TestReporterRetransmitsEveryLeave(t *testing.T) {
+	w := newReporterWorld(t)
+	g, h := netip.MustParseAddr("224.1.2.3"), netip.MustParseAddr("224.4.5.6")
+	w.set(igmp.Membership{Group: g})
+	w.r.start()
+	defer w.r.Stop()
+	w.expect(igmp.Record{Type: igmp.ChangeToExclude, Group: g})
+	w.set()
+	w.r.Kick()
+	w.expect(igmp.Record{Type: igmp.ChangeToInclude, Group: g}) // the leave
+	w.set(igmp.Membership{Group: h})
+	w.r.Kick() // within the retransmission delay
+	w.expect(igmp.Record{Type: igmp.ChangeToExclude, Group: h})
+	w.expect(igmp.Record{Type: igmp.ModeIsExclude, Group: h}, igmp.Record{Type: igmp.ChangeToInclude, Group: g}) // the retransmission
+}
+
 func TestReportable(t *testing.T) {
 	g := netip.MustParseAddr("232.1.1.1")
 	many := make([]netip.Addr, igmp.MaxSources+1)
