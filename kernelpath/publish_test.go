@@ -217,3 +217,19 @@ func neighState(s int) string {
 	}
 	return fmt.Sprintf("state %#x", s)
 }
+
+// TestSenderNeedsAnAddress: a source interface with no IPv4 address yet (DHCP still at work)
+// is an error that says so, not a crash of the daemon halfway through its start.
+func TestSenderNeedsAnAddress(t *testing.T) {
+	inNetns(t, func() {
+		s, err := LoadSender("mct0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		err = s.Start(SenderOptions{Interface: "mct0", Port: txSport, Key: txKey, Host: testHost(t), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err == nil || err.Error() != "kernel path: mct0 has no IPv4 address to send the tunnel packets from" {
+			t.Fatalf("Start with no address = %v, want the error that says so", err)
+		}
+	})
+}

@@ -166,6 +166,9 @@ func (s *Sender) Start(o SenderOptions) error {
 	if len(a.HardwareAddr) != 6 {
 		return fmt.Errorf("kernel path: %s is not an Ethernet interface", o.Interface)
 	}
+	if !o.Addr.Is4() { // the tunnel packets' outer source
+		return fmt.Errorf("kernel path: %s has no IPv4 address to send the tunnel packets from", o.Interface)
+	}
 	// Followed from before the tables are read, so that no change falls between.
 	neighs, routes, err := s.subscribe()
 	if err != nil {
