@@ -95,3 +95,82 @@ func TestDeliverMarksMulticast(t *testing.T) {
 		}
 	})
 }
+
+// TestReceiverFollowsRoutes: each source's tunnel packets are taken in the kernel only on the
+// interface the route to the source leaves by (elsewhere the stack's rp_filter judges them),
+// and when that route moves to another interface the program follows it there.
+func TestReceiverFollowsRoutes(t *testing.T) {
+	inNetns(t, func() {
+		dev, err := tun.Create("mctt0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dev.Close()
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "mct2"}, PeerName: "mct3"}); err != nil {
+			t.Fatal(err)
+		}
+		link := func(name string) netlink.Link {
+			t.Helper()
+			l, err := netlink.LinkByName(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		mct0, mct2 := link("mct0"), link("mct2")
+		for _, err := range []error{
+			netlink.LinkSetUp(link("mctt0")), netlink.LinkSetUp(mct2), netlink.LinkSetUp(link("mct3")),
+			netlink.AddrAdd(mct0, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 1, 1), Mask: net.CIDRMask(24, 32)}}),
+			netlink.AddrAdd(mct2, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 2, 1), Mask: net.CIDRMask(24, 32)}}),
+		} {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		sources := &net.IPNet{IP: net.IPv4(198, 18, 7, 0), Mask: net.CIDRMask(24, 32)}
+		if err := netlink.RouteAdd(&netlink.Route{Dst: sources, Gw: net.IPv4(198, 18, 1, 2), LinkIndex: mct0.Attrs().Index}); err != nil {
+			t.Fatal(err)
+		}
+		src := netip.MustParseAddr("198.18.7.2")
+
+		r, err := LoadReceiver()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		err = r.Start(ReceiverOptions{TUN: "mctt0", Port: 4754, Key: 1,
+			Member: config.Member{Sources: []netip.Addr{src}, MTU: 1500},
+			Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// on says whether the program expects src's packets on name, and is attached there.
+		on := func(name string) (expected, attached bool) {
+			var got uint32
+			if err := r.objs.Sources.Lookup(be32(src), &got); err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range r.Attached() {
+				attached = attached || a.Interface == name && a.Hook == "ingress"
+			}
+			return int(got) == link(name).Attrs().Index, attached
+		}
+		if expected, attached := on("mct0"); !expected || !attached {
+			t.Fatalf("at start: the source expected on mct0 %v, the program on mct0 %v; want both", expected, attached)
+		}
+		if err := netlink.RouteReplace(&netlink.Route{Dst: sources, Gw: net.IPv4(198, 18, 2, 2), LinkIndex: mct2.Attrs().Index}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			expected, attached := on("mct2")
+			if expected && attached {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("2 s after the route moved to mct2: the source expected there %v, the program there %v; want both", expected, attached)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}

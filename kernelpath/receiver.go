@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -15,6 +17,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"mctun/config"
@@ -34,7 +37,6 @@ type Receiver struct {
 	log   *slog.Logger
 	nl    *netlink.Handle
 	dump  dumper
-	links map[int]link.Link // by ifindex; nil where tc holds the program
 	hooks Hooks
 
 	attachedMu sync.Mutex
@@ -42,11 +44,13 @@ type Receiver struct {
 
 	done    chan struct{}
 	stopped sync.WaitGroup
+	ns      netns.NsHandle // the network namespace Start ran in, which follow attaches in
 
-	mu      sync.Mutex // guards what follows
-	conf    receiverReceiverConfig
-	sources []netip.Addr // as published in sources
-	groups  []netip.Addr // as published in allowed_groups
+	mu     sync.Mutex // guards what follows
+	conf   receiverReceiverConfig
+	via    map[netip.Addr]uint32 // the sources as published in sources: where each one's route leaves
+	groups []netip.Addr          // as published in allowed_groups
+	links  map[int]link.Link     // by ifindex; nil where tc holds the program
 
 	batch accountBatch // the user-space receiver's, unguarded: see Observe
 }
@@ -67,7 +71,7 @@ func LoadReceiver() (*Receiver, error) {
 	if err := supported(); err != nil {
 		return nil, err
 	}
-	r := &Receiver{links: make(map[int]link.Link), done: make(chan struct{})}
+	r := &Receiver{links: make(map[int]link.Link), done: make(chan struct{}), ns: netns.None()}
 	if err := loadReceiverObjects(&r.objs, nil); err != nil {
 		return nil, loadError("receiver", err)
 	}
@@ -83,6 +87,9 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 		return fmt.Errorf("kernel path: netlink: %w", err)
 	}
 	r.nl = nl
+	if r.ns, err = netns.Get(); err != nil {
+		return fmt.Errorf("kernel path: network namespace: %w", err)
+	}
 	tun, err := nl.LinkByName(o.TUN)
 	if err != nil {
 		return fmt.Errorf("kernel path: %s: %w", o.TUN, err)
@@ -92,20 +99,28 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 	if err := r.objs.Flows.Update(receiverFlowKey{}, &blank, ebpf.UpdateNoExist); err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
-	r.mu.Lock()
-	r.conf = receiverReceiverConfig{Port: be16(o.Port), TunIfindex: uint32(tun.Attrs().Index)}
-	err = r.configure(o.Key, o.Member)
-	r.mu.Unlock()
+	// Followed from before the tables are read, so that no change falls between.
+	addrs, routes, err := r.subscribe()
 	if err != nil {
 		return err
 	}
-	if err := r.followAddrs(); err != nil {
+	if err := r.loadAddrs(); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conf = receiverReceiverConfig{Port: be16(o.Port), TunIfindex: uint32(tun.Attrs().Index)}
+	if err := r.configure(o.Key, o.Member); err != nil {
 		return err
 	}
 	if err := r.attachTo(r.objs.MctunDeliver, tun.Attrs().Index, o.TUN); err != nil {
 		return err
 	}
-	return r.attach(o.Member.Sources)
+	if err := r.attach(); err != nil {
+		return err
+	}
+	r.follow(addrs, routes)
+	return nil
 }
 
 // Configure replaces what the program accepts, as datapath.Receiver.Configure does, and
@@ -113,10 +128,10 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 // do it logs: a tunnel packet the program does not take still reaches user space.
 func (r *Receiver) Configure(key uint32, m config.Member) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	err := r.configure(key, m)
-	r.mu.Unlock()
 	if err == nil {
-		err = r.attach(m.Sources)
+		err = r.attach()
 	}
 	if err != nil {
 		r.log.Error("kernel path: cannot apply the member's config", "err", err)
@@ -124,27 +139,79 @@ func (r *Receiver) Configure(key uint32, m config.Member) {
 }
 
 // configure writes the key, the TUN's MTU, the sources and the groups. New sources and
-// groups go in before their absence is noticed by anyone, and old ones go after. The caller
-// holds r.mu.
+// groups go in before their absence is noticed by anyone, and old ones go after: a change to
+// "any group" takes effect before the groups of before go, and from it, after the groups
+// come. The caller holds r.mu.
 func (r *Receiver) configure(key uint32, m config.Member) error {
-	if err := syncSet(r.objs.Sources, r.sources, m.Sources); err != nil {
-		return fmt.Errorf("kernel path: sources: %w", err)
+	if err := r.publishSources(r.routesTo(m.Sources)); err != nil {
+		return err
 	}
-	r.sources = slices.Clone(m.Sources)
-	if err := syncSet(r.objs.AllowedGroups, r.groups, m.Groups); err != nil {
-		return fmt.Errorf("kernel path: groups: %w", err)
-	}
-	r.groups = slices.Clone(m.Groups)
 	r.conf.Key = key
 	r.conf.Mtu = uint16(min(m.MTU, 0xffff))
 	r.conf.AnyGroup = 0
 	if len(m.Groups) == 0 {
 		r.conf.AnyGroup = 1
+		if err := r.objs.Config.Put(uint32(0), &r.conf); err != nil {
+			return fmt.Errorf("kernel path: %w", err)
+		}
 	}
+	if err := syncSet(r.objs.AllowedGroups, r.groups, m.Groups); err != nil {
+		return fmt.Errorf("kernel path: groups: %w", err)
+	}
+	r.groups = slices.Clone(m.Groups)
 	if err := r.objs.Config.Put(uint32(0), &r.conf); err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
 	return nil
+}
+
+// routesTo finds the interface the route to each source leaves by: 0 for a source with no
+// route.
+func (r *Receiver) routesTo(sources []netip.Addr) map[netip.Addr]uint32 {
+	via := make(map[netip.Addr]uint32, len(sources))
+	for _, src := range sources {
+		via[src] = 0
+		if routes, err := r.nl.RouteGet(net.IP(src.AsSlice())); err == nil && len(routes) > 0 {
+			via[src] = uint32(routes[0].LinkIndex)
+		}
+	}
+	return via
+}
+
+// publishSources makes the sources map hold exactly the sources of via, each with the
+// interface its tunnel packets should arrive on: new and changed ones first, then gone ones
+// out. The caller holds r.mu.
+func (r *Receiver) publishSources(via map[netip.Addr]uint32) error {
+	for src, ifindex := range via {
+		if was, ok := r.via[src]; !ok || was != ifindex {
+			if err := r.objs.Sources.Put(be32(src), ifindex); err != nil {
+				return fmt.Errorf("kernel path: sources: %w", err)
+			}
+		}
+	}
+	for src := range r.via {
+		if _, ok := via[src]; !ok {
+			if err := r.objs.Sources.Delete(be32(src)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				return fmt.Errorf("kernel path: sources: %w", err)
+			}
+		}
+	}
+	r.via = via
+	return nil
+}
+
+// reroute follows a change of the routes: each source's interface again, and the program on
+// any new one.
+func (r *Receiver) reroute() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.publishSources(r.routesTo(slices.Collect(maps.Keys(r.via))))
+	if err == nil {
+		err = r.attach()
+	}
+	if err != nil {
+		r.log.Error("kernel path: cannot follow the routes to the sources", "err", err)
+	}
 }
 
 // syncSet makes the set map m hold exactly want, where it held had.
@@ -169,8 +236,10 @@ func syncSet(m *ebpf.Map, had, want []netip.Addr) error {
 
 // attach puts the program first on the ingress of each interface a route to a source leaves
 // by (and the default route's), where it is not yet. A tunnel packet that arrives elsewhere
-// still reaches the user-space receiver.
-func (r *Receiver) attach(sources []netip.Addr) error {
+// still reaches the user-space receiver, and so does one on an interface that is not
+// Ethernet (a WireGuard or other tunnel link): the program reads the frame's fixed Ethernet
+// header. The caller holds r.mu.
+func (r *Receiver) attach() error {
 	var ifindexes []int
 	if routes, err := r.nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE); err == nil {
 		for _, rt := range routes {
@@ -179,17 +248,17 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 			}
 		}
 	}
-	for _, src := range sources {
-		if routes, err := r.nl.RouteGet(net.IP(src.AsSlice())); err == nil && len(routes) > 0 {
-			ifindexes = append(ifindexes, routes[0].LinkIndex)
-		} // no route: nothing arrives from there yet
+	for _, ifindex := range r.via {
+		if ifindex != 0 { // no route: nothing arrives from there yet
+			ifindexes = append(ifindexes, int(ifindex))
+		}
 	}
 	for _, ifindex := range ifindexes {
 		if _, ok := r.links[ifindex]; ok || ifindex == int(r.conf.TunIfindex) {
 			continue
 		}
 		l, err := r.nl.LinkByIndex(ifindex)
-		if err != nil || l.Attrs().Flags&net.FlagLoopback != 0 {
+		if err != nil || l.Attrs().Flags&net.FlagLoopback != 0 || len(l.Attrs().HardwareAddr) != 6 {
 			continue
 		}
 		if err := r.attachTo(r.objs.MctunIngress, ifindex, l.Attrs().Name); err != nil {
@@ -199,7 +268,7 @@ func (r *Receiver) attach(sources []netip.Addr) error {
 	return nil
 }
 
-// attachTo puts prog first on the ingress of ifindex (named name).
+// attachTo puts prog first on the ingress of ifindex (named name). The caller holds r.mu.
 func (r *Receiver) attachTo(prog *ebpf.Program, ifindex int, name string) error {
 	l, a, err := r.hooks.attach(prog, ifindex, name, "ingress", firstFilter)
 	if err != nil {
@@ -219,26 +288,45 @@ func (r *Receiver) Attached() []Attachment {
 	return slices.Clone(r.attached)
 }
 
-// followAddrs keeps local_addrs, the addresses a tunnel packet may be for, in line with the
-// host's: the program leaves a datagram to any other address to the stack. Events lost
-// (subscription) make it read the addresses afresh.
-func (r *Receiver) followAddrs() error {
+// subscribe opens the address and route events follow reads.
+func (r *Receiver) subscribe() (*subscription[netlink.AddrUpdate], *subscription[netlink.RouteUpdate], error) {
 	addrs := &subscription[netlink.AddrUpdate]{what: "address", done: r.done, log: r.log,
 		open: func(ch chan netlink.AddrUpdate, done <-chan struct{}, onErr func(error)) error {
 			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
 		}}
+	routes := &subscription[netlink.RouteUpdate]{what: "route", done: r.done, log: r.log,
+		open: func(ch chan netlink.RouteUpdate, done <-chan struct{}, onErr func(error)) error {
+			return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
+				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
+		}}
 	if err := addrs.start(); err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := r.loadAddrs(); err != nil {
-		return err
+	if err := routes.start(); err != nil {
+		return nil, nil, err
 	}
+	return addrs, routes, nil
+}
+
+// follow keeps local_addrs, the addresses a tunnel packet may be for, in line with the
+// host's (the program leaves a datagram to any other address to the stack), and the sources'
+// interfaces with the routes: each burst of route events rereads them once. Events lost
+// (subscription) make it read afresh.
+func (r *Receiver) follow(addrs *subscription[netlink.AddrUpdate], routes *subscription[netlink.RouteUpdate]) {
 	r.stopped.Add(1)
 	go func() {
 		defer r.stopped.Done()
+		// Attaching goes by interface index, in the calling thread's network namespace: this
+		// goroutine keeps a thread of its own in Start's (the daemon's threads all are; a
+		// test's are not), and the thread ends with it.
+		runtime.LockOSThread()
+		if err := netns.Set(r.ns); err != nil {
+			r.log.Error("kernel path: cannot follow the routes and addresses", "err", err)
+			return
+		}
 		for {
 			var retry <-chan time.Time
-			if addrs.C == nil {
+			if addrs.C == nil || routes.C == nil {
 				retry = time.After(retryEvery)
 			}
 			select {
@@ -252,37 +340,53 @@ func (r *Receiver) followAddrs() error {
 					continue
 				}
 				ip, ok := netip.AddrFromSlice(u.LinkAddress.IP.To4())
-				if !ok {
+				if !ok || ip.IsLoopback() {
 					continue
 				}
 				if u.NewAddr {
-					r.objs.LocalAddrs.Put(be32(ip), uint8(1))
+					r.objs.LocalAddrs.Put(be32(ip), uint8(1)) // full: left to the stack
 				} else {
 					r.objs.LocalAddrs.Delete(be32(ip))
 				}
+			case _, ok := <-routes.C:
+				if !ok && !routes.reopen() {
+					continue
+				}
+				for more := true; more; { // the rest of the burst, with it
+					select {
+					case _, more = <-routes.C:
+					default:
+						more = false
+					}
+				}
+				r.reroute()
 			case <-retry:
 				if addrs.retry() {
 					r.reloadAddrs()
 				}
+				if routes.retry() {
+					r.reroute()
+				}
 			}
 		}
 	}()
-	return nil
 }
 
-// loadAddrs makes local_addrs the host's IPv4 addresses.
+// loadAddrs makes local_addrs the host's IPv4 addresses, but loopback's: a tunnel packet to
+// 127.0.0.1 from the wire is a martian, for the stack to drop. Addresses beyond the map's
+// room (a host with thousands, as kube-proxy's IPVS mode makes) are left out, and what
+// comes to them goes to the stack and the user-space receiver.
 func (r *Receiver) loadAddrs() error {
 	list, err := r.nl.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("kernel path: addresses: %w", err)
 	}
 	now := make(map[uint32]bool, len(list))
+	var order []uint32 // the kernel's: by interface, the older ones (the physical) first
 	for _, a := range list {
-		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && !ip.IsLoopback() && !now[be32(ip)] {
 			now[be32(ip)] = true
-			if err := r.objs.LocalAddrs.Put(be32(ip), uint8(1)); err != nil {
-				return fmt.Errorf("kernel path: addresses: %w", err)
-			}
+			order = append(order, be32(ip))
 		}
 	}
 	var k uint32
@@ -293,8 +397,17 @@ func (r *Receiver) loadAddrs() error {
 			gone = append(gone, k)
 		}
 	}
-	for _, k := range gone {
+	for _, k := range gone { // first, to make room
 		r.objs.LocalAddrs.Delete(k)
+	}
+	left := 0
+	for _, k := range order {
+		if err := r.objs.LocalAddrs.Put(k, uint8(1)); err != nil {
+			left++
+		}
+	}
+	if left > 0 {
+		r.log.Warn("kernel path: more addresses on the host than it follows: tunnel packets to those go through user space", "left_out", left, "followed", len(now)-left)
 	}
 	return nil
 }
@@ -455,6 +568,7 @@ var receiverPaths = [...]string{
 	receiverReceiverPathPASS_CHECKSUM:    "user_checksum",
 	receiverReceiverPathPASS_OUTER:       "user_outer_header",
 	receiverReceiverPathPASS_IGMP:        "user_igmp",
+	receiverReceiverPathPASS_ROUTE:       "user_route",
 }
 
 // Paths counts the tunnel packets by the path they took: delivered by the kernel, or left
@@ -495,6 +609,7 @@ func (r *Receiver) Close() error {
 	default:
 		close(r.done)
 	}
+	r.stopped.Wait()
 	var errs []error
 	for i, l := range r.links {
 		if l != nil {
@@ -502,10 +617,12 @@ func (r *Receiver) Close() error {
 		}
 		delete(r.links, i)
 	}
-	r.stopped.Wait()
 	errs = append(errs, r.dump.close(), r.objs.Close())
 	if r.nl != nil {
 		r.nl.Close()
+	}
+	if r.ns.IsOpen() {
+		r.ns.Close()
 	}
 	return errors.Join(errs...)
 }

@@ -98,7 +98,8 @@ const (
 	receiverReceiverPathPASS_CHECKSUM       receiverReceiverPath = 3
 	receiverReceiverPathPASS_OUTER          receiverReceiverPath = 4
 	receiverReceiverPathPASS_IGMP           receiverReceiverPath = 5
-	receiverReceiverPathRECEIVER_PATH_COUNT receiverReceiverPath = 6
+	receiverReceiverPathPASS_ROUTE          receiverReceiverPath = 6
+	receiverReceiverPathRECEIVER_PATH_COUNT receiverReceiverPath = 7
 )
 
 // Names of all BPF objects in the ELF.

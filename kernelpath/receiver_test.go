@@ -22,6 +22,8 @@ var (
 	rxLocal  = netip.MustParseAddr("198.18.2.2")
 	rxGroup  = netip.MustParseAddr("224.1.2.3")
 	rxOther  = netip.MustParseAddr("198.18.9.9")
+	// rxElsewhere is a source whose route leaves by another interface than lo.
+	rxElsewhere = netip.MustParseAddr("198.18.5.2")
 )
 
 const (
@@ -53,7 +55,7 @@ func newRx(t *testing.T, allowed ...netip.Addr) *rxHarness {
 	var blank receiverFlow
 	for _, err := range []error{
 		r.objs.Config.Put(uint32(0), &conf),
-		r.objs.Sources.Put(be32(rxSource), one),
+		r.objs.Sources.Put(be32(rxSource), uint32(rxIfindex)),
 		r.objs.LocalAddrs.Put(be32(rxLocal), one),
 		r.objs.Flows.Update(receiverFlowKey{}, &blank, ebpf.UpdateNoExist),
 	} {
@@ -104,9 +106,16 @@ const (
 	actRedirect = 7  // TC_ACT_REDIRECT: into the TUN
 )
 
-// tunnel is a frame carrying a tunnel packet from src to this host.
+// rxIfindex is where BPF_PROG_TEST_RUN's packets arrive: lo, whose MAC address is all
+// zeros.
+const rxIfindex = 1
+
+// tunnel is a frame carrying a tunnel packet from src to this host: to lo's MAC address, so
+// that the kernel takes it as this host's (PACKET_HOST).
 func tunnel(src netip.Addr, payload []byte) []byte {
-	return frame(src, rxLocal, 50000, rxPort, payload)
+	f := frame(src, rxLocal, 50000, rxPort, payload)
+	copy(f[0:6], make([]byte, 6))
+	return f
 }
 
 // userOutcome is what the user-space receiver does with a tunnel packet (its UDP payload)
@@ -143,6 +152,9 @@ func mutate(b []byte, edits ...int) []byte {
 
 func TestIngressVerdicts(t *testing.T) {
 	h := newRx(t)
+	if err := h.r.objs.Sources.Put(be32(rxElsewhere), uint32(rxIfindex+1)); err != nil {
+		t.Fatal(err)
+	}
 	good := innerUDP(netip.MustParseAddr("198.18.1.2"), rxGroup, 65535, 100)
 	withOptions := func(badSum bool) []byte {
 		in := encaptest.IPv4Packet(rxSource, rxGroup, encap.ProtoUDP, make([]byte, 4+8))
@@ -199,6 +211,11 @@ func TestIngressVerdicts(t *testing.T) {
 		{"outer checksum not verified", mutate(tunnel(rxSource, gre(rxKey, 0, good)), 40, 0x12), actUnspec, "user_checksum"},
 		{"another port", frame(rxSource, rxLocal, 50000, rxPort+1, gre(rxKey, 0, good)), actUnspec, ""},
 		{"not for this host", frame(rxSource, rxOther, 50000, rxPort, gre(rxKey, 0, good)), actUnspec, ""},
+		// Seen only because the interface is promiscuous: the stack drops it, and so must
+		// the kernel path leave it.
+		{"in a frame to another host's MAC address", frame(rxSource, rxLocal, 50000, rxPort, gre(rxKey, 0, good)), actUnspec, ""},
+		// The stack's reverse-path check (rp_filter) judges it, as it would for user space.
+		{"from a source, on another interface than its route's", tunnel(rxElsewhere, gre(rxKey, 0, good)), actUnspec, "user_route"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

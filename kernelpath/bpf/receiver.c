@@ -6,13 +6,16 @@
 
 	receive -> decapsulate -> validate -> write to TUN
 
-1. receive: a UDP datagram to the tunnel port for one of this host's addresses, whose outer
+1. receive: a UDP datagram to the tunnel port for one of this host's addresses (local_addrs,
+   loopback's left out), in a frame addressed to this host (PACKET_HOST), whose outer
    headers the kernel path can judge: not a fragment, not GSO, a sane outer IPv4 header and
    UDP length, and a UDP checksum that is 0 or that the device verified. Anything else goes
    on unchanged (TC_ACT_UNSPEC): to the stack, which reassembles, checks and hands it to the
    user-space receiver's socket (counted by why, receiver_paths).
-2. decapsulate: from a configured source (sources), a GRE header of the form mctun sends,
-   our key.
+2. decapsulate: from a configured source (sources), arriving on the interface the route to
+   that source leaves by (else the stack judges it, by rp_filter: the kernel path must not
+   take what the host's reverse-path check would refuse), a GRE header of the form mctun
+   sends, our key.
 3. validate: the inner packet passes the checks of encap.CheckInner, to an allowed group,
    within the TUN's MTU. Its sequence number is accounted for its flow (source and group:
    flows). IGMP (a member's membership report among it) goes on to user space, which
@@ -84,6 +87,7 @@ enum receiver_path {
 	PASS_CHECKSUM,    /* an outer UDP checksum the device did not verify */
 	PASS_OUTER,       /* an outer IPv4 header or length the stack should judge */
 	PASS_IGMP,        /* IGMP, a membership report among it: user space decides */
+	PASS_ROUTE,       /* from a source, on another interface than its route's: rp_filter decides */
 	RECEIVER_PATH_COUNT,
 };
 
@@ -114,12 +118,14 @@ struct {
 	__type(value, struct receiver_config);
 } config SEC(".maps");
 
+/* A source's value is the interface the route to it leaves by (0: no route), where its
+ * tunnel packets should arrive. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, MAX_SOURCES);
 	__type(key, __be32);
-	__type(value, __u8);
+	__type(value, __u32);
 } sources SEC(".maps");
 
 struct {
@@ -358,6 +364,7 @@ int mctun_ingress(struct __sk_buff *skb)
 {
 	__u32 zero = 0, tot, payload, inner_len, n, r, seq, gre[3];
 	const struct receiver_config *cfg;
+	const __u32 *via;
 	void *data, *data_end;
 	__u8 hdr[MAX_IHL] = {};
 	struct iphdr *ip, *in;
@@ -366,7 +373,7 @@ int mctun_ingress(struct __sk_buff *skb)
 
 	/* 1. receive */
 	cfg = bpf_map_lookup_elem(&config, &zero);
-	if (!cfg || skb->protocol != bpf_htons(ETH_P_IP))
+	if (!cfg || skb->protocol != bpf_htons(ETH_P_IP) || skb->pkt_type != PACKET_HOST)
 		return TC_ACT_UNSPEC;
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
@@ -395,11 +402,14 @@ int mctun_ingress(struct __sk_buff *skb)
 		return drop(REASON_TOO_BIG);
 
 	/* 2. decapsulate */
-	if (!bpf_map_lookup_elem(&sources, &source)) {
+	via = bpf_map_lookup_elem(&sources, &source);
+	if (!via) {
 		if (gre_then_igmp(skb, payload))
 			return pass(PASS_IGMP);
 		return drop(REASON_UNKNOWN_SOURCE);
 	}
+	if (*via != skb->ifindex)
+		return pass(PASS_ROUTE);
 	if (payload < GRE_HLEN || bpf_skb_load_bytes(skb, ETH_HLEN_ + IP_HLEN + UDP_HLEN, gre, GRE_HLEN))
 		return drop(REASON_BAD_TUNNEL_HEADER);
 	if (gre[0] != bpf_htonl(GRE_FLAGS_KS << 16 | ETH_P_IP))
