@@ -369,33 +369,46 @@ static __always_inline long hand_off(struct __sk_buff *skb, const struct sender_
 
 /*
  * classify is steps 1 and 2 for a multicast packet whose inner IPv4 header, ip, is at offset
- * l2 (14 behind an Ethernet header, 0 on the TUN). It returns the group that the kernel
- * forwards the packet to, or 0 when the packet goes on unchanged (to user space, counted by
- * why, if a group takes it). *len is the inner packet's length.
+ * l2 (14 behind an Ethernet header, 0 on the TUN). It returns 1 when the kernel forwards the
+ * packet, to the group whose route it copies into *g, or 0 when the packet goes on unchanged
+ * (to user space, counted by why, if a group takes it). *len is the inner packet's length.
+ *
+ * The route is copied the moment it is found: an element of groups that user space replaces
+ * becomes the hash table's spare, which the next update on that CPU writes at once, with no
+ * grace period, so a pointer kept across the helpers of send could read another group's
+ * route by then.
  */
-static __always_inline struct group_route *classify(struct __sk_buff *skb, const struct sender_config *cfg,
-						    struct iphdr *ip, const __u32 l2, __u32 *len)
+static __always_inline int classify(struct __sk_buff *skb, const struct sender_config *cfg, struct iphdr *ip,
+				    const __u32 l2, struct group_route *g, __u32 *len)
 {
 	void *data_end = (void *)(long)skb->data_end;
 	struct udphdr *udp = (void *)(ip + 1);
-	struct group_route *g = 0, *all;
+	struct group_route *found;
 	struct group_key k = {};
+	int n = 0;
 
-	/* 1. classify */
+	__builtin_memset(g, 0, sizeof(*g)); /* else clang may carry an uninitialised half in a register */
+	/* 1. classify: the port's group, or the address's */
 	k.addr = ip->daddr;
-	all = bpf_map_lookup_elem(&groups, &k);
+	found = bpf_map_lookup_elem(&groups, &k);
+	if (found) {
+		*g = *found;
+		n++;
+	}
 	if (ip->protocol == IPPROTO_UDP && !is_fragment(ip) && ip->ihl == 5 && (void *)(udp + 1) <= data_end) {
 		k.port = udp->dest;
-		g = bpf_map_lookup_elem(&groups, &k);
+		found = bpf_map_lookup_elem(&groups, &k);
+		if (found) {
+			*g = *found;
+			n++;
+		}
 	}
-	if (!g && !all)
+	if (n == 0)
 		return 0; /* no group: user space counts it */
-	if (g && all) {
+	if (n == 2) {
 		count_path(PUNT_TWO_GROUPS);
 		return 0;
 	}
-	if (!g)
-		g = all;
 
 	/* 2. check */
 	*len = skb->len - l2;
@@ -427,7 +440,7 @@ static __always_inline struct group_route *classify(struct __sk_buff *skb, const
 		bpf_perf_event_output(skb, &dump_events, BPF_F_CURRENT_CPU | ((__u64)skb->len << 32), &meta,
 				      sizeof(meta));
 	}
-	return g;
+	return 1;
 }
 
 /*
@@ -510,7 +523,7 @@ int mctun_egress(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct group_route *g;
+	struct group_route g;
 	struct iphdr *ip;
 	__u32 len = 0;
 
@@ -519,11 +532,10 @@ int mctun_egress(struct __sk_buff *skb)
 	ip = multicast_ip(skb, ETH_HLEN_);
 	if (!ip)
 		return TC_ACT_UNSPEC; /* unicast, the clones this program sent among it */
-	g = classify(skb, cfg, ip, ETH_HLEN_, &len);
-	if (!g)
+	if (!classify(skb, cfg, ip, ETH_HLEN_, &g, &len))
 		return hand_off(skb, cfg, ip);
 	/* the last member's copy leaves as the packet itself */
-	return onward(send(skb, cfg, g, len), cfg->ifindex, 0);
+	return onward(send(skb, cfg, &g, len), cfg->ifindex, 0);
 }
 
 /*
@@ -535,18 +547,15 @@ SEC("tc")
 int mctun_tun_egress(struct __sk_buff *skb)
 {
 	const struct sender_config *cfg = sender_config();
-	struct group_route *g;
+	struct group_route g;
 	struct iphdr *ip = multicast_ip(skb, 0);
 	__u32 len = 0;
 
-	if (!cfg || !ip)
-		return TC_ACT_UNSPEC;
-	g = classify(skb, cfg, ip, 0, &len);
-	if (!g)
+	if (!cfg || !ip || !classify(skb, cfg, ip, 0, &g, &len))
 		return TC_ACT_UNSPEC;
 	if (bpf_skb_change_head(skb, ETH_HLEN_, 0))
 		return TC_ACT_SHOT;
-	return onward(send(skb, cfg, g, len), cfg->ifindex, 1);
+	return onward(send(skb, cfg, &g, len), cfg->ifindex, 1);
 }
 
 /*
