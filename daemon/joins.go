@@ -43,7 +43,7 @@ func (d *daemon) startJoins(auth *encap.Auth) error {
 	if auth != nil { // after a restart too, reports of a member's earlier run stay refused
 		open, onEpoch = d.keptEpochsOpener(auth, d.state.memberEpochsPath(), "members")
 	}
-	d.reports = datapath.NewReports(cfg.Key, cfg.Source.JoinFrom, open, onEpoch, d.onReport)
+	d.reports = datapath.NewReports(cfg.Key, cfg.Source.JoinFrom, open, onEpoch, d.onReport, d.log)
 	if n := d.joins.Restore(d.state.takeMembers(), func(m netip.Addr) bool { return config.MayJoin(cfg.Source.JoinFrom, m) }); n > 0 {
 		d.log.Info("kept the dynamic members of the previous run until they report again", "memberships", n)
 		if err := d.applyGroups(cfg); err != nil {

@@ -271,7 +271,7 @@ members = ["198.18.2.2"]
 	d, path := loadedDaemon(t, main, "")
 	d.self = netip.MustParseAddr("198.18.1.1")
 	d.joins = membership.New(membership.Limits{}, time.Now)
-	d.reports = datapath.NewReports(0, d.cfg.Source.JoinFrom, nil, nil, d.onReport)
+	d.reports = datapath.NewReports(0, d.cfg.Source.JoinFrom, nil, nil, d.onReport, quiet)
 	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, d.cfg.Source.Groups, nil, quiet)
 	for _, m := range []string{"198.18.3.2", "198.19.3.2"} {
 		d.joins.Report(netip.MustParseAddr(m), []igmp.Record{{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.1.2.3")}})

@@ -20,19 +20,27 @@ package datapath
 5. the table: the report's records go to the sink, the daemon's membership table, which
    holds members and groups to their limits.
 
-Every report refused is counted by reason; none is logged one by one, none costs memory
-beyond the Opener's state for the members that authenticated.
+Every report refused is counted by reason and logged, rate-limited (newRefusedLog), with the
+member's address, the reason and what more there is to say: what is wrong with a malformed
+report or a bad tunnel header, the address a wrong member's report names. None costs memory
+beyond the Opener's state for the members that authenticated. Refusals from outside
+join_from, the bulk of a flood, have a limit of their own, so that they do not hide why a
+host inside it is refused.
 */
 
 import (
 	"errors"
+	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"mctun/config"
 	"mctun/encap"
 	"mctun/igmp"
+	"mctun/internal/loglimit"
 )
 
 // ReportReason is why a report was refused.
@@ -77,10 +85,13 @@ type Reports struct {
 	open    *encap.Opener // nil: the plain form; owned by the loop that reads the tunnel port
 	onEpoch func(member netip.Addr, epoch uint64)
 	sink    ReportSink
+	log     *slog.Logger
 	policy  atomic.Pointer[reportPolicy]
 
-	accepted atomic.Uint64
-	refused  [numReportReasons]atomic.Uint64
+	accepted     atomic.Uint64
+	refused      [numReportReasons]atomic.Uint64
+	refusedLogs  loglimit.Limiter // of reports refused from hosts inside join_from
+	strangerLogs loglimit.Limiter // of reports refused from outside join_from
 }
 
 type reportPolicy struct {
@@ -94,10 +105,12 @@ type reportPolicy struct {
 // the receiver side's: each address's packets are opened by one Opener, the receiver side's
 // for its sources, this one for everyone else. onEpoch, if not nil, learns each sending
 // instance of a member that the Opener authenticates first (to keep the newest epochs across
-// a restart of the source, as the receiver side does: see NewReceiver).
+// a restart of the source, as the receiver side does: see NewReceiver). Each report refused
+// is logged to log, rate-limited (newRefusedLog).
 func NewReports(key uint32, joinFrom []netip.Prefix, open *encap.Opener,
-	onEpoch func(member netip.Addr, epoch uint64), sink ReportSink) *Reports {
-	r := &Reports{open: open, onEpoch: onEpoch, sink: sink}
+	onEpoch func(member netip.Addr, epoch uint64), sink ReportSink, log *slog.Logger) *Reports {
+	r := &Reports{open: open, onEpoch: onEpoch, sink: sink, log: log,
+		refusedLogs: newRefusedLog(), strangerLogs: newRefusedLog()}
 	r.Configure(key, joinFrom)
 	return r
 }
@@ -115,7 +128,7 @@ func (p *reportPolicy) joins(src [4]byte) bool {
 // Accept takes a whole tunnel packet from src through steps 2 to 5 of the flow.
 func (r *Reports) Accept(src [4]byte, pkt []byte) {
 	if !r.Take(src, pkt) {
-		r.refused[NotInJoinFrom].Add(1)
+		r.refuse(src, NotInJoinFrom, nil)
 	}
 }
 
@@ -137,7 +150,7 @@ func (r *Reports) acceptTunnel(p *reportPolicy, src [4]byte, pkt []byte) {
 	if r.open == nil {
 		var err error
 		if h, inner, err = encap.ParseHeader(pkt); err != nil {
-			r.refused[ReportBadHeader].Add(1)
+			r.refuse(src, ReportBadHeader, err)
 			return
 		}
 	} else {
@@ -146,7 +159,11 @@ func (r *Reports) acceptTunnel(p *reportPolicy, src [4]byte, pkt []byte) {
 			r.onEpoch(netip.AddrFrom4(src), res.Epoch)
 		}
 		if err != nil {
-			r.refused[reportOpenReason(err)].Add(1)
+			reason := reportOpenReason(err)
+			if reason != ReportBadHeader { // the reason says it all
+				err = nil
+			}
+			r.refuse(src, reason, err)
 			return
 		}
 		h, inner = res.Header, in
@@ -160,7 +177,7 @@ func (r *Reports) acceptTunnel(p *reportPolicy, src [4]byte, pkt []byte) {
 func (r *Reports) AcceptInner(src [4]byte, h encap.Header, inner []byte) {
 	p := r.policy.Load()
 	if !p.joins(src) {
-		r.refused[NotInJoinFrom].Add(1)
+		r.refuse(src, NotInJoinFrom, nil)
 		return
 	}
 	r.accept(p, src, h, inner)
@@ -168,20 +185,21 @@ func (r *Reports) AcceptInner(src [4]byte, h encap.Header, inner []byte) {
 
 func (r *Reports) accept(p *reportPolicy, src [4]byte, h encap.Header, inner []byte) {
 	if h.Key != p.key {
-		r.refused[ReportWrongKey].Add(1)
+		r.refuse(src, ReportWrongKey, nil)
 		return
 	}
 	if !igmp.IsReport(inner) {
-		r.refused[NotAReport].Add(1)
+		r.refuse(src, NotAReport, nil)
 		return
 	}
 	rep, err := igmp.ParseReport(inner)
 	if err != nil {
-		r.refused[ReportMalformed].Add(1)
+		r.refuse(src, ReportMalformed, err)
 		return
 	}
 	if r.open != nil && rep.Src != netip.AddrFrom4(src) { // a secret: see step 4
-		r.refused[ReportWrongMember].Add(1)
+		// Only a host with the secret gets this far: a flood never pays for the message.
+		r.refuse(src, ReportWrongMember, fmt.Errorf("the report names %v as its member", rep.Src))
 		return
 	}
 	r.accepted.Add(1)
@@ -216,15 +234,47 @@ func (r *Reports) routineReports(conn encap.Conn) error {
 			src := from[i].Addr().As4()
 			if sizes[i] == len(bufs[i]) { // longer than any report
 				if r.policy.Load().joins(src) {
-					r.refused[ReportMalformed].Add(1)
+					r.refuse(src, ReportMalformed, errReportTooLong)
 				} else {
-					r.refused[NotInJoinFrom].Add(1)
+					r.refuse(src, NotInJoinFrom, nil)
 				}
 				continue
 			}
 			r.Accept(src, bufs[i][:sizes[i]])
 		}
 	}
+}
+
+// errReportTooLong is why routineReports refuses a tunnel packet longer than any report.
+var errReportTooLong = errors.New("longer than any report")
+
+// refuse counts a report from src refused for reason and logs it, rate-limited; err, if not
+// nil, says what is wrong with it.
+func (r *Reports) refuse(src [4]byte, reason ReportReason, err error) {
+	r.refused[reason].Add(1)
+	limit := &r.refusedLogs
+	if reason == NotInJoinFrom {
+		limit = &r.strangerLogs
+	}
+	ok, suppressed := limit.Allow()
+	if !ok {
+		return
+	}
+	attrs := []any{"member", netip.AddrFrom4(src), "reason", reason.String()}
+	if err != nil {
+		attrs = append(attrs, "err", err)
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, "not_logged", suppressed)
+	}
+	r.log.Warn("report refused", attrs...)
+}
+
+// newRefusedLog is the limiter of refused reports in the log: up to 10 lines at once and one
+// a second after that, the next line let through saying how many were held back. A flood of
+// reports costs the log a line a second; the counters have every report.
+func newRefusedLog() loglimit.Limiter {
+	return loglimit.Limiter{Burst: 10, Every: time.Second}
 }
 
 // ReportStats counts reports: accepted, and refused by reason.

@@ -1,6 +1,9 @@
 package datapath
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -59,7 +62,7 @@ func sealedTunnel(s *encap.Sealer, key uint32, inner []byte) []byte {
 
 func TestReportsPlain(t *testing.T) {
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, nil, nil, s.sink)
+	r := NewReports(7, joinFrom, nil, nil, s.sink, quiet)
 	good := plainTunnel(7, reportFrom(joiner))
 	r.Accept(joiner.As4(), good)
 	r.Accept(stranger.As4(), good)
@@ -95,7 +98,7 @@ func TestReportsPlain(t *testing.T) {
 func TestReportsAuthenticated(t *testing.T) {
 	auth := testAuth(t)
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink)
+	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink, quiet)
 	member, err := auth.NewSealer(1, false)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +134,7 @@ func TestReportsEpochs(t *testing.T) {
 		}
 		learnt = append(learnt, epoch)
 	}
-	r := NewReports(7, joinFrom, auth.NewOpener(false), onEpoch, s.sink)
+	r := NewReports(7, joinFrom, auth.NewOpener(false), onEpoch, s.sink, quiet)
 	first, _ := auth.NewSealer(1000, false)
 	second, _ := auth.NewSealer(2000, false)
 	r.Accept(joiner.As4(), sealedTunnel(first, 7, reportFrom(joiner)))
@@ -143,14 +146,14 @@ func TestReportsEpochs(t *testing.T) {
 		t.Fatalf("learnt epochs %v, want %v", learnt, want)
 	}
 
-	forgetful := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink)
+	forgetful := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink, quiet)
 	forgetful.Accept(joiner.As4(), slices.Clone(captured))
 	if st := forgetful.Stats(); st.Accepted != 1 {
 		t.Fatalf("an Opener that knows no epoch: %+v, want the report taken", st)
 	}
 	open := auth.NewOpener(false)
 	open.SetEpoch(joiner.As4(), learnt[len(learnt)-1])
-	restarted := NewReports(7, joinFrom, open, nil, s.sink)
+	restarted := NewReports(7, joinFrom, open, nil, s.sink, quiet)
 	restarted.Accept(joiner.As4(), slices.Clone(captured))
 	if st := restarted.Stats(); st.Accepted != 0 || st.Refused["replayed"] != 1 {
 		t.Fatalf("an Opener given the newest epoch: %+v, want the report refused as replayed", st)
@@ -164,7 +167,7 @@ func TestReportsEpochs(t *testing.T) {
 func TestReportsRelayed(t *testing.T) {
 	auth := testAuth(t)
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink)
+	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink, quiet)
 	member, err := auth.NewSealer(1, false)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +197,7 @@ func TestReportsRelayed(t *testing.T) {
 
 	// Without a secret the member is the outer address, whatever the report says (a member
 	// behind NAT): there is no tag that could hold a relaying host to anything.
-	plain := NewReports(7, joinFrom, nil, nil, s.sink)
+	plain := NewReports(7, joinFrom, nil, nil, s.sink, quiet)
 	plain.Accept(insider.As4(), plainTunnel(7, reportFrom(joiner)))
 	if st := plain.Stats(); st.Accepted != 1 || s.records(insider) == nil {
 		t.Errorf("without a secret: %+v", st)
@@ -210,7 +213,7 @@ func TestReceiverDivertsReports(t *testing.T) {
 	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
 	dev := tuntest.New(16)
 	rcv := NewReceiver(conn, dev, 7, config.Member{MTU: 1500, Sources: []netip.Addr{sourceAddr}}, nil, nil, quiet)
-	reports := NewReports(7, joinFrom, nil, nil, s.sink)
+	reports := NewReports(7, joinFrom, nil, nil, s.sink, quiet)
 	rcv.DivertReports(reports)
 	done := make(chan error, 1)
 	go func() { done <- rcv.Run(true) }()
@@ -244,7 +247,7 @@ func TestRoutineReports(t *testing.T) {
 	var s sinkRecorder
 	net := encaptest.NewNetwork()
 	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
-	r := NewReports(7, joinFrom, nil, nil, s.sink)
+	r := NewReports(7, joinFrom, nil, nil, s.sink, quiet)
 	done := make(chan error, 1)
 	go func() { done <- r.Run(conn) }()
 	net.Inject(netip.AddrPortFrom(joiner, 4754), conn.Addr(), plainTunnel(7, reportFrom(joiner)))
@@ -281,5 +284,76 @@ func TestResync(t *testing.T) {
 	h.expect(t)
 	if f := h.flow(t, 2); f.Packets != 2 || f.Lost != 0 {
 		t.Fatalf("flow after a rejoin: %+v, want 2 packets, none lost", f)
+	}
+}
+
+// refusedLines returns the lines of a JSON log, each as its fields.
+func refusedLines(t *testing.T, log *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range bytes.Split(bytes.TrimSpace(log.Bytes()), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(l, &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		lines = append(lines, m)
+	}
+	return lines
+}
+
+// TestReportsRefusedLogged: a report refused is one line in the log that names the member,
+// the reason and, for a malformed one, what is wrong; a flood is a bounded number of lines,
+// and one from outside join_from does not hide why a host inside it is refused.
+func TestReportsRefusedLogged(t *testing.T) {
+	var buf bytes.Buffer
+	var s sinkRecorder
+	r := NewReports(7, joinFrom, nil, nil, s.sink, slog.New(slog.NewJSONHandler(&buf, nil)))
+	bad := reportFrom(joiner)
+	bad[len(bad)-1] ^= 1 // the IGMP checksum no longer matches
+	r.Accept(joiner.As4(), plainTunnel(7, bad))
+	lines := refusedLines(t, &buf)
+	if len(lines) != 1 {
+		t.Fatalf("a malformed report logged %d lines, want 1", len(lines))
+	}
+	want := map[string]any{"msg": "report refused", "member": joiner.String(), "reason": "malformed", "err": igmp.ErrChecksum.Error()}
+	for k, v := range want {
+		if lines[0][k] != v {
+			t.Errorf("log line %s = %v, want %v", k, lines[0][k], v)
+		}
+	}
+
+	// bounded is how many lines a flood since start may log: the burst, and one a second.
+	bounded := func(start time.Time) int { return 10 + 1 + int(time.Since(start)/time.Second) }
+	buf.Reset()
+	start := time.Now()
+	for range 1000 {
+		r.Accept(stranger.As4(), plainTunnel(7, reportFrom(stranger)))
+	}
+	lines = refusedLines(t, &buf)
+	if len(lines) == 0 || len(lines) > bounded(start) {
+		t.Fatalf("1000 reports from outside join_from logged %d lines, want 1 to %d", len(lines), bounded(start))
+	}
+	if lines[0]["member"] != stranger.String() || lines[0]["reason"] != "not_in_join_from" {
+		t.Errorf("log line %v, want the stranger and not_in_join_from", lines[0])
+	}
+	buf.Reset()
+	r.Accept(joiner.As4(), plainTunnel(9, reportFrom(joiner)))
+	if lines = refusedLines(t, &buf); len(lines) != 1 || lines[0]["member"] != joiner.String() || lines[0]["reason"] != "wrong_key" {
+		t.Fatalf("after a flood from outside join_from, a refusal inside it logged %v", lines)
+	}
+
+	buf.Reset()
+	start = time.Now()
+	for range 1000 {
+		r.Accept(joiner.As4(), plainTunnel(7, bad))
+	}
+	if lines = refusedLines(t, &buf); len(lines) > bounded(start) {
+		t.Fatalf("1000 malformed reports logged %d lines, want at most %d", len(lines), bounded(start))
+	}
+	if st := r.Stats(); st.Refused["malformed"] != 1001 || st.Refused["not_in_join_from"] != 1000 {
+		t.Errorf("counters %+v: every report is counted, logged or not", st)
 	}
 }
