@@ -73,7 +73,8 @@ type daemon struct {
 	// Dynamic membership. A source's: the table of members that joined, the report flow
 	// that fills it, and its own socket on the tunnel port when the host is not a member
 	// (else the receiver side diverts reports to it); self is the address members know
-	// this source by (their source filters name it). A member's: the reporter.
+	// this source by (their source filters name it), read at start and every selfEvery
+	// (refreshSelf), guarded by mu. A member's: the reporter.
 	joins      *membership.Table // nil without [source]
 	reports    *datapath.Reports // nil without [source]
 	reportConn *encap.UDPConn    // nil unless a source only, with join_from
@@ -564,7 +565,7 @@ func (d *daemon) run(name string, f func() error) {
 }
 
 // chooseInterface settles the source interface: the configured one, else the one that carries
-// 224.0.0.0/4 (or the default route).
+// 224.0.0.0/4 (or the default route); and reads its address, self, which it must have.
 func (d *daemon) chooseInterface() error {
 	d.iface = d.cfg.Source.Interface
 	if d.iface == "" {
@@ -580,7 +581,7 @@ func (d *daemon) chooseInterface() error {
 	if _, err := net.InterfaceByName(d.iface); err != nil {
 		return fmt.Errorf("source.interface %s: %w", d.iface, err)
 	}
-	return nil
+	return d.readSelf()
 }
 
 // routeMulticast makes the applications' multicast leave a source-only host by the source

@@ -25,6 +25,10 @@ const (
 	// come closer together are applied together, so that a burst of reports (a thousand
 	// members starting at once) costs one Configure per 20 ms, not one per report.
 	applyEvery = 20 * time.Millisecond
+	// selfEvery is how often routineMembership reads the source interface's address again
+	// (refreshSelf), as the kernel path reads its MTU: a new address from DHCP counts in the
+	// members' source filters within 2 s.
+	selfEvery = 2 * time.Second
 )
 
 // startJoins readies the source to take membership reports: the table, the report flow and,
@@ -32,11 +36,6 @@ const (
 // host that is a member too, the receiver side diverts reports to it (it reads the port).
 func (d *daemon) startJoins(auth *encap.Auth) error {
 	cfg := d.cfg
-	self, err := d.host.PrimaryAddr(d.iface)
-	if err != nil {
-		return err
-	}
-	d.self = self
 	d.joins = membership.New(membership.Limits{}, time.Now)
 	var open *encap.Opener // not the receiver side's: see NewReports
 	var onEpoch func(netip.Addr, uint64)
@@ -57,6 +56,7 @@ func (d *daemon) startJoins(auth *encap.Auth) error {
 	if len(cfg.Source.JoinFrom) == 0 {
 		return nil
 	}
+	var err error
 	d.reportConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), cfg.Port), encap.UDPOptions{})
 	if err != nil {
 		return fmt.Errorf("source.join_from: %w", err)
@@ -72,18 +72,28 @@ func (d *daemon) onReport(member netip.Addr, recs []igmp.Record) {
 }
 
 // routineMembership applies the table to the sender side when it changes, at most once per
-// applyEvery, and expires members that stopped reporting, until stop. It looks for expiries
-// only when the table says the next one is due (Table.Expire), not on a tick: a scan of a
-// full table takes milliseconds under its lock, and an empty one needs none.
+// applyEvery, expires members that stopped reporting, and every selfEvery reads the source's
+// address again (refreshSelf), until stop. It looks for expiries only when the table says
+// the next one is due (Table.Expire), not on a tick: a scan of a full table takes
+// milliseconds under its lock, and an empty one needs none.
 func (d *daemon) routineMembership() {
 	expire := time.NewTimer(0) // first, what Restore put back
 	defer expire.Stop()
 	armed := true
 	var last time.Time
+	selfTick := time.NewTicker(selfEvery)
+	defer selfTick.Stop()
+	var selfLogs loglimit.Limiter // of failures to read the address: one per 10 s
 	for {
 		select {
 		case <-d.stopping:
 			return
+		case <-selfTick.C:
+			if err := d.refreshSelf(); err != nil {
+				if ok, suppressed := selfLogs.Allow(); ok {
+					d.log.Warn("cannot read the source interface's address", "err", err, "not_logged", suppressed)
+				}
+			}
 		case <-expire.C:
 			evs, next := d.joins.Expire()
 			d.logEvents(evs)
@@ -111,6 +121,51 @@ func (d *daemon) routineMembership() {
 			d.mu.Unlock()
 		}
 	}
+}
+
+// readSelf reads the source interface's address, self, which it must have: members know the
+// source by it (their source filters name it), and without one (mctun started before DHCP
+// gave it) a member that includes only this source would never be sent to.
+func (d *daemon) readSelf() error {
+	self, err := d.host.PrimaryAddr(d.iface)
+	if err != nil {
+		return err
+	}
+	if !self.IsValid() {
+		return fmt.Errorf("source.interface %s has no IPv4 address", d.iface)
+	}
+	d.self = self
+	return nil
+}
+
+// refreshSelf reads the source interface's address again and, when it changed (setSelf),
+// applies the groups with it.
+func (d *daemon) refreshSelf() error {
+	self, err := d.host.PrimaryAddr(d.iface)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.setSelf(self)
+}
+
+// setSelf makes self the address members know the source by and, if that changes it,
+// hands the sender side the groups anew: a member whose filter includes only the new
+// address is sent to from now on, one that excludes it no longer. An interface that has no
+// address for a moment (a DHCP lease renewed) keeps the one it had. The caller holds d.mu.
+func (d *daemon) setSelf(self netip.Addr) error {
+	if !self.IsValid() || self == d.self {
+		return nil
+	}
+	was := d.self
+	d.self = self
+	if err := d.applyGroups(d.cfg); err != nil {
+		d.self = was // for the next refresh to try again
+		return err
+	}
+	d.log.Info("source address changed", "interface", d.iface, "was", was, "now", self)
+	return nil
 }
 
 // applyGroups hands the sender side the effective groups: cfg's static groups with the
