@@ -71,9 +71,14 @@ type Server struct {
 	ln  *net.UnixListener
 	log *slog.Logger
 
-	mu    sync.Mutex
-	open  map[int]int // unprivileged uid -> its connections open now
-	limit int         // the most one unprivileged uid may have open at once
+	mu     sync.Mutex
+	open   map[int]int     // unprivileged uid -> its connections open now
+	limit  int             // the most one unprivileged uid may have open at once
+	closed bool            // Close began: no connection is answered any more
+	active sync.WaitGroup  // the connections being answered
+	ended  context.Context // done at Close: the streams end with it
+	end    context.CancelFunc
+	wait   time.Duration // the longest Close waits for the answers under way
 }
 
 // MaxOpenPerUser is how many connections one unprivileged user may have open at once: a
@@ -88,8 +93,14 @@ func Listen(name string, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: listen on %s: %w", name, errors.Unwrap(err))
 	}
-	return &Server{ln: ln, log: log, open: map[int]int{}, limit: MaxOpenPerUser}, nil
+	ended, end := context.WithCancel(context.Background())
+	return &Server{ln: ln, log: log, open: map[int]int{}, limit: MaxOpenPerUser, ended: ended, end: end, wait: CloseWait}, nil
 }
+
+// CloseWait is the longest Close waits for the answers under way: long enough for a status
+// of thousands of members, short enough that a caller who stopped reading cannot hold up
+// mctun down.
+const CloseWait = 5 * time.Second
 
 // Serve answers requests until Close. Each connection gets its own goroutine and a deadline,
 // so a stuck client cannot hold the server. An accept that fails for want of resources (file
@@ -112,8 +123,27 @@ func (s *Server) Serve(h Handler) error {
 			continue
 		}
 		pause = 0
-		go s.serveConn(conn, h)
+		if !s.track() {
+			conn.Close()
+			continue
+		}
+		go func() {
+			defer s.active.Done()
+			s.serveConn(conn, h)
+		}()
 	}
+}
+
+// track counts a connection as under way until its answer ends, and reports whether it may
+// be answered: not once Close began.
+func (s *Server) track() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.active.Add(1)
+	return true
 }
 
 // transient reports whether an accept error is a shortage that passes.
@@ -147,8 +177,27 @@ func (s *Server) admit(p Peer) (ok bool, done func()) {
 	}
 }
 
-// Close stops Serve.
-func (s *Server) Close() error { return s.ln.Close() }
+// Close stops Serve, ends the streams and waits for the answers under way, at most
+// CloseWait, so that the caller may then close what the Handler reads. An answer that
+// outlasts the wait (to a caller that reads slowly) goes on; Close logs it.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	err := s.ln.Close()
+	s.end()
+	done := make(chan struct{})
+	go func() {
+		s.active.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(s.wait):
+		s.log.Warn("control: answers still under way after " + s.wait.String() + "; closing all the same")
+	}
+	return err
+}
 
 func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
 	defer conn.Close()
@@ -192,10 +241,12 @@ func (s *Server) serveConn(conn *net.UnixConn, h Handler) {
 		return
 	}
 	// A stream lasts as long as the caller wants it; it ends when the caller hangs up, which
-	// a read then sees.
+	// a read then sees, or at Close, which also makes a write that waits for a caller who
+	// does not read fail at once.
 	conn.SetDeadline(time.Time{})
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(s.ended)
 	defer cancel()
+	context.AfterFunc(ctx, func() { conn.SetWriteDeadline(time.Now()) })
 	go func() {
 		io.Copy(io.Discard, conn)
 		cancel()

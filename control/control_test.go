@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,5 +229,109 @@ func TestServeOutlivesEMFILE(t *testing.T) {
 	var answer string
 	if err := Call(name, "anything", nil, &answer); err != nil || answer != "ok" {
 		t.Fatalf("Call after the shortage = %q, %v; want the server to answer", answer, err)
+	}
+}
+
+// streamFunc is a Streamer made of a function.
+type streamFunc func(ctx context.Context, w io.Writer) error
+
+func (f streamFunc) Stream(ctx context.Context, w io.Writer) error { return f(ctx, w) }
+
+// TestCloseWaitsForAnswers: Close returns only once an answer under way has ended, so that
+// the daemon's stop closes nothing a handler still reads; and it ends the streams, both one
+// that waits for its ctx and one stuck writing to a caller who does not read, instead of
+// waiting for them.
+func TestCloseWaitsForAnswers(t *testing.T) {
+	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
+	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.wait = 3 * time.Second
+	started, release := make(chan struct{}), make(chan struct{})
+	var answered atomic.Bool
+	ended := make(chan string, 2)
+	go srv.Serve(func(peer Peer, req Request) (any, error) {
+		switch req.Op {
+		case "slow":
+			close(started)
+			<-release
+			answered.Store(true)
+			return "done", nil
+		case "waiting":
+			return streamFunc(func(ctx context.Context, w io.Writer) error {
+				defer func() { ended <- req.Op }()
+				io.WriteString(w, "first\n")
+				<-ctx.Done()
+				return nil
+			}), nil
+		}
+		return streamFunc(func(ctx context.Context, w io.Writer) error {
+			defer func() { ended <- req.Op }()
+			buf := make([]byte, 64<<10)
+			for {
+				if _, err := w.Write(buf); err != nil {
+					return err
+				}
+			}
+		}), nil
+	})
+	go Call(name, "slow", nil, nil)
+	waiting, err := CallStream(name, "waiting", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer waiting.Close()
+	if line, err := bufio.NewReader(waiting).ReadString('\n'); err != nil || line != "first\n" {
+		t.Fatalf("the stream began %q, %v", line, err)
+	}
+	writing, err := CallStream(name, "writing", nil) // never read
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writing.Close()
+	<-started
+	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+
+	begin := time.Now()
+	srv.Close()
+	took := time.Since(begin)
+	if !answered.Load() {
+		t.Fatalf("Close returned after %v, while a handler was still answering", took)
+	}
+	if took >= srv.wait {
+		t.Fatalf("Close took %v: it waited for the streams instead of ending them", took)
+	}
+	for range 2 {
+		select {
+		case <-ended:
+		case <-time.After(time.Second):
+			t.Fatal("a stream went on after Close")
+		}
+	}
+}
+
+// TestCloseWaitIsBounded: an answer that never ends holds Close up for the server's wait
+// only, not for ever.
+func TestCloseWaitIsBounded(t *testing.T) {
+	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
+	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.wait = 100 * time.Millisecond
+	started, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	go srv.Serve(func(Peer, Request) (any, error) {
+		close(started)
+		<-release
+		return nil, nil
+	})
+	go Call(name, "stuck", nil, nil)
+	<-started
+	begin := time.Now()
+	srv.Close()
+	if took := time.Since(begin); took < srv.wait || took > 2*time.Second {
+		t.Fatalf("Close took %v with an answer that never ends; want about %v", took, srv.wait)
 	}
 }
