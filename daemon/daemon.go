@@ -538,7 +538,8 @@ const attachClsActEnv = "MCTUN_KERNEL_PATH_CLSACT"
 const refuseKernelEnv = "MCTUN_REFUSE_KERNEL_PATH"
 
 // closeKernelPath detaches and unloads the kernel path. The packet paths must have stopped:
-// the user-space sender takes sequence numbers from memory the kernel path maps.
+// the user-space sender takes sequence numbers from memory the kernel path maps. Once start
+// has returned, the caller holds d.mu: status and stats read the kernel path under it.
 func (d *daemon) closeKernelPath() error {
 	var errs []error
 	if d.kSender != nil {
@@ -669,7 +670,10 @@ func (d *daemon) stop() error {
 		d.closers[i].Close()
 	}
 	if d.waitPaths(5 * time.Second) {
-		if err := d.closeKernelPath(); err != nil {
+		d.mu.Lock() // an answer that outlasted the control socket's wait may read it
+		err := d.closeKernelPath()
+		d.mu.Unlock()
+		if err != nil {
 			d.log.Error("could not unload the kernel path", "err", err)
 		}
 	} // else the process is about to exit, which unloads it

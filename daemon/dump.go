@@ -34,10 +34,13 @@ func (s dumpStream) Stream(ctx context.Context, w io.Writer) error {
 	tap := datapath.NewTap(s.args.Group, dumpQueue)
 	sender := s.d.sender != nil && s.args.Side != "receiver"
 	receiver := s.d.receiver != nil && s.args.Side != "sender"
+	s.d.mu.Lock() // stop unloads the kernel path under it
+	kSender, kReceiver := s.d.kSender, s.d.kReceiver
+	s.d.mu.Unlock()
 	if sender {
 		s.d.sender.AddTap(tap)
 		defer s.d.sender.RemoveTap(tap)
-		if k := s.d.kSender; k != nil {
+		if k := kSender; k != nil {
 			if err := k.AddTap(tap); err != nil {
 				return fmt.Errorf("dump the kernel path's sender side: %w", err)
 			}
@@ -47,7 +50,7 @@ func (s dumpStream) Stream(ctx context.Context, w io.Writer) error {
 	if receiver {
 		s.d.receiver.AddTap(tap)
 		defer s.d.receiver.RemoveTap(tap)
-		if k := s.d.kReceiver; k != nil {
+		if k := kReceiver; k != nil {
 			if err := k.AddTap(tap); err != nil {
 				return fmt.Errorf("dump the kernel path's receiver side: %w", err)
 			}

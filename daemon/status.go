@@ -163,7 +163,16 @@ func (s statsStream) Stream(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	if s.d.sender != nil {
-		err := s.d.memberStats(view, st.Source.Stats.Groups, func(i int, ms []datapath.MemberStats) error {
+		// d.mu for each group's kernel counters only: the stream may wait for its caller,
+		// and must not hold up a reload meanwhile.
+		groups := st.Source.Stats.Groups
+		err := view.Members(func(i int, ms []datapath.MemberStats) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s.d.mu.Lock()
+			s.d.addKernelMembers(groups, i, ms)
+			s.d.mu.Unlock()
 			return enc.Encode(GroupMembers{Group: i, Members: ms})
 		})
 		if err != nil {
@@ -208,12 +217,19 @@ func (d *daemon) logTo() string {
 }
 
 // memberStats calls f with each group's members' counters in turn, both paths' added up,
-// groups in the order of view's, whose status gave groups.
+// groups in the order of view's, whose status gave groups. The caller holds d.mu.
 func (d *daemon) memberStats(view datapath.SenderView, groups []datapath.GroupStats, f func(group int, members []datapath.MemberStats) error) error {
 	return view.Members(func(i int, ms []datapath.MemberStats) error {
-		if d.kSender != nil && i < len(groups) {
-			d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
-		}
+		d.addKernelMembers(groups, i, ms)
 		return f(i, ms)
 	})
+}
+
+// addKernelMembers adds the kernel path's counters of group i's members to ms, the
+// user-space sender's; groups is the status's. The caller holds d.mu, under which stop
+// unloads the kernel path.
+func (d *daemon) addKernelMembers(groups []datapath.GroupStats, i int, ms []datapath.MemberStats) {
+	if d.kSender != nil && i < len(groups) {
+		d.kSender.AddMemberStats(groups[i].Address, groups[i].Port, ms)
+	}
 }
