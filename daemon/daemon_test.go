@@ -4,8 +4,14 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
+
+	"mctun/datapath"
+	"mctun/encap/encaptest"
+	"mctun/igmp"
+	"mctun/membership"
 )
 
 // TestWaitPathsAfterFailure: when one packet path failed and Run took its end, stop waits for
@@ -24,5 +30,30 @@ func TestWaitPathsAfterFailure(t *testing.T) {
 	}
 	if d.routines != 0 {
 		t.Fatalf("routines = %d after waitPaths, want 0", d.routines)
+	}
+}
+
+// TestMembershipNotAppliedOnceStopping: once stop has begun, routineMembership hands the
+// sender side no more groups, as stop closes it and unloads the kernel path meanwhile. It
+// used to apply a change it found signalled beside stopping, one time in two or three.
+func TestMembershipNotAppliedOnceStopping(t *testing.T) {
+	const main = `[source]
+join_from = ["198.18.0.0/15"]
+[[source.group]]
+address = "224.1.2.3"
+members = ["198.18.2.2"]
+`
+	d, _ := loadedDaemon(t, main, "")
+	d.self = netip.MustParseAddr("198.18.1.1")
+	d.joins = membership.New(membership.Limits{}, time.Now)
+	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, d.cfg.Source.Groups, nil, quiet)
+	close(d.stopping)
+	for i := range 20 {
+		member := netip.AddrFrom4([4]byte{198, 18, 3, byte(i + 1)})
+		d.joins.Report(member, []igmp.Record{{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.1.2.3")}})
+		d.routineMembership() // returns: stop has begun
+		if n := d.sender.View().Stats().Groups[0].MemberCount; n != 1 {
+			t.Fatalf("after stop began, routineMembership gave the sender side %d members; want the static one only", n)
+		}
 	}
 }

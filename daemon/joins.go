@@ -113,12 +113,9 @@ func (d *daemon) routineMembership() {
 				}
 			}
 			last = time.Now()
-			d.mu.Lock()
-			if err := d.applyGroups(d.cfg); err != nil {
-				d.log.Error("cannot apply the membership table", "err", err)
+			if !d.applyTable() {
+				return
 			}
-			d.notifySystemd(d.statusLine())
-			d.mu.Unlock()
 		}
 	}
 }
@@ -147,6 +144,11 @@ func (d *daemon) refreshSelf() error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	select {
+	case <-d.stopping: // as applyTable
+		return nil
+	default:
+	}
 	return d.setSelf(self)
 }
 
@@ -166,6 +168,24 @@ func (d *daemon) setSelf(self netip.Addr) error {
 	}
 	d.log.Info("source address changed", "interface", d.iface, "was", was, "now", self)
 	return nil
+}
+
+// applyTable applies the membership table to the sender side, unless stop has begun, and
+// reports whether it did: stop closes the sender side and unloads the kernel path, and
+// routineMembership, which it does not wait for, must not hand them groups meanwhile.
+func (d *daemon) applyTable() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-d.stopping:
+		return false
+	default:
+	}
+	if err := d.applyGroups(d.cfg); err != nil {
+		d.log.Error("cannot apply the membership table", "err", err)
+	}
+	d.notifySystemd(d.statusLine())
+	return true
 }
 
 // applyGroups hands the sender side the effective groups: cfg's static groups with the
