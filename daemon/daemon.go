@@ -110,9 +110,10 @@ func Run(path string, opts Options) int {
 	}
 	logs := newLogOutput(os.Stderr)
 	log := slog.New(logs)
+	leftover := false // a failed start left changes on the host, listed in the journal
 	fail := func(err error) int {
 		log.Error("mctun did not start", "err", err)
-		NotifyUp(notify, err)
+		notifyUp(notify, UpNotice{Status: "failed", Error: err.Error(), Leftover: leftover})
 		systemd.send("STATUS=mctun did not start: " + oneLine(err))
 		return 1
 	}
@@ -162,6 +163,7 @@ func Run(path string, opts Options) int {
 			tun = cfg.Member.TUN
 		}
 		if keptTUN, err = host.UndoKeeping(tun); err != nil {
+			leftover = true
 			return fail(fmt.Errorf("cleaning up after the previous instance: %w", err))
 		}
 		if keptTUN {
@@ -180,6 +182,7 @@ func Run(path string, opts Options) int {
 	if err := d.start(); err != nil {
 		if uerr := d.stop(); uerr != nil {
 			log.Error("could not undo every change", "err", uerr, "journal", state.journalPath())
+			leftover = true
 		}
 		return fail(err)
 	}
@@ -212,16 +215,31 @@ func Run(path string, opts Options) int {
 	return status
 }
 
-// NotifyUp tells mctun up how the start went: one JSON line on the pipe it gave us.
+// UpNotice is how the start went, as the daemon tells mctun up: one JSON line on the pipe
+// up gave it.
+type UpNotice struct {
+	Status string `json:"status"` // "ready" or "failed"
+	Error  string `json:"error,omitempty"`
+	// Leftover, on a failed start, says that changes to the host are left, listed in the
+	// journal for mctun down to undo; else the host is as it was.
+	Leftover bool `json:"leftover,omitempty"`
+}
+
+// NotifyUp tells mctun up that the start went well (err nil), or that it failed before it
+// changed anything on the host.
 func NotifyUp(notify *os.File, err error) {
+	n := UpNotice{Status: "ready"}
+	if err != nil {
+		n = UpNotice{Status: "failed", Error: err.Error()}
+	}
+	notifyUp(notify, n)
+}
+
+func notifyUp(notify *os.File, n UpNotice) {
 	if notify == nil {
 		return
 	}
-	msg := map[string]string{"status": "ready"}
-	if err != nil {
-		msg = map[string]string{"status": "failed", "error": err.Error()}
-	}
-	json.NewEncoder(notify).Encode(msg)
+	json.NewEncoder(notify).Encode(n)
 	notify.Close()
 }
 

@@ -284,7 +284,7 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 
 	// The daemon answers once it forwards, or says why it cannot.
 	ready.SetReadDeadline(time.Now().Add(30 * time.Second))
-	var msg struct{ Status, Error string }
+	var msg daemon.UpNotice
 	line, rerr := bufio.NewReader(ready).ReadBytes('\n')
 	if rerr == nil {
 		rerr = json.Unmarshal(line, &msg)
@@ -294,6 +294,9 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 		fmt.Printf("mctun: up, forwarding (pid %d, log %s)\n", cmd.Process.Pid, state.LogPath())
 		cmd.Process.Release()
 		return exitOK
+	case rerr == nil && msg.Leftover:
+		cmd.Wait()
+		return failf("mctun up: %s\n(not every change to the host could be undone: mctun down tries again; log: %s)", msg.Error, state.LogPath())
 	case rerr == nil:
 		cmd.Wait()
 		return failf("mctun up: %s\n(the host is unchanged; log: %s)", msg.Error, state.LogPath())
