@@ -301,13 +301,46 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 		cmd.Wait()
 		return failf("mctun up: %s\n(the host is unchanged; log: %s)", msg.Error, state.LogPath())
 	case errors.Is(rerr, os.ErrDeadlineExceeded):
-		cmd.Process.Kill()
-		cmd.Wait()
-		return failf("mctun up: the daemon was not ready within 30s and was stopped; log: %s", state.LogPath())
+		how := stopUnready(cmd, unreadyStopWait, state.UndoLeftovers)
+		return failf("mctun up: the daemon was not ready within 30s: %s; log: %s", how, state.LogPath())
 	default:
 		err := cmd.Wait()
 		return failf("mctun up: the daemon ended before it was ready (%v); log: %s", err, state.LogPath())
 	}
+}
+
+// unreadyStopWait is how long up gives a daemon that was not ready in time to stop on
+// SIGTERM: the time its start may still take, and then its stop, as for mctun down.
+const unreadyStopWait = 20 * time.Second
+
+// stopUnready stops the daemon cmd runs, which was not ready in time, and says how that
+// ended. SIGTERM first: the daemon's start finishes or fails, and its stop undoes the host
+// changes. SIGKILL only when it has not ended within wait; what it changed is then in the
+// journal, and undo (State.UndoLeftovers) undoes it, as it does anything the stop could not.
+func stopUnready(cmd *exec.Cmd, wait time.Duration, undo func() (bool, error)) string {
+	ended := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(ended)
+	}()
+	how := "stopped it"
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-ended:
+	case <-time.After(wait):
+		cmd.Process.Kill()
+		<-ended
+		how = fmt.Sprintf("it did not stop within %v of SIGTERM and was killed", wait)
+	}
+	_, err := undo()
+	var locked *daemon.LockedError
+	switch {
+	case errors.As(err, &locked):
+		return fmt.Sprintf("%s; %v", how, err)
+	case err != nil:
+		return fmt.Sprintf("%s, but not every change to the host could be undone (%v): mctun down tries again", how, err)
+	}
+	return how + "; the host is restored"
 }
 
 func cmdDown(fs *flag.FlagSet, args []string) int {
