@@ -214,6 +214,11 @@ func (d *daemon) setGroups(cfg *config.Config, local map[netip.Addr]bool) {
 		d.kSender.Configure(cfg.Key, groups)
 	}
 	d.sender.Configure(cfg.Key, groups)
+	if d.kSender != nil {
+		// What the kernel path found of the new members' routes it told the user-space
+		// sender before that knew them: again, now that it does (failing is said once).
+		d.kSender.ReportMembers(d.sender.MemberFailing)
+	}
 }
 
 // logEvents logs the table's changes as state changes, rate-limited (newEventLog).

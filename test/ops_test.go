@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -320,6 +321,24 @@ func testCountersMoveOnlyOnTheirEvent(t *testing.T, dp string) {
 		t.Errorf("source stalled on the kernel path: %d packets of the group sent, capture %+v; want all %d sent", sent, capt, n+burst+tail+stalled)
 	case dp != "kernel" && (capt.KernelDrop == 0 || capt.Packets+capt.KernelDrop != n+burst+tail+stalled):
 		t.Errorf("source stalled: capture %+v; want packets + kernel drops = %d, with drops", capt, n+burst+tail+stalled)
+	}
+
+	// A member added while mctun runs, with no route either, is said to fail too, and shows
+	// as failing: the kernel path finds it has no route before the user-space sender knows it.
+	if r := w.mctun(w.src, "group", "add", "224.5.5.5", "--port", "6000", "--member", "198.18.77.8"); r.code != 0 {
+		t.Fatalf("group add: %s%s", r.stdout, r.stderr)
+	}
+	w.send(w.src, mcapp.SendOptions{Group: netip.MustParseAddr("224.5.5.5"), Port: 6000, Count: 10, Rate: 100})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		log := w.log(w.src)
+		if slices.ContainsFunc(strings.Split(log, "\n"), func(l string) bool {
+			return strings.Contains(l, "member failing") && strings.Contains(l, "198.18.77.8")
+		}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("5 s after a member with no route was added: the log does not say it is failing:\n%s", log)
+		}
 	}
 }
 
