@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -230,6 +232,56 @@ func TestSenderNeedsAnAddress(t *testing.T) {
 		err = s.Start(SenderOptions{Interface: "mct0", Port: txSport, Key: txKey, Host: testHost(t), Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err == nil || err.Error() != "kernel path: mct0 has no IPv4 address to send the tunnel packets from" {
 			t.Fatalf("Start with no address = %v, want the error that says so", err)
+		}
+	})
+}
+
+// TestSenderRefusedGroupShadows: a group the kernel has no room for (the 8193rd) is not in
+// its table, so a packet it and its address's other group both take would find the other
+// alone there, and the refused group's members would miss it. The other groups of its
+// address go to user space with it, and come back once it is gone.
+func TestSenderRefusedGroupShadows(t *testing.T) {
+	inNetns(t, func() {
+		l, err := netlink.LinkByName("mct0")
+		if err == nil {
+			err = netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 1, 2), Mask: net.CIDRMask(24, 32)}})
+		}
+		if err == nil {
+			err = netlink.NeighAdd(&netlink.Neigh{LinkIndex: l.Attrs().Index, IP: net.IPv4(198, 18, 1, 3), HardwareAddr: net.HardwareAddr{2, 0, 0, 0, 1, 3}, State: netlink.NUD_PERMANENT, Family: netlink.FAMILY_V4})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		member := []netip.AddrPort{netip.MustParseAddrPort("198.18.1.3:4754")}
+		groups := []config.Group{{Address: txGroup, Members: member}} // every packet to txGroup
+		for i := range maxGroups - 1 {
+			groups = append(groups, config.Group{Address: netip.AddrFrom4([4]byte{225, 0, byte(i >> 8), byte(i)}), Port: 65535, Members: member})
+		}
+		refused := config.Group{Address: txGroup, Port: 6000, Members: []netip.AddrPort{netip.MustParseAddrPort("198.18.1.4:4754")}}
+		s, err := LoadSender("mct0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		var log strings.Builder
+		err = s.Start(SenderOptions{Interface: "mct0", Addr: txSource, Port: txSport, Key: txKey,
+			Groups: append(slices.Clone(groups), refused), Host: testHost(t), Log: slog.New(slog.NewTextHandler(&log, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready := func() bool {
+			var r senderGroupRoute
+			if err := s.objs.Groups.Lookup(groupKey{txGroup, 0}.key(), &r); err != nil {
+				t.Fatalf("groups: %v", err)
+			}
+			return r.Ready == uint8(senderRouteStateREADY)
+		}
+		if ready() || !strings.Contains(log.String(), "no room for the group") {
+			t.Fatalf("with 224.1.2.3:6000 refused, 224.1.2.3's group is ready %v (want false); log:\n%s", ready(), log.String())
+		}
+		s.Configure(txKey, groups)
+		if !ready() {
+			t.Error("with the refused group gone, 224.1.2.3's group is not ready")
 		}
 	})
 }

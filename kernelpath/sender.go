@@ -451,25 +451,39 @@ func (s *Sender) publish(now time.Time) {
 	for _, g := range s.groups {
 		k := groupKey{g.Address, g.Port}
 		seen[k] = true
-		if s.refused[k] {
+		if s.refused[k] || s.routes[k] != nil {
 			continue
 		}
-		r := s.routes[k]
-		if r == nil {
-			slot, ok := s.slots.alloc(1, now)
-			if !ok {
-				s.refused[k] = true
-				s.log.Warn("kernel path: no room for the group: user space forwards it", "group", k, "groups", maxGroups)
-				continue
-			}
-			r = &route{slot: slot}
-			s.seq.uint32At(slot).Store(0)
-			for i := range 3 {
-				s.gstats.word(slot, i).Store(0)
-			}
-			s.routes[k] = r
+		slot, ok := s.slots.alloc(1, now)
+		if !ok {
+			s.refused[k] = true
+			s.log.Warn("kernel path: no room for the group: user space forwards it, and the other groups of its address", "group", k, "groups", maxGroups)
+			continue
 		}
-		s.update(k, r, g.Members, now)
+		s.seq.uint32At(slot).Store(0)
+		for i := range 3 {
+			s.gstats.word(slot, i).Store(0)
+		}
+		s.routes[k] = &route{slot: slot}
+	}
+	for k := range s.refused {
+		if !seen[k] {
+			delete(s.refused, k)
+		}
+	}
+	// A group the kernel has no room for is not in its table, so a packet both it and another
+	// group of its address take would find that other group alone there, and its own members
+	// would miss it: the address's other groups go to user space too, which sends each packet
+	// to every group that takes it.
+	refusedAddrs := make(map[netip.Addr]bool, len(s.refused))
+	for k := range s.refused {
+		refusedAddrs[k.addr] = true
+	}
+	for _, g := range s.groups {
+		k := groupKey{g.Address, g.Port}
+		if r := s.routes[k]; r != nil {
+			s.update(k, r, g.Members, refusedAddrs[k.addr], now)
+		}
 	}
 	for k, r := range s.routes {
 		if seen[k] {
@@ -483,18 +497,14 @@ func (s *Sender) publish(now time.Time) {
 		s.remember(k, r, nil, now)
 		delete(s.routes, k)
 	}
-	for k := range s.refused {
-		if !seen[k] {
-			delete(s.refused, k)
-		}
-	}
 }
 
 // update publishes one group's members: a new run of fanout when they or their next hops
-// changed, or not ready when a next hop is not known. A member with no route at all is sent
-// nothing and counted a send error per packet, as the user-space sender's sends to it fail;
-// it does not keep its group from the kernel. Unchanged, it allocates nothing.
-func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time.Time) {
+// changed, or not ready when a next hop is not known, or when another group of its address
+// is refused (beside). A member with no route at all is sent nothing and counted a send error
+// per packet, as the user-space sender's sends to it fail; it does not keep its group from
+// the kernel. Unchanged, it allocates nothing.
+func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, beside bool, now time.Time) {
 	if !slices.Equal(members, r.members) {
 		s.remember(k, r, members, now)
 	}
@@ -506,10 +516,10 @@ func (s *Sender) update(k groupKey, r *route, members []netip.AddrPort, now time
 	}
 	s.reached = reached
 	fp := hopsPrint(reached)
-	if r.ready && fp == r.hops {
+	if r.ready && fp == r.hops && !beside {
 		return
 	}
-	ready := true
+	ready := !beside
 	sent, failed := s.sent[:0], s.failed[:0] // scratch: the kernel copies them
 	var unreachable map[netip.AddrPort]error
 	for i, m := range members {
