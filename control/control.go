@@ -362,6 +362,15 @@ func call(name, op string, args any) (net.Conn, *bufio.Reader, error) {
 		conn.Close()
 		return nil, nil, err
 	}
+	// Anyone may bind an abstract name: what answers must be mctun's daemon, which runs as
+	// root or with CAP_NET_ADMIN, before anything is sent to it or believed of it.
+	server, err := peerOf(conn.(*net.UnixConn))
+	if err != nil {
+		return fail(fmt.Errorf("control: cannot identify the process on %s: %w", name, err))
+	}
+	if !server.Privileged {
+		return fail(fmt.Errorf("control: %s is held by process %d of uid %d, which is not mctun (neither root nor CAP_NET_ADMIN): not talking to it", name, server.PID, server.UID))
+	}
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
 	req := Request{Op: op}
 	if args != nil {

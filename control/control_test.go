@@ -8,11 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -333,5 +336,67 @@ func TestCloseWaitIsBounded(t *testing.T) {
 	srv.Close()
 	if took := time.Since(begin); took < srv.wait || took > 2*time.Second {
 		t.Fatalf("Close took %v with an answer that never ends; want about %v", took, srv.wait)
+	}
+}
+
+// TestCallRefusesSquatter: anyone may bind the abstract name before mctun does; Call talks
+// only to a process that is root or holds CAP_NET_ADMIN, and says who holds the name.
+func TestCallRefusesSquatter(t *testing.T) {
+	if name := os.Getenv("MCTUN_CONTROL_SQUAT"); name != "" { // the squatter, run below
+		ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+		if err != nil {
+			fmt.Println(err)
+			os.Exit(2)
+		}
+		fmt.Println("listening")
+		for range 10 {
+			c, err := ln.Accept()
+			if err != nil {
+				os.Exit(0)
+			}
+			io.WriteString(c, "{}\n\"all is well\"\n")
+			c.Close()
+		}
+		os.Exit(0)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the squatter runs as nobody")
+	}
+	// nobody must be able to run the test binary: a copy in a directory it may enter.
+	dir, err := os.MkdirTemp("", "mctun-squat-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	bin, err := os.ReadFile(os.Args[0])
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "squat"), bin, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
+	cmd := exec.Command(filepath.Join(dir, "squat"), "-test.run=^TestCallRefusesSquatter$")
+	cmd.Env = append(os.Environ(), "MCTUN_CONTROL_SQUAT="+name)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "listening\n" {
+		t.Fatalf("the squatter did not start: %q, %v", line, err)
+	}
+	var answer string
+	err = Call(name, "status", nil, &answer)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("held by process %d of uid 65534", cmd.Process.Pid)) {
+		t.Fatalf("Call to a squatter = %q, %v; want an error that names it", answer, err)
 	}
 }
