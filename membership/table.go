@@ -371,8 +371,8 @@ func (t *Table) Keep(keep func(member netip.Addr) bool) []Event {
 }
 
 // Restore puts back memberships a previous run of the source kept (see Entries), those that
-// have not expired yet and for which keep is true, within the limits (MaxTableSources too). They are not counted
-// as joins: the members joined before. It returns how many it restored.
+// have not expired yet and for which keep is true, within the limits (MaxTableSources too).
+// They are not counted as joins: the members joined before. It returns how many it restored.
 func (t *Table) Restore(entries []Entry, keep func(member netip.Addr) bool) int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
