@@ -217,9 +217,11 @@ func (r *Receiver) routineReceive() error {
 	for {
 		if p := r.policy.Load(); p.mtu != mtu {
 			// Each buffer holds the largest tunnel packet whose inner packet fits the TUN,
-			// and one byte more: a datagram that fills it is too big, whatever its length.
+			// or the largest membership report if that is larger (on a host that is a
+			// source too, with a small MTU), and one byte more: a datagram that fills it is
+			// too big, whatever its length.
 			mtu = p.mtu
-			bufs = makeBufs(batch, encap.HeaderLen+encap.AuthHeaderLen+mtu+encap.TagLen+1)
+			bufs = makeBufs(batch, max(encap.HeaderLen+encap.AuthHeaderLen+mtu+encap.TagLen, reportBufSize-1)+1)
 		}
 		n, err := r.conn.ReadBatch(bufs, sizes, from)
 		if err != nil {

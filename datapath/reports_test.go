@@ -242,6 +242,35 @@ func TestReceiverDivertsReports(t *testing.T) {
 	}
 }
 
+// TestReceiverTakesLargeReports: on a host that is a source and a member with a small MTU, a
+// report larger than any packet its TUN takes still reaches the table.
+func TestReceiverTakesLargeReports(t *testing.T) {
+	var s sinkRecorder
+	net := encaptest.NewNetwork()
+	conn := net.Listen(netip.MustParseAddrPort("198.18.9.2:4754"))
+	dev := tuntest.New(16)
+	rcv := NewReceiver(conn, dev, 7, config.Member{MTU: 1200, Sources: []netip.Addr{sourceAddr}}, nil, nil, quiet)
+	reports := NewReports(7, joinFrom, nil, nil, s.sink, quiet)
+	rcv.DivertReports(reports)
+	done := make(chan error, 1)
+	go func() { done <- rcv.Run(true) }()
+	defer func() { conn.Close(); dev.Close(); <-done }()
+	var recs []igmp.Record
+	for i := range 160 {
+		recs = append(recs, igmp.Record{Type: igmp.ModeIsExclude, Group: netip.AddrFrom4([4]byte{225, 0, 0, byte(i)})})
+	}
+	report := igmp.BuildReports(joiner, recs)[0]
+	if len(report) <= 1200 {
+		t.Fatalf("the report is %d bytes: not larger than the TUN's MTU, as the test needs", len(report))
+	}
+	net.Inject(netip.AddrPortFrom(joiner, 4754), conn.Addr(), plainTunnel(7, report))
+	for deadline := time.Now().Add(2 * time.Second); len(s.records(joiner)) < len(recs); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the table got %d of the report's %d records; receiver drops %v", len(s.records(joiner)), len(recs), rcv.Stats().Drops)
+		}
+	}
+}
+
 // TestRoutineReports: a source that is not a member reads its tunnel port for reports alone.
 func TestRoutineReports(t *testing.T) {
 	var s sinkRecorder

@@ -168,6 +168,8 @@ func TestIngressVerdicts(t *testing.T) {
 		return in
 	}
 	igmp := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 8))
+	bigIGMP := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, rxMTU+100))
+	hugeIGMP := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 2100))
 	// A membership report as the kernel sends it, with the Router Alert option (RFC 3376).
 	report := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 4+8))
 	report[0] = 0x46
@@ -183,6 +185,9 @@ func TestIngressVerdicts(t *testing.T) {
 		{"delivered", tunnel(rxSource, gre(rxKey, 0, good)), actRedirect, "kernel"},
 		{"unknown source", tunnel(rxOther, gre(rxKey, 0, good)), actShot, "unknown_source"},
 		{"a membership report from a host not a source", tunnel(rxOther, gre(rxKey, 0, igmp)), actUnspec, "user_igmp"},
+		// Larger than any packet the TUN takes, not than a report: user space judges it.
+		{"a large membership report from a host not a source", tunnel(rxOther, gre(rxKey, 0, bigIGMP)), actUnspec, "user_igmp"},
+		{"larger than any report", tunnel(rxOther, gre(rxKey, 0, hugeIGMP)), actShot, "too_big"},
 		{"truncated GRE", tunnel(rxSource, gre(rxKey, 0, nil)[:8]), actShot, "bad_tunnel_header"},
 		{"GRE with a checksum", tunnel(rxSource, mutate(gre(rxKey, 0, good), 0, 0xb0)), actShot, "bad_tunnel_header"},
 		{"GRE version 1", tunnel(rxSource, mutate(gre(rxKey, 0, good), 1, 1)), actShot, "bad_tunnel_header"},

@@ -44,8 +44,11 @@ char _license[] SEC("license") = "Dual MIT/GPL";
 #define SEQ_WORDS (SEQ_WINDOW / 64)
 
 /* The user-space receiver's buffer is this much larger than the TUN's MTU (encap.HeaderLen,
- * AuthHeaderLen, TagLen): a datagram that fills it is too big before anything else. */
+ * AuthHeaderLen, TagLen), and at least REPORT_MAX (datapath's reportBufSize - 1, the largest
+ * membership report a source takes): a datagram that fills it is too big before anything
+ * else. */
 #define USER_BUF_EXTRA (GRE_HLEN + 28 + 16)
+#define REPORT_MAX 2047
 
 struct receiver_config {
 	__u32 key;         /* GRE key, host order */
@@ -398,7 +401,7 @@ int mctun_ingress(struct __sk_buff *skb)
 		return pass(PASS_CHECKSUM);
 	source = ip->saddr;
 	payload = tot - IP_HLEN - UDP_HLEN;
-	if (payload >= USER_BUF_EXTRA + (__u32)cfg->mtu + 1)
+	if (payload >= USER_BUF_EXTRA + (__u32)cfg->mtu + 1 && payload >= REPORT_MAX + 1)
 		return drop(REASON_TOO_BIG);
 
 	/* 2. decapsulate */
