@@ -57,15 +57,19 @@ func TestCallAndPeer(t *testing.T) {
 	}
 }
 
-type countdown int
+// countdown streams n, then closes hungUp once the caller hangs up.
+type countdown struct {
+	n      int
+	hungUp chan struct{}
+}
 
 // Stream writes its number, then one line a millisecond until the caller hangs up.
 func (c countdown) Stream(ctx context.Context, w io.Writer) error {
-	fmt.Fprintf(w, "%d\n", int(c))
+	fmt.Fprintf(w, "%d\n", c.n)
 	for {
 		select {
 		case <-ctx.Done():
-			close(hungUp)
+			close(c.hungUp)
 			return nil
 		case <-time.After(time.Millisecond):
 			if _, err := io.WriteString(w, "tick\n"); err != nil {
@@ -75,8 +79,6 @@ func (c countdown) Stream(ctx context.Context, w io.Writer) error {
 	}
 }
 
-var hungUp = make(chan struct{})
-
 func TestCallStream(t *testing.T) {
 	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
 	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -84,7 +86,8 @@ func TestCallStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	go srv.Serve(func(peer Peer, req Request) (any, error) { return countdown(42), nil })
+	hungUp := make(chan struct{})
+	go srv.Serve(func(peer Peer, req Request) (any, error) { return countdown{42, hungUp}, nil })
 	r, err := CallStream(name, "stream", nil)
 	if err != nil {
 		t.Fatal(err)
