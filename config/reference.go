@@ -55,7 +55,7 @@ var Reference = []KeyDoc{
 	{Key: "source", Kind: Table,
 		Doc: "This host's applications send multicast."},
 	{Key: "source.interface", Default: "the interface that carries 224.0.0.0/4, else the default route's", Example: `"eth0"`,
-		Doc: "Where to capture."},
+		Doc: "Where to capture. It must have an IPv4 address when mctun starts (members know the source by it), or `mctun up` fails: `source.interface eth0 has no IPv4 address`."},
 	{Key: "source.join_from", Default: "none", Example: `["192.168.0.0/16"]`,
 		Doc: "Prefixes (`\"192.168.0.0/16\"`, or an address) whose hosts may join groups themselves: see [Dynamic membership](#dynamic-membership). With it, a source needs no groups and a group may be declared without members."},
 	{Key: "source.group", Kind: ArrayOfTables,
