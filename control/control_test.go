@@ -22,12 +22,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func TestCallAndPeer(t *testing.T) {
+// listen claims a control socket name of the test's own.
+func listen(t *testing.T) (*Server, string) {
+	t.Helper()
 	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
 	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv, name
+}
+
+func TestCallAndPeer(t *testing.T) {
+	srv, name := listen(t)
 	defer srv.Close()
 	go srv.Serve(func(peer Peer, req Request) (any, error) {
 		switch req.Op {
@@ -80,11 +87,7 @@ func (c countdown) Stream(ctx context.Context, w io.Writer) error {
 }
 
 func TestCallStream(t *testing.T) {
-	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
-	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, name := listen(t)
 	defer srv.Close()
 	hungUp := make(chan struct{})
 	go srv.Serve(func(peer Peer, req Request) (any, error) { return countdown{42, hungUp}, nil })
@@ -182,11 +185,7 @@ func TestAdmit(t *testing.T) {
 // TestServeOutlivesEMFILE: when accept fails for want of file descriptors, Serve tries again
 // and answers once there are some, instead of returning and leaving the instance unreachable.
 func TestServeOutlivesEMFILE(t *testing.T) {
-	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
-	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, name := listen(t)
 	defer srv.Close()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(func(Peer, Request) (any, error) { return "ok", nil }) }()
@@ -248,11 +247,7 @@ func (f streamFunc) Stream(ctx context.Context, w io.Writer) error { return f(ct
 // that waits for its ctx and one stuck writing to a caller who does not read, instead of
 // waiting for them.
 func TestCloseWaitsForAnswers(t *testing.T) {
-	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
-	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, name := listen(t)
 	srv.wait = 3 * time.Second
 	started, release := make(chan struct{}), make(chan struct{})
 	var answered atomic.Bool
@@ -320,11 +315,7 @@ func TestCloseWaitsForAnswers(t *testing.T) {
 // TestCloseWaitIsBounded: an answer that never ends holds Close up for the server's wait
 // only, not for ever.
 func TestCloseWaitIsBounded(t *testing.T) {
-	name := fmt.Sprintf("@mctun-test-%d", rand.Uint64())
-	srv, err := Listen(name, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, name := listen(t)
 	srv.wait = 100 * time.Millisecond
 	started, release := make(chan struct{}), make(chan struct{})
 	defer close(release)

@@ -8,10 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"mctun/datapath"
-	"mctun/encap/encaptest"
 	"mctun/igmp"
-	"mctun/membership"
 )
 
 // TestWaitPathsAfterFailure: when one packet path failed and Run took its end, stop waits for
@@ -37,16 +34,7 @@ func TestWaitPathsAfterFailure(t *testing.T) {
 // sender side no more groups, as stop closes it and unloads the kernel path meanwhile. It
 // used to apply a change it found signalled beside stopping, one time in two or three.
 func TestMembershipNotAppliedOnceStopping(t *testing.T) {
-	const main = `[source]
-join_from = ["198.18.0.0/15"]
-[[source.group]]
-address = "224.1.2.3"
-members = ["198.18.2.2"]
-`
-	d, _ := loadedDaemon(t, main, "")
-	d.self = netip.MustParseAddr("198.18.1.1")
-	d.joins = membership.New(membership.Limits{}, time.Now)
-	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, d.cfg.Source.Groups, nil, quiet)
+	d, _ := joiningSource(t)
 	close(d.stopping)
 	for i := range 20 {
 		member := netip.AddrFrom4([4]byte{198, 18, 3, byte(i + 1)})

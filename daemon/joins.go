@@ -144,10 +144,8 @@ func (d *daemon) refreshSelf() error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	select {
-	case <-d.stopping: // as applyTable
+	if d.isStopping() { // as applyTable
 		return nil
-	default:
 	}
 	return d.setSelf(self)
 }
@@ -170,16 +168,24 @@ func (d *daemon) setSelf(self netip.Addr) error {
 	return nil
 }
 
+// isStopping reports whether stop has begun.
+func (d *daemon) isStopping() bool {
+	select {
+	case <-d.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
 // applyTable applies the membership table to the sender side, unless stop has begun, and
 // reports whether it did: stop closes the sender side and unloads the kernel path, and
 // routineMembership, which it does not wait for, must not hand them groups meanwhile.
 func (d *daemon) applyTable() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	select {
-	case <-d.stopping:
+	if d.isStopping() {
 		return false
-	default:
 	}
 	if err := d.applyGroups(d.cfg); err != nil {
 		d.log.Error("cannot apply the membership table", "err", err)

@@ -84,10 +84,8 @@ func (d *daemon) apply(next *config.Config) (_ []string, err error) {
 		d.cfg = next
 		return nil, nil
 	}
-	select {
-	case <-d.stopping: // stop is closing the metrics endpoint: do not open another
+	if d.isStopping() { // stop is closing the metrics endpoint: do not open another
 		return nil, errors.New("mctun is stopping")
-	default:
 	}
 	var undo []func() error // what to take back if a later step fails, in order done
 	applied := false

@@ -259,9 +259,11 @@ func TestReloadRefusedKeepsMTU(t *testing.T) {
 	}
 }
 
-// A reload that narrows join_from takes out the dynamic members it leaves out, and hands the
-// sender side the groups without them.
-func TestReloadNarrowsJoinFrom(t *testing.T) {
+// joiningSource is a loaded daemon that is a source of 224.1.2.3 (static member 198.18.2.2)
+// to which hosts in 198.18.0.0/15 may join, with its membership table and a sender side on
+// an in-memory network. It returns the config file's path.
+func joiningSource(t *testing.T) (*daemon, string) {
+	t.Helper()
 	const main = `[source]
 join_from = ["198.18.0.0/15"]
 [[source.group]]
@@ -271,8 +273,15 @@ members = ["198.18.2.2"]
 	d, path := loadedDaemon(t, main, "")
 	d.self = netip.MustParseAddr("198.18.1.1")
 	d.joins = membership.New(membership.Limits{}, time.Now)
-	d.reports = datapath.NewReports(0, d.cfg.Source.JoinFrom, nil, nil, d.onReport, quiet)
 	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, d.cfg.Source.Groups, nil, quiet)
+	return d, path
+}
+
+// A reload that narrows join_from takes out the dynamic members it leaves out, and hands the
+// sender side the groups without them.
+func TestReloadNarrowsJoinFrom(t *testing.T) {
+	d, path := joiningSource(t)
+	d.reports = datapath.NewReports(0, d.cfg.Source.JoinFrom, nil, nil, d.onReport, quiet)
 	for _, m := range []string{"198.18.3.2", "198.19.3.2"} {
 		d.joins.Report(netip.MustParseAddr(m), []igmp.Record{{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.1.2.3")}})
 	}
@@ -283,7 +292,7 @@ members = ["198.18.2.2"]
 	if n := members(); n != 3 {
 		t.Fatalf("the sender side sends to %d members, want 3: the static one and two that joined", n)
 	}
-	writeFile(t, path, strings.Replace(main, "198.18.0.0/15", "198.18.0.0/16", 1))
+	writeFile(t, path, strings.Replace(string(d.mainData), "198.18.0.0/15", "198.18.0.0/16", 1))
 	if _, err := d.reload(); err != nil {
 		t.Fatal(err)
 	}

@@ -95,14 +95,30 @@ func TestReportsPlain(t *testing.T) {
 	}
 }
 
-func TestReportsAuthenticated(t *testing.T) {
+// sealedReports is the receiving end of reports with a secret, into s, and a member's sealer.
+func sealedReports(t *testing.T, s *sinkRecorder) (*Reports, *encap.Sealer) {
+	t.Helper()
 	auth := testAuth(t)
-	var s sinkRecorder
-	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink, quiet)
 	member, err := auth.NewSealer(1, false)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink, quiet), member
+}
+
+// wantRefused checks the refused counters: want's, every other reason 0.
+func wantRefused(t *testing.T, refused, want map[string]uint64) {
+	t.Helper()
+	for k, v := range refused {
+		if v != want[k] {
+			t.Errorf("refused %s = %d, want %d", k, v, want[k])
+		}
+	}
+}
+
+func TestReportsAuthenticated(t *testing.T) {
+	var s sinkRecorder
+	r, member := sealedReports(t, &s)
 	good := sealedTunnel(member, 7, reportFrom(joiner))
 	r.Accept(joiner.As4(), good)
 	r.Accept(joiner.As4(), good) // replayed
@@ -113,12 +129,7 @@ func TestReportsAuthenticated(t *testing.T) {
 	if got := s.records(joiner); !reflect.DeepEqual(got, joinRecs) {
 		t.Fatalf("sink got %v, want one report", got)
 	}
-	want := map[string]uint64{"replayed": 1, "not_authenticated": 1, "auth_failed": 1}
-	for k, v := range r.Stats().Refused {
-		if v != want[k] {
-			t.Errorf("refused %s = %d, want %d", k, v, want[k])
-		}
-	}
+	wantRefused(t, r.Stats().Refused, map[string]uint64{"replayed": 1, "not_authenticated": 1, "auth_failed": 1})
 }
 
 // TestReportsEpochs: the hook learns each new instance of a member, once; an Opener given the
@@ -165,13 +176,8 @@ func TestReportsEpochs(t *testing.T) {
 // which is not the relaying host's. The report of a source, taken through the receiver side,
 // is held to its address the same way.
 func TestReportsRelayed(t *testing.T) {
-	auth := testAuth(t)
 	var s sinkRecorder
-	r := NewReports(7, joinFrom, auth.NewOpener(false), nil, s.sink, quiet)
-	member, err := auth.NewSealer(1, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, member := sealedReports(t, &s)
 	insider := netip.MustParseAddr("198.18.2.3")
 	captured := sealedTunnel(member, 7, reportFrom(joiner))
 	r.Accept(joiner.As4(), slices.Clone(captured))
@@ -185,12 +191,7 @@ func TestReportsRelayed(t *testing.T) {
 		t.Fatalf("sink got %v, want the member's and the source's own reports", s.got)
 	}
 	st := r.Stats()
-	want := map[string]uint64{"wrong_member": 2}
-	for k, v := range st.Refused {
-		if v != want[k] {
-			t.Errorf("refused %s = %d, want %d", k, v, want[k])
-		}
-	}
+	wantRefused(t, st.Refused, map[string]uint64{"wrong_member": 2})
 	if st.Accepted != 2 {
 		t.Errorf("accepted %d, want 2", st.Accepted)
 	}

@@ -76,17 +76,8 @@ func TestDeliverMarksMulticast(t *testing.T) {
 			t.Fatalf("without the receiver side, the TUN's multicast arrives as type %d, want PACKET_HOST", got)
 		}
 
-		r, err := LoadReceiver()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := startReceiver(t, src)
 		defer r.Close()
-		err = r.Start(ReceiverOptions{TUN: "mctt0", Port: 4754, Key: 1,
-			Member: config.Member{Sources: []netip.Addr{src}, MTU: 1500},
-			Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
 		if got := pktType(group); got != unix.PACKET_MULTICAST {
 			t.Errorf("multicast through the TUN arrives as type %d, want PACKET_MULTICAST (%d)", got, unix.PACKET_MULTICAST)
 		}
@@ -133,17 +124,8 @@ func TestReceiverFollowsRoutes(t *testing.T) {
 		}
 		src := netip.MustParseAddr("198.18.7.2")
 
-		r, err := LoadReceiver()
-		if err != nil {
-			t.Fatal(err)
-		}
+		r := startReceiver(t, src)
 		defer r.Close()
-		err = r.Start(ReceiverOptions{TUN: "mctt0", Port: 4754, Key: 1,
-			Member: config.Member{Sources: []netip.Addr{src}, MTU: 1500},
-			Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
 		// on says whether the program expects src's packets on name, and is attached there.
 		on := func(name string) (expected, attached bool) {
 			var got uint32
@@ -173,4 +155,21 @@ func TestReceiverFollowsRoutes(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 	})
+}
+
+// startReceiver loads the receiver side and starts it on the TUN mctt0, with source src.
+func startReceiver(t *testing.T, src netip.Addr) *Receiver {
+	t.Helper()
+	r, err := LoadReceiver()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = r.Start(ReceiverOptions{TUN: "mctt0", Port: 4754, Key: 1,
+		Member: config.Member{Sources: []netip.Addr{src}, MTU: 1500},
+		Log:    slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	return r
 }
