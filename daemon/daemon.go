@@ -369,16 +369,12 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
 		return err
 	}
-	// On a host that is a source too, applications' multicast now leaves by the TUN, and
-	// would carry the TUN's link-local address as its source: give it the source interface's
-	// address instead, the address members know the host by.
-	var src netip.Addr
-	if cfg.Source != nil {
-		if src, err = d.host.PrimaryAddr(d.iface); err != nil {
-			return err
-		}
+	if cfg.Source == nil {
+		err = d.host.ReplaceRoute(route.Multicast, m.TUN, netip.Addr{})
+	} else {
+		err = d.routeOwnMulticast()
 	}
-	if err := d.host.ReplaceRoute(route.Multicast, m.TUN, src); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
@@ -458,11 +454,7 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 		}
 		d.closers = append(d.closers, d.capture)
 	} else {
-		addr, err := d.host.PrimaryAddr(d.iface)
-		if err != nil {
-			return err
-		}
-		o := kernelpath.SenderOptions{Interface: d.iface, Addr: addr, Port: d.sendConn.LocalAddr().Port(),
+		o := kernelpath.SenderOptions{Interface: d.iface, Addr: d.self, Port: d.sendConn.LocalAddr().Port(),
 			Key: cfg.Key, Groups: groups, Hooks: d.hooks(), Host: d.host, Log: d.log}
 		if cfg.Member != nil { // the host's own multicast leaves by the TUN
 			o.TUN = cfg.Member.TUN

@@ -18,6 +18,7 @@ import (
 	"mctun/igmp"
 	"mctun/internal/loglimit"
 	"mctun/membership"
+	"mctun/route"
 )
 
 const (
@@ -136,7 +137,9 @@ func (d *daemon) readSelf() error {
 }
 
 // refreshSelf reads the source interface's address again and, when it changed (setSelf),
-// applies the groups with it.
+// uses the new one. On a host that is a member too it also puts back the TUN's route if the
+// kernel removed it: a route names its source address, and goes when that address goes, for
+// a moment (a DHCP client that takes the address down and up) or for good.
 func (d *daemon) refreshSelf() error {
 	self, err := d.host.PrimaryAddr(d.iface)
 	if err != nil {
@@ -147,25 +150,51 @@ func (d *daemon) refreshSelf() error {
 	if d.isStopping() { // as applyTable
 		return nil
 	}
-	return d.setSelf(self)
+	if err := d.setSelf(self); err != nil {
+		return err
+	}
+	if self == d.self {
+		return d.routeOwnMulticast()
+	}
+	return nil
 }
 
-// setSelf makes self the address members know the source by and, if that changes it,
-// hands the sender side the groups anew: a member whose filter includes only the new
-// address is sent to from now on, one that excludes it no longer. An interface that has no
-// address for a moment (a DHCP lease renewed) keeps the one it had. The caller holds d.mu.
+// setSelf makes self the address members know the source by and, if that changes it, uses
+// it everywhere the source's address counts: the sender side gets the groups anew (a member
+// whose filter includes only the new address is sent to from now on, one that excludes it no
+// longer), the kernel path sends its tunnel packets from it, and on a host that is a member
+// too the host's own multicast leaves the TUN with it. An interface that has no address for a
+// moment (a DHCP lease renewed) keeps the one it had. The caller holds d.mu.
 func (d *daemon) setSelf(self netip.Addr) error {
 	if !self.IsValid() || self == d.self {
 		return nil
 	}
 	was := d.self
 	d.self = self
-	if err := d.applyGroups(d.cfg); err != nil {
+	err := d.applyGroups(d.cfg)
+	if err == nil && d.kSender != nil {
+		err = d.kSender.SetAddr(self)
+	}
+	if err == nil {
+		err = d.routeOwnMulticast()
+	}
+	if err != nil {
 		d.self = was // for the next refresh to try again
 		return err
 	}
 	d.log.Info("source address changed", "interface", d.iface, "was", was, "now", self)
 	return nil
+}
+
+// routeOwnMulticast makes a host that is a source and a member send its own multicast into
+// the TUN (224.0.0.0/4 dev TUN src SELF), which the sender side takes from there, with the
+// address members know the source by: else it would carry the TUN's link-local address. It
+// does nothing on a host of one role, or when the route is there already.
+func (d *daemon) routeOwnMulticast() error {
+	if d.cfg.Source == nil || d.cfg.Member == nil {
+		return nil
+	}
+	return d.host.ReplaceRoute(route.Multicast, d.cfg.Member.TUN, d.self)
 }
 
 // isStopping reports whether stop has begun.

@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,13 +69,7 @@ func TestReadSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := func(a string) *netlink.Addr {
-		ip, err := netlink.ParseAddr(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ip
-	}
+	addr := func(a string) *netlink.Addr { return parseAddr(t, a) }
 	if err := nl.AddrAdd(link, addr("198.18.1.1/24")); err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +89,94 @@ func TestReadSelf(t *testing.T) {
 	}
 	if err := d.refreshSelf(); err != nil || d.self != netip.MustParseAddr("198.18.1.9") {
 		t.Fatalf("a new address: %v, self %v; want 198.18.1.9", err, d.self)
+	}
+}
+
+func parseAddr(t *testing.T, a string) *netlink.Addr {
+	t.Helper()
+	ip, err := netlink.ParseAddr(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ip
+}
+
+// TestOwnMulticastRoute: on a host that is a source and a member, the route that sends the
+// host's own multicast into the TUN names the source's address; the kernel removes it with
+// that address, and refreshSelf puts it back, with the same address when it returns (a DHCP
+// client that took it down and up) or the new one; down leaves no route of mctun's behind.
+// (eth0p, eth0's peer, stands for the TUN.)
+func TestOwnMulticastRoute(t *testing.T) {
+	host, nl := hostInNetns(t, "eth0", t.TempDir())
+	d, _ := loadedDaemon(t, "[source]\njoin_from = [\"198.18.0.0/15\"]\n[member]\ntun = \"eth0p\"\nsources = [\"198.18.2.2\"]\n", "")
+	d.host = host
+	eth0, err := nl.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"eth0", "eth0p"} {
+		if err := nl.LinkSetUp(&netlink.Device{LinkAttrs: netlink.LinkAttrs{Name: l}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	routes := func() string {
+		t.Helper()
+		rs, err := nl.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Dst: parseAddr(t, "224.0.0.0/4").IPNet}, netlink.RT_FILTER_DST)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rs {
+			l, err := nl.LinkByIndex(r.LinkIndex)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("dev %s src %v", l.Attrs().Name, r.Src))
+		}
+		return strings.Join(got, "; ")
+	}
+	step := func(what string, change func() error, want string) {
+		t.Helper()
+		if err := change(); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got := routes(); got != want {
+			t.Fatalf("%s: the routes to 224.0.0.0/4 are %q, want %q", what, got, want)
+		}
+	}
+	// a change to eth0's addresses, then refreshSelf, as routineMembership calls it
+	refreshAfter := func(change func(netlink.Link, *netlink.Addr) error, a string) func() error {
+		return func() error {
+			if err := change(eth0, parseAddr(t, a)); err != nil {
+				return err
+			}
+			return d.refreshSelf()
+		}
+	}
+	if err := nl.AddrAdd(eth0, parseAddr(t, "198.18.1.1/24")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.readSelf(); err != nil {
+		t.Fatal(err)
+	}
+	d.joins = membership.New(membership.Limits{}, time.Now)
+	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, nil, nil, quiet)
+	step("start", d.routeOwnMulticast, "dev eth0p src 198.18.1.1")
+	step("the address gone", refreshAfter(nl.AddrDel, "198.18.1.1/24"), "")
+	step("the address back", refreshAfter(nl.AddrAdd, "198.18.1.1/24"), "dev eth0p src 198.18.1.1")
+	step("a second address", refreshAfter(nl.AddrAdd, "198.18.1.9/24"), "dev eth0p src 198.18.1.1")
+	// The route of the first address is still there: the new one replaces it, and down must
+	// not put it back as a route mctun displaced.
+	step("self the second address", func() error { return d.setSelf(netip.MustParseAddr("198.18.1.9")) }, "dev eth0p src 198.18.1.9")
+	step("the first gone, the second with it", refreshAfter(nl.AddrDel, "198.18.1.1/24"), "")
+	step("the second back", refreshAfter(nl.AddrAdd, "198.18.1.9/24"), "dev eth0p src 198.18.1.9")
+	if d.self != netip.MustParseAddr("198.18.1.9") {
+		t.Fatalf("self %v, want 198.18.1.9", d.self)
+	}
+	if err := host.Undo(); err != nil {
+		t.Fatal(err)
+	}
+	if got := routes(); got != "" {
+		t.Fatalf("after down, the routes to 224.0.0.0/4 are %q; want none", got)
 	}
 }

@@ -362,6 +362,23 @@ func (s *Sender) reload(neighs, routes bool) {
 	}
 }
 
+// SetAddr makes a the tunnel packets' outer source from the next packet on: the source
+// interface's address changed (the daemon reads it again, as refresh reads the MTU).
+func (s *Sender) SetAddr(a netip.Addr) error {
+	if !a.Is4() {
+		return fmt.Errorf("kernel path: %v is not an IPv4 address to send the tunnel packets from", a)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.conf.Saddr
+	s.conf.Saddr = be32(a)
+	if err := s.objs.Config.Put(uint32(0), &s.conf); err != nil {
+		s.conf.Saddr = was
+		return fmt.Errorf("kernel path: %w", err)
+	}
+	return nil
+}
+
 // refresh rereads the interface's MTU (and the tables whose subscriptions were opened again:
 // reload) and publishes again: runs given up are reclaimed, and a group waiting for a route
 // gets another look.

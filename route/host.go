@@ -174,7 +174,8 @@ func (h *Host) SetMTU(dev string, mtu int) error {
 
 // ReplaceRoute installs dst dev DEV (ip route replace DST dev DEV proto 147 [src SRC]). A
 // valid src is the source address the host gives what it sends by this route. A route of the
-// same destination and metric that it replaces is journaled and put back by Undo.
+// same destination and metric that it replaces is journaled and put back by Undo, unless it is
+// mctun's own on dev (with another src: the address changed), which the journal has already.
 func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) error {
 	link, err := h.nl.LinkByName(dev)
 	if err != nil {
@@ -189,8 +190,11 @@ func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) error 
 	change := Change{Op: "route", Route: &spec}
 	for _, r := range existing {
 		if r.Metric == spec.Metric {
-			if r.Dev == dev && r.Protocol == Protocol && r.Src == src {
-				return nil // ours already, from an up that did not finish undoing
+			if r.Dev == dev && r.Protocol == Protocol {
+				if r.Src == src {
+					return nil // ours already, from an up that did not finish undoing
+				}
+				continue
 			}
 			change.Displaced = &r
 		}

@@ -565,6 +565,55 @@ sources = ["198.18.1.2"]
 	w.checkInKernel(h0, 2*n-200)
 }
 
+// 9b. The address of a host that is source and member changes (DHCP): its own multicast goes
+// on leaving by the TUN, with the new address, which the kernel removed with the old one,
+// and its tunnel packets come from the new address, as members see it, on both datapaths.
+func TestSourceAddressChanges(t *testing.T) { onEachDatapath(t, testSourceAddressChanges) }
+
+func testSourceAddressChanges(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
+	h0, h1 := w.hosts[0], w.hosts[1]
+	w.up(h0, `
+[source]
+[[source.group]]
+address = "224.1.2.3"
+port    = 65535
+members = ["198.18.2.2"]
+[member]
+sources = ["198.18.2.2"]
+`)
+	w.up(h1, `
+[member]
+sources = ["198.18.1.2", "198.18.1.9"]
+`)
+	// The new address first, promoted when the old one goes: the routes via eth0 stay.
+	if err := h0.Sysctl("net.ipv4.conf.eth0.promote_secondaries", "1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"addr", "add", "198.18.1.9/24", "dev", "eth0"}, {"addr", "del", "198.18.1.2/24", "dev", "eth0"}} {
+		if r := w.run(h0, "ip", args...); r.code != 0 {
+			t.Fatalf("%s: ip %v: %v", h0, args, r)
+		}
+	}
+	want := "224.0.0.0/4 dev mctun0 proto 147 scope link src 198.18.1.9"
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); got != want && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		got = strings.TrimSpace(w.run(h0, "ip", "route", "show", "224.0.0.0/4").stdout)
+	}
+	if got != want {
+		t.Fatalf("%s: ip route show 224.0.0.0/4: %q, want %q", h0, got, want)
+	}
+	const n = 1000
+	rs := w.receive([]*topo.Host{h1}, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
+	w.send(h0, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 2000})
+	w.checkStream(h1.Name, w.reports(rs)[0], n, "198.18.1.9")
+	st := w.status(h1)
+	if f := st.flow("198.18.1.9", group.String()); f.Packets != n {
+		t.Errorf("%s received %d tunnel packets from 198.18.1.9, want %d; flows %+v", h1, f.Packets, n, st.Member.Stats.Flows)
+	}
+	w.checkInKernel(h0, n-100)
+}
+
 // 10. Members whose kernel filters reverse paths strictly (1, the RHEL default) or loosely
 // (2, the Ubuntu default) deliver too.
 func TestReversePathFilter(t *testing.T) { onEachDatapath(t, testReversePathFilter) }
