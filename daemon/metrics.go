@@ -373,24 +373,28 @@ func (d *daemon) metricsHandler() http.Handler {
 //
 // When both addresses have the same port (127.0.0.1:9477 -> 0.0.0.0:9477) they cannot hold it
 // at once: the old listener is closed first, and opened again if the new cannot be bound or
-// the reload is aborted.
-func (d *daemon) rebindMetrics(next config.Metrics) (commit, abort func(), err error) {
+// the reload is aborted. Should another program have taken the old address meanwhile, the
+// error says so (errNotUndone): there are no metrics until metrics.listen changes.
+func (d *daemon) rebindMetrics(next config.Metrics) (commit func(), abort func() error, err error) {
 	cur := d.cfg.Metrics.Listen
-	nothing := func() {}
 	if next.Listen == cur {
-		return nothing, nothing, nil
+		return func() {}, func() error { return nil }, nil
 	}
 	old := d.metrics
 	samePort := old != nil && next.Enabled() && next.Listen.Port() == cur.Port()
-	reopen := func() {
+	reopen := func() error {
+		if !samePort {
+			return nil
+		}
 		d.metrics = nil
 		srv, err := listenMetrics(cur, d.metricsHandler(), d.log)
 		if err != nil {
 			d.log.Error("metrics: cannot serve on the previous address again; no metrics until metrics.listen changes or mctun restarts", "err", err)
-			return
+			return err
 		}
 		srv.serve()
 		d.metrics = srv
+		return nil
 	}
 	if samePort {
 		old.close()
@@ -398,8 +402,8 @@ func (d *daemon) rebindMetrics(next config.Metrics) (commit, abort func(), err e
 	var srv *metricsServer
 	if next.Enabled() {
 		if srv, err = listenMetrics(next.Listen, d.metricsHandler(), d.log); err != nil {
-			if samePort {
-				reopen()
+			if rerr := reopen(); rerr != nil {
+				err = fmt.Errorf("%w; %w: %w", err, errNotUndone, rerr)
 			}
 			return nil, nil, err
 		}
@@ -413,13 +417,11 @@ func (d *daemon) rebindMetrics(next config.Metrics) (commit, abort func(), err e
 			srv.serve()
 		}
 	}
-	abort = func() {
+	abort = func() error {
 		if srv != nil {
 			srv.close()
 		}
-		if samePort {
-			reopen()
-		}
+		return reopen()
 	}
 	return commit, abort, nil
 }

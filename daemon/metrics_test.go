@@ -471,10 +471,9 @@ func TestRebindMetrics(t *testing.T) {
 		if commit {
 			d.cfg = &config.Config{Metrics: next}
 			commitMetrics()
-		} else {
-			abortMetrics()
+			return nil
 		}
-		return nil
+		return abortMetrics()
 	}
 
 	second := freeAddr(t)
@@ -518,6 +517,23 @@ func TestRebindMetrics(t *testing.T) {
 	}
 	if serves(second) || !serves(samePort) {
 		t.Errorf("after the reload to the same port: serves %s %t, %s %t", second, serves(second), samePort, serves(samePort))
+	}
+	// Another program takes the old address while it makes way: an abort cannot open it
+	// again, and says so.
+	_, abortMetrics, err := d.rebindMetrics(config.Metrics{Listen: second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken, err = net.Listen("tcp", samePort.String())
+	if err != nil {
+		t.Fatalf("the old address, which the rebind let go: %v", err)
+	}
+	if err := abortMetrics(); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("abort with the old address taken: %v; want it to say so", err)
+	}
+	taken.Close()
+	if d.metrics != nil {
+		t.Errorf("after an abort that could not reopen, d.metrics is %v; want nil", d.metrics)
 	}
 
 	// Off, then stop: nothing serves, nothing is left running.

@@ -105,7 +105,7 @@ func (d *daemon) apply(next *config.Config) (_ []string, err error) {
 	if err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() error { abortMetrics(); return nil })
+	undo = append(undo, abortMetrics)
 	// Likewise the log: a log.file that cannot be opened refuses the reload.
 	commitLog := func() {}
 	if next.Log != d.cfg.Log {
