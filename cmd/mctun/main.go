@@ -305,7 +305,11 @@ func cmdUp(fs *flag.FlagSet, args []string) int {
 		return failf("mctun up: the daemon was not ready within 30s: %s; log: %s", how, state.LogPath())
 	default:
 		err := cmd.Wait()
-		return failf("mctun up: the daemon ended before it was ready (%v); log: %s", err, state.LogPath())
+		left := "the host is unchanged"
+		if state.Leftover() { // undone by the next up or down, which can tell a TUN to keep
+			left = "it left changes to the host: mctun down undoes them"
+		}
+		return failf("mctun up: the daemon ended before it was ready (%v); %s; log: %s", err, left, state.LogPath())
 	}
 }
 
