@@ -47,6 +47,7 @@ type daemon struct {
 	host     *route.Host
 	started  time.Time
 	keptTUN  bool // the TUN of an instance that died is there to take over
+	tunDown  bool // the TUN was down when routineTUN last looked; guarded by mu
 
 	datapath       string // config.DatapathKernel or config.DatapathUser: the one running
 	datapathReason string // why auto chose user space
@@ -320,6 +321,7 @@ func (d *daemon) start() error {
 	if d.receiver != nil {
 		d.run("receiver side", func() error { return d.receiver.Run(d.sender == nil) })
 		d.reporter.start()
+		go d.routineTUN()
 	}
 	return nil
 }
@@ -369,12 +371,7 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	if err := d.host.ConfigureTUN(m.TUN, m.MTU); err != nil {
 		return err
 	}
-	if cfg.Source == nil {
-		err = d.host.ReplaceRoute(route.Multicast, m.TUN, netip.Addr{})
-	} else {
-		err = d.routeOwnMulticast()
-	}
-	if err != nil {
+	if _, err := d.routeTUN(); err != nil {
 		return err
 	}
 	if err := d.host.RaiseSysctl("net/ipv4/igmp_max_memberships", max(256, len(m.Groups))); err != nil {
@@ -429,6 +426,81 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 type sourceCapture interface {
 	capture.Source
 	Stats() capture.Stats
+}
+
+// routeTUN makes the TUN carry 224.0.0.0/4, so that applications that join with INADDR_ANY
+// join there, unless it does already, and reports whether it changed the route. On a host
+// that is a source too, the host's own multicast leaves by that route too, into the sender
+// side, and the route gives it the address members know the source by (src self): else it
+// would carry the TUN's link-local address. The caller holds d.mu, or is start.
+func (d *daemon) routeTUN() (changed bool, err error) {
+	var src netip.Addr
+	if d.cfg.Source != nil {
+		src = d.self
+	}
+	return d.host.ReplaceRoute(route.Multicast, d.cfg.Member.TUN, src)
+}
+
+// tunEvery is how often routineTUN looks at the TUN and its route.
+const tunEvery = 2 * time.Second
+
+// routineTUN keeps the TUN's route (routeTUN) while the TUN is up, until stop. The kernel
+// removes a route when its device goes down (ip link set mctun0 down, by hand or by a
+// network manager) and when the address it names goes (the source's, on a host that is a
+// source too: a DHCP client that takes the address down and up); without it, applications'
+// joins and the host's own multicast would go elsewhere for good. It logs when the TUN goes
+// down (nothing is delivered meanwhile: tun_write_failed) and when it comes back.
+func (d *daemon) routineTUN() {
+	tick := time.NewTicker(tunEvery)
+	defer tick.Stop()
+	var logs loglimit.Limiter // of failures: one per 10 s
+	for {
+		select {
+		case <-d.stopping:
+			return
+		case <-tick.C:
+		}
+		if err := d.keepTUN(); err != nil {
+			if ok, suppressed := logs.Allow(); ok {
+				d.log.Warn("cannot put back the TUN's route", "tun", d.cfg.Member.TUN, "err", err, "not_logged", suppressed)
+			}
+		}
+	}
+}
+
+// keepTUN is one look of routineTUN.
+func (d *daemon) keepTUN() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.isStopping() { // stop undoes the route: do not add it again
+		return nil
+	}
+	tun := d.cfg.Member.TUN
+	up, err := d.host.LinkUp(tun)
+	if err != nil {
+		return err
+	}
+	if !up {
+		if !d.tunDown {
+			d.tunDown = true
+			d.log.Warn("the TUN is down: nothing is delivered until it is up again (ip link set "+tun+" up)", "tun", tun)
+		}
+		return nil
+	}
+	if d.tunDown {
+		d.tunDown = false
+		d.log.Info("the TUN is up again", "tun", tun)
+	}
+	if d.cfg.Source != nil { // the route names self: wait while the interface lacks it
+		if cur, err := d.host.PrimaryAddr(d.iface); err != nil || cur != d.self {
+			return err
+		}
+	}
+	changed, err := d.routeTUN()
+	if changed {
+		d.log.Info("put back the TUN's route, which the kernel had removed", "route", "224.0.0.0/4 dev "+tun)
+	}
+	return err
 }
 
 // startSource opens the capture and the sending socket and starts the sender side, in user
@@ -607,7 +679,8 @@ func (d *daemon) routeMulticast() error {
 		return err
 	}
 	d.log.Info("routing multicast out of the source interface", "route", "224.0.0.0/4 dev "+d.iface, "was", dev)
-	return d.host.ReplaceRoute(route.Multicast, d.iface, netip.Addr{})
+	_, err = d.host.ReplaceRoute(route.Multicast, d.iface, netip.Addr{})
+	return err
 }
 
 // sendingTo is the groups the sender side sends to, less this host's own addresses

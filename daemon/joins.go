@@ -18,7 +18,6 @@ import (
 	"mctun/igmp"
 	"mctun/internal/loglimit"
 	"mctun/membership"
-	"mctun/route"
 )
 
 const (
@@ -137,9 +136,7 @@ func (d *daemon) readSelf() error {
 }
 
 // refreshSelf reads the source interface's address again and, when it changed (setSelf),
-// uses the new one. On a host that is a member too it also puts back the TUN's route if the
-// kernel removed it: a route names its source address, and goes when that address goes, for
-// a moment (a DHCP client that takes the address down and up) or for good.
+// uses the new one.
 func (d *daemon) refreshSelf() error {
 	self, err := d.host.PrimaryAddr(d.iface)
 	if err != nil {
@@ -150,13 +147,7 @@ func (d *daemon) refreshSelf() error {
 	if d.isStopping() { // as applyTable
 		return nil
 	}
-	if err := d.setSelf(self); err != nil {
-		return err
-	}
-	if self == d.self {
-		return d.routeOwnMulticast()
-	}
-	return nil
+	return d.setSelf(self)
 }
 
 // setSelf makes self the address members know the source by and, if that changes it, uses
@@ -175,8 +166,8 @@ func (d *daemon) setSelf(self netip.Addr) error {
 	if err == nil && d.kSender != nil {
 		err = d.kSender.SetAddr(self)
 	}
-	if err == nil {
-		err = d.routeOwnMulticast()
+	if err == nil && d.cfg.Member != nil {
+		_, err = d.routeTUN()
 	}
 	if err != nil {
 		d.self = was // for the next refresh to try again
@@ -184,17 +175,6 @@ func (d *daemon) setSelf(self netip.Addr) error {
 	}
 	d.log.Info("source address changed", "interface", d.iface, "was", was, "now", self)
 	return nil
-}
-
-// routeOwnMulticast makes a host that is a source and a member send its own multicast into
-// the TUN (224.0.0.0/4 dev TUN src SELF), which the sender side takes from there, with the
-// address members know the source by: else it would carry the TUN's link-local address. It
-// does nothing on a host of one role, or when the route is there already.
-func (d *daemon) routeOwnMulticast() error {
-	if d.cfg.Source == nil || d.cfg.Member == nil {
-		return nil
-	}
-	return d.host.ReplaceRoute(route.Multicast, d.cfg.Member.TUN, d.self)
 }
 
 // isStopping reports whether stop has begun.

@@ -101,12 +101,12 @@ func parseAddr(t *testing.T, a string) *netlink.Addr {
 	return ip
 }
 
-// TestOwnMulticastRoute: on a host that is a source and a member, the route that sends the
-// host's own multicast into the TUN names the source's address; the kernel removes it with
-// that address, and refreshSelf puts it back, with the same address when it returns (a DHCP
-// client that took it down and up) or the new one; down leaves no route of mctun's behind.
-// (eth0p, eth0's peer, stands for the TUN.)
-func TestOwnMulticastRoute(t *testing.T) {
+// TestTUNRoute: the route 224.0.0.0/4 dev TUN of a host that is a source and a member names
+// the source's address; the kernel removes it with that address, and with the TUN when that
+// goes down, and routineTUN puts it back (keepTUN), with the address that returned (a DHCP
+// client that took it down and up) or a new one (setSelf); down leaves no route of mctun's
+// behind. (eth0p, eth0's peer, stands for the TUN.)
+func TestTUNRoute(t *testing.T) {
 	host, nl := hostInNetns(t, "eth0", t.TempDir())
 	d, _ := loadedDaemon(t, "[source]\njoin_from = [\"198.18.0.0/15\"]\n[member]\ntun = \"eth0p\"\nsources = [\"198.18.2.2\"]\n", "")
 	d.host = host
@@ -144,13 +144,28 @@ func TestOwnMulticastRoute(t *testing.T) {
 			t.Fatalf("%s: the routes to 224.0.0.0/4 are %q, want %q", what, got, want)
 		}
 	}
-	// a change to eth0's addresses, then refreshSelf, as routineMembership calls it
+	// a change to eth0's addresses, then refreshSelf and keepTUN, as their routines call them
 	refreshAfter := func(change func(netlink.Link, *netlink.Addr) error, a string) func() error {
 		return func() error {
 			if err := change(eth0, parseAddr(t, a)); err != nil {
 				return err
 			}
-			return d.refreshSelf()
+			if err := d.refreshSelf(); err != nil {
+				return err
+			}
+			return d.keepTUN()
+		}
+	}
+	tunSet := func(up func(netlink.Link) error) func() error {
+		return func() error {
+			l, err := nl.LinkByName("eth0p")
+			if err == nil {
+				err = up(l)
+			}
+			if err == nil {
+				err = d.keepTUN()
+			}
+			return err
 		}
 	}
 	if err := nl.AddrAdd(eth0, parseAddr(t, "198.18.1.1/24")); err != nil {
@@ -161,7 +176,12 @@ func TestOwnMulticastRoute(t *testing.T) {
 	}
 	d.joins = membership.New(membership.Limits{}, time.Now)
 	d.sender = datapath.NewSender(encaptest.NewNetwork().Listen(netip.MustParseAddrPort("198.18.1.1:4754")), 0, nil, nil, quiet)
-	step("start", d.routeOwnMulticast, "dev eth0p src 198.18.1.1")
+	step("start", func() error { _, err := d.routeTUN(); return err }, "dev eth0p src 198.18.1.1")
+	step("the TUN down", tunSet(nl.LinkSetDown), "")
+	if !d.tunDown {
+		t.Errorf("the TUN down: keepTUN did not notice")
+	}
+	step("the TUN up", tunSet(nl.LinkSetUp), "dev eth0p src 198.18.1.1")
 	step("the address gone", refreshAfter(nl.AddrDel, "198.18.1.1/24"), "")
 	step("the address back", refreshAfter(nl.AddrAdd, "198.18.1.1/24"), "dev eth0p src 198.18.1.1")
 	step("a second address", refreshAfter(nl.AddrAdd, "198.18.1.9/24"), "dev eth0p src 198.18.1.1")

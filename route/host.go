@@ -172,27 +172,28 @@ func (h *Host) SetMTU(dev string, mtu int) error {
 	return nil
 }
 
-// ReplaceRoute installs dst dev DEV (ip route replace DST dev DEV proto 147 [src SRC]). A
-// valid src is the source address the host gives what it sends by this route. A route of the
-// same destination and metric that it replaces is journaled and put back by Undo, unless it is
-// mctun's own on dev (with another src: the address changed), which the journal has already.
-func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) error {
+// ReplaceRoute installs dst dev DEV (ip route replace DST dev DEV proto 147 [src SRC]), unless
+// it is there already, and reports whether it did. A valid src is the source address the host
+// gives what it sends by this route. A route of the same destination and metric that it
+// replaces is journaled and put back by Undo, unless it is mctun's own on dev (with another
+// src: the address changed), which the journal has already.
+func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) (added bool, err error) {
 	link, err := h.nl.LinkByName(dev)
 	if err != nil {
-		return fmt.Errorf("host: route %v dev %s: %w", dst, dev, err)
+		return false, fmt.Errorf("host: route %v dev %s: %w", dst, dev, err)
 	}
 	spec := Spec{Dst: dst, Dev: dev, Src: src, Scope: unix.RT_SCOPE_LINK, Protocol: Protocol,
 		Table: unix.RT_TABLE_MAIN, Type: unix.RTN_UNICAST}
 	existing, err := h.routes(dst)
 	if err != nil {
-		return err
+		return false, err
 	}
 	change := Change{Op: "route", Route: &spec}
 	for _, r := range existing {
 		if r.Metric == spec.Metric {
 			if r.Dev == dev && r.Protocol == Protocol {
 				if r.Src == src {
-					return nil // ours already, from an up that did not finish undoing
+					return false, nil // ours already (or from an up that did not finish undoing)
 				}
 				continue
 			}
@@ -200,12 +201,21 @@ func (h *Host) ReplaceRoute(dst netip.Prefix, dev string, src netip.Addr) error 
 		}
 	}
 	if err := h.journal.record(change); err != nil {
-		return err
+		return false, err
 	}
 	if err := h.nl.RouteReplace(spec.toNetlink(link.Attrs().Index)); err != nil {
-		return fmt.Errorf("host: ip route replace %v: %w", spec, err)
+		return false, fmt.Errorf("host: ip route replace %v: %w", spec, err)
 	}
-	return nil
+	return true, nil
+}
+
+// LinkUp reports whether link dev is up (ip link set DEV up), as a route by it needs.
+func (h *Host) LinkUp(dev string) (bool, error) {
+	link, err := h.link(dev)
+	if err != nil {
+		return false, err
+	}
+	return link.Attrs().Flags&net.FlagUp != 0, nil
 }
 
 // PrimaryAddr is the first IPv4 address of link dev (ip -4 addr show dev DEV), or the zero
