@@ -157,6 +157,52 @@ func TestReceiverFollowsRoutes(t *testing.T) {
 	})
 }
 
+// The receiver side follows the TUN's state into tun_down: down by hand, the program drops
+// what it would deliver (TestIngressTUNDown); up again, it delivers.
+func TestReceiverFollowsTUN(t *testing.T) {
+	inNetns(t, func() {
+		dev, err := tun.Create("mctt0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dev.Close()
+		l, err := netlink.LinkByName("mctt0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+		r := startReceiver(t, netip.MustParseAddr("198.18.7.2"))
+		defer r.Close()
+		down := func() uint8 {
+			var c receiverReceiverConfig
+			if err := r.objs.Config.Lookup(uint32(0), &c); err != nil {
+				t.Fatal(err)
+			}
+			return c.TunDown
+		}
+		if got := down(); got != 0 {
+			t.Fatalf("at start, the TUN up: tun_down %d", got)
+		}
+		for _, step := range []struct {
+			set  func(netlink.Link) error
+			want uint8
+		}{{netlink.LinkSetDown, 1}, {netlink.LinkSetUp, 0}} {
+			if err := step.set(l); err != nil {
+				t.Fatal(err)
+			}
+			deadline := time.Now().Add(2 * time.Second)
+			for down() != step.want {
+				if time.Now().After(deadline) {
+					t.Fatalf("2 s after the TUN was set %s: tun_down %d", map[uint8]string{0: "up", 1: "down"}[step.want], down())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	})
+}
+
 // startReceiver loads the receiver side and starts it on the TUN mctt0, with source src.
 func startReceiver(t *testing.T, src netip.Addr) *Receiver {
 	t.Helper()

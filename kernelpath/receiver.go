@@ -100,7 +100,7 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 		return fmt.Errorf("kernel path: %w", err)
 	}
 	// Followed from before the tables are read, so that no change falls between.
-	addrs, routes, err := r.subscribe()
+	ev, err := r.subscribe()
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.conf = receiverReceiverConfig{Port: be16(o.Port), TunIfindex: uint32(tun.Attrs().Index)}
+	r.conf = receiverReceiverConfig{Port: be16(o.Port), TunIfindex: uint32(tun.Attrs().Index), TunDown: tunDown(tun)}
 	if err := r.configure(o.Key, o.Member); err != nil {
 		return err
 	}
@@ -119,7 +119,7 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 	if err := r.attach(); err != nil {
 		return err
 	}
-	r.follow(addrs, routes)
+	r.follow(ev)
 	return nil
 }
 
@@ -288,31 +288,44 @@ func (r *Receiver) Attached() []Attachment {
 	return slices.Clone(r.attached)
 }
 
-// subscribe opens the address and route events follow reads.
-func (r *Receiver) subscribe() (*subscription[netlink.AddrUpdate], *subscription[netlink.RouteUpdate], error) {
-	addrs := &subscription[netlink.AddrUpdate]{what: "address", done: r.done, log: r.log,
-		open: func(ch chan netlink.AddrUpdate, done <-chan struct{}, onErr func(error)) error {
-			return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
-		}}
-	routes := &subscription[netlink.RouteUpdate]{what: "route", done: r.done, log: r.log,
-		open: func(ch chan netlink.RouteUpdate, done <-chan struct{}, onErr func(error)) error {
-			return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
-				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
-		}}
-	if err := addrs.start(); err != nil {
-		return nil, nil, err
+// events are the host's changes follow reads.
+type events struct {
+	addrs  *subscription[netlink.AddrUpdate]
+	routes *subscription[netlink.RouteUpdate]
+	links  *subscription[netlink.LinkUpdate]
+}
+
+// subscribe opens the address, route and link events follow reads.
+func (r *Receiver) subscribe() (events, error) {
+	ev := events{
+		addrs: &subscription[netlink.AddrUpdate]{what: "address", done: r.done, log: r.log,
+			open: func(ch chan netlink.AddrUpdate, done <-chan struct{}, onErr func(error)) error {
+				return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+			}},
+		routes: &subscription[netlink.RouteUpdate]{what: "route", done: r.done, log: r.log,
+			open: func(ch chan netlink.RouteUpdate, done <-chan struct{}, onErr func(error)) error {
+				return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
+					ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
+			}},
+		links: &subscription[netlink.LinkUpdate]{what: "link", done: r.done, log: r.log,
+			open: func(ch chan netlink.LinkUpdate, done <-chan struct{}, onErr func(error)) error {
+				return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr})
+			}},
 	}
-	if err := routes.start(); err != nil {
-		return nil, nil, err
+	for _, err := range []error{ev.addrs.start(), ev.routes.start(), ev.links.start()} {
+		if err != nil {
+			return events{}, err
+		}
 	}
-	return addrs, routes, nil
+	return ev, nil
 }
 
 // follow keeps local_addrs, the addresses a tunnel packet may be for, in line with the
-// host's (the program leaves a datagram to any other address to the stack), and the sources'
-// interfaces with the routes: each burst of route events rereads them once. Events lost
-// (subscription) make it read afresh.
-func (r *Receiver) follow(addrs *subscription[netlink.AddrUpdate], routes *subscription[netlink.RouteUpdate]) {
+// host's (the program leaves a datagram to any other address to the stack), the sources'
+// interfaces with the routes (each burst of route events rereads them once), and tun_down
+// with the TUN's state. Events lost (subscription) make it read afresh.
+func (r *Receiver) follow(ev events) {
+	tun := int(r.conf.TunIfindex) // the caller holds r.mu
 	r.stopped.Add(1)
 	go func() {
 		defer r.stopped.Done()
@@ -326,15 +339,15 @@ func (r *Receiver) follow(addrs *subscription[netlink.AddrUpdate], routes *subsc
 		}
 		for {
 			var retry <-chan time.Time
-			if addrs.C == nil || routes.C == nil {
+			if ev.addrs.C == nil || ev.routes.C == nil || ev.links.C == nil {
 				retry = time.After(retryEvery)
 			}
 			select {
 			case <-r.done:
 				return
-			case u, ok := <-addrs.C:
+			case u, ok := <-ev.addrs.C:
 				if !ok {
-					if addrs.reopen() {
+					if ev.addrs.reopen() {
 						r.reloadAddrs()
 					}
 					continue
@@ -348,28 +361,73 @@ func (r *Receiver) follow(addrs *subscription[netlink.AddrUpdate], routes *subsc
 				} else {
 					r.objs.LocalAddrs.Delete(be32(ip))
 				}
-			case _, ok := <-routes.C:
-				if !ok && !routes.reopen() {
+			case _, ok := <-ev.routes.C:
+				if !ok && !ev.routes.reopen() {
 					continue
 				}
 				for more := true; more; { // the rest of the burst, with it
 					select {
-					case _, more = <-routes.C:
+					case _, more = <-ev.routes.C:
 					default:
 						more = false
 					}
 				}
 				r.reroute()
+			case u, ok := <-ev.links.C:
+				switch {
+				case !ok:
+					if ev.links.reopen() {
+						r.retun(tun)
+					}
+				case u.Attrs().Index == tun:
+					r.setTUNDown(tunDown(u.Link))
+				}
 			case <-retry:
-				if addrs.retry() {
+				if ev.addrs.retry() {
 					r.reloadAddrs()
 				}
-				if routes.retry() {
+				if ev.routes.retry() {
 					r.reroute()
+				}
+				if ev.links.retry() {
+					r.retun(tun)
 				}
 			}
 		}
 	}()
+}
+
+// tunDown is tun_down for the TUN link l: 1 when it is down, and what is redirected into it
+// is dropped.
+func tunDown(l netlink.Link) uint8 {
+	if l.Attrs().Flags&net.FlagUp == 0 {
+		return 1
+	}
+	return 0
+}
+
+// setTUNDown tells the program whether the TUN is down: then it drops what it would deliver,
+// as tun_write_failed, as the user-space receiver's writes fail.
+func (r *Receiver) setTUNDown(down uint8) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if down == r.conf.TunDown {
+		return
+	}
+	r.conf.TunDown = down
+	if err := r.objs.Config.Put(uint32(0), &r.conf); err != nil {
+		r.log.Error("kernel path: cannot tell the program the TUN's state", "err", err)
+	}
+}
+
+// retun reads the state of the TUN, tun, afresh (setTUNDown), after link events were lost.
+func (r *Receiver) retun(tun int) {
+	l, err := r.nl.LinkByIndex(tun)
+	if err != nil {
+		r.log.Error("kernel path: cannot read the TUN's state", "err", err)
+		return
+	}
+	r.setTUNDown(tunDown(l))
 }
 
 // loadAddrs makes local_addrs the host's IPv4 addresses, but loopback's: a tunnel packet to
@@ -547,6 +605,7 @@ var reasons = [...]datapath.Reason{
 	receiverReasonREASON_IGMP:              datapath.IGMP,
 	receiverReasonREASON_GROUP_NOT_ALLOWED: datapath.GroupNotAllowed,
 	receiverReasonREASON_TOO_BIG:           datapath.TooBig,
+	receiverReasonREASON_TUN_WRITE_FAILED:  datapath.TUNWriteFailed,
 }
 
 // AddDrops adds the program's drops to a snapshot of the user-space receiver's, by reason.

@@ -75,7 +75,8 @@ const (
 	receiverReasonREASON_IGMP              receiverReason = 9
 	receiverReasonREASON_GROUP_NOT_ALLOWED receiverReason = 10
 	receiverReasonREASON_TOO_BIG           receiverReason = 11
-	receiverReasonREASON_COUNT             receiverReason = 12
+	receiverReasonREASON_TUN_WRITE_FAILED  receiverReason = 12
+	receiverReasonREASON_COUNT             receiverReason = 13
 )
 
 type receiverReceiverConfig struct {
@@ -86,7 +87,8 @@ type receiverReceiverConfig struct {
 	TunIfindex uint32
 	AnyGroup   uint8
 	Dump       uint8
-	Pad        [2]uint8
+	TunDown    uint8
+	Pad        uint8
 }
 
 type receiverReceiverPath uint32

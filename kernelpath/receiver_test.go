@@ -240,6 +240,32 @@ func TestIngressVerdicts(t *testing.T) {
 	}
 }
 
+// With the TUN down, the redirect would drop what the program delivers: it drops it itself,
+// as tun_write_failed, as the user-space receiver's write fails, its number seen but the
+// packet not counted delivered.
+func TestIngressTUNDown(t *testing.T) {
+	h := newRx(t)
+	setDown := func(down uint8) {
+		h.r.conf.TunDown = down
+		if err := h.r.objs.Config.Put(uint32(0), &h.r.conf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := innerUDP(rxSource, rxGroup, 65535, 10)
+	setDown(1)
+	if v, _, moved := h.run(tunnel(rxSource, gre(rxKey, 7, in))); v != actShot || moved != "tun_write_failed" {
+		t.Errorf("with the TUN down: verdict %d, counted %q; want %d, tun_write_failed", v, moved, actShot)
+	}
+	setDown(0)
+	if v, _, moved := h.run(tunnel(rxSource, gre(rxKey, 8, in))); v != actRedirect || moved != "kernel" {
+		t.Errorf("with the TUN up again: verdict %d, counted %q; want %d, kernel", v, moved, actRedirect)
+	}
+	want := datapath.FlowStats{Source: rxSource, Group: rxGroup, Packets: 1, Bytes: uint64(len(in))}
+	if flows := h.r.Flows(); len(flows) != 1 || flows[0] != want {
+		t.Errorf("flows %+v\nwant [%+v]: the first seen, not delivered, the second delivered", flows, want)
+	}
+}
+
 func TestIngressGroupNotAllowed(t *testing.T) {
 	h := newRx(t, netip.MustParseAddr("224.9.9.9"))
 	for _, tt := range []struct {

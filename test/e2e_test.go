@@ -614,6 +614,55 @@ sources = ["198.18.1.2", "198.18.1.9"]
 	w.checkInKernel(h0, n-100)
 }
 
+// 9c. A member's TUN set down by hand (or by a network manager) and up again: while it is
+// down, what arrives is dropped and counted as tun_write_failed on both datapaths, and the
+// other members lose nothing; once it is up, mctun puts back the route the kernel removed
+// with it, and an application that joins then receives again.
+func TestTUNDownAndUp(t *testing.T) { onEachDatapath(t, testTUNDownAndUp) }
+
+func testTUNDownAndUp(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
+	w.upWorkedExample()
+	m0 := w.mbrs[0]
+	ip := func(args ...string) string {
+		t.Helper()
+		r := w.run(m0, "ip", args...)
+		if r.code != 0 {
+			t.Fatalf("%s: ip %v: %v", m0, args, r)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	ip("link", "set", "mctun0", "down")
+	time.Sleep(200 * time.Millisecond) // for the kernel path to hear of it
+	const n = 300
+	rs := w.receive(w.mbrs[1:], mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
+	w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 1000})
+	for i, rep := range w.reports(rs) {
+		w.checkStream(w.mbrs[1+i].Name, rep, n, "198.18.1.2")
+	}
+	st := w.status(m0).Member
+	if d := st.Stats.Drops["tun_write_failed"]; d != n {
+		t.Errorf("%s, its TUN down: %d dropped as tun_write_failed, want %d; drops %v", m0, d, n, st.Stats.Drops)
+	}
+	if f := w.status(m0).flow("198.18.1.2", group.String()); f.Packets != 0 {
+		t.Errorf("%s, its TUN down: %d counted delivered, want 0", m0, f.Packets)
+	}
+
+	ip("link", "set", "mctun0", "up")
+	want := "224.0.0.0/4 dev mctun0 proto 147 scope link"
+	var got string
+	for deadline := time.Now().Add(10 * time.Second); got != want && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		got = ip("route", "show", "224.0.0.0/4")
+	}
+	if got != want {
+		t.Fatalf("%s: the TUN up again: ip route show 224.0.0.0/4: %q, want %q", m0, got, want)
+	}
+	rs = w.receive([]*topo.Host{m0}, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
+	w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 1000})
+	w.checkStream(m0.Name+" (its TUN up again)", w.reports(rs)[0], n, "198.18.1.2")
+	w.checkInKernel(m0, n-100)
+}
+
 // 10. Members whose kernel filters reverse paths strictly (1, the RHEL default) or loosely
 // (2, the Ubuntu default) deliver too.
 func TestReversePathFilter(t *testing.T) { onEachDatapath(t, testReversePathFilter) }

@@ -17,9 +17,9 @@
    take what the host's reverse-path check would refuse), a GRE header of the form mctun
    sends, our key.
 3. validate: the inner packet passes the checks of encap.CheckInner, to an allowed group,
-   within the TUN's MTU. Its sequence number is accounted for its flow (source and group:
-   flows). IGMP (a member's membership report among it) goes on to user space, which
-   judges it, before these checks: a report carries an IP option.
+   within the TUN's MTU, and the TUN is up. Its sequence number is accounted for its flow
+   (source and group: flows). IGMP (a member's membership report among it) goes on to user
+   space, which judges it, before these checks: a report carries an IP option.
 4. write to TUN: strip the outer headers and redirect the inner packet into the TUN's
    ingress: the host delivers it to the sockets that joined its group there, as if it had
    arrived on the TUN (tcpdump -i mctun0 sees it).
@@ -57,7 +57,8 @@ struct receiver_config {
 	__u32 tun_ifindex;
 	__u8 any_group;    /* member.groups is empty: any multicast group */
 	__u8 dump;         /* a dump runs: copy every inner packet delivered to dump_events */
-	__u8 pad[2];
+	__u8 tun_down;     /* the TUN is down, and drops what is redirected into it */
+	__u8 pad;
 };
 
 struct flow_key {
@@ -438,6 +439,10 @@ int mctun_ingress(struct __sk_buff *skb)
 		return drop(REASON_GROUP_NOT_ALLOWED);
 	if (inner_len > cfg->mtu)
 		return drop(REASON_TOO_BIG);
+	if (cfg->tun_down) { /* as the user-space receiver's write fails: its number was seen */
+		account(source, in->daddr, seq, 0);
+		return drop(REASON_TUN_WRITE_FAILED);
+	}
 
 	/* 4. write to TUN */
 	if (bpf_skb_adjust_room(skb, -ENCAP_LEN, BPF_ADJ_ROOM_MAC, 0))
