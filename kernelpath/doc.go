@@ -29,3 +29,6 @@
 // their Go bindings are committed. Their tests run them with BPF_PROG_TEST_RUN on hand-made
 // packets, as root.
 package kernelpath
+
+// who begins what the kernel path logs of the host's events (nlevents).
+const who = "kernel path"

@@ -2,7 +2,6 @@ package kernelpath
 
 import (
 	"encoding/binary"
-	"errors"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,7 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+
+	"mctun/internal/nlevents"
 )
 
 // lockedLog is a log a test reads while the code under test writes it.
@@ -32,70 +32,6 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// A subscription whose channel the library closed is opened again, the loss logged with the
-// library's error, and the routine told to read afresh; one that cannot be opened is retried;
-// one closed because the routine stops is left closed, and nothing logged.
-func TestSubscriptionReopens(t *testing.T) {
-	var log lockedLog
-	done := make(chan struct{})
-	var opened []chan int
-	var onErrs []func(error)
-	fail := false
-	s := &subscription[int]{what: "test", done: done, log: slog.New(slog.NewTextHandler(&log, nil)),
-		open: func(ch chan int, _ <-chan struct{}, onErr func(error)) error {
-			if fail {
-				return errors.New("no socket")
-			}
-			opened, onErrs = append(opened, ch), append(onErrs, onErr)
-			return nil
-		}}
-	if err := s.start(); err != nil || s.C != opened[0] {
-		t.Fatal("start did not open the subscription")
-	}
-	// The library reports the error, then closes the channel.
-	onErrs[0](unix.ENOBUFS)
-	close(opened[0])
-	if _, ok := <-s.C; ok {
-		t.Fatal("the closed channel gave a value")
-	}
-	if !s.reopen() || len(opened) != 2 || s.C != opened[1] {
-		t.Fatalf("reopen: opened %d times, C is the new channel: %v; want 2, true", len(opened), s.C == opened[1])
-	}
-	if got := log.String(); !strings.Contains(got, "lost test events") || !strings.Contains(got, "no buffer space available") {
-		t.Errorf("the log says %q, want the loss and ENOBUFS", got)
-	}
-	before := log.String()
-
-	fail = true
-	close(opened[1])
-	if s.reopen() || s.C != nil {
-		t.Fatal("reopen reported success where open failed")
-	}
-	if got := strings.TrimPrefix(log.String(), before); !strings.Contains(got, "cannot follow test events: trying again") || !strings.Contains(got, "no socket") {
-		t.Errorf("the log says %q, want that it cannot and will try again", got)
-	}
-	if s.retry() {
-		t.Fatal("retry reported success where open failed")
-	}
-	fail = false
-	if !s.retry() || s.C != opened[2] {
-		t.Fatal("retry did not open the subscription")
-	}
-	if s.retry() {
-		t.Fatal("retry of an open subscription opened it again")
-	}
-
-	close(done)
-	before = log.String()
-	close(opened[2])
-	if s.reopen() || s.C != nil || len(opened) != 3 {
-		t.Errorf("stopping: reopen opened the subscription again")
-	}
-	if log.String() != before {
-		t.Errorf("stopping: the log says %q", strings.TrimPrefix(log.String(), before))
-	}
 }
 
 // Neighbour events more than the sender's socket holds are lost, and the library closes its
@@ -151,7 +87,7 @@ func TestSenderRecoversLostEvents(t *testing.T) {
 		}
 		if !strings.Contains(log.String(), "lost neighbour events") {
 			t.Errorf("the log does not say neighbour events were lost (%d events, %d KiB socket): the test did not overflow it\n%s",
-				flood+1, eventSocket>>10, log.String())
+				flood+1, nlevents.Socket>>10, log.String())
 		}
 	})
 }

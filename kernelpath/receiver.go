@@ -22,6 +22,7 @@ import (
 
 	"mctun/config"
 	"mctun/datapath"
+	"mctun/internal/nlevents"
 )
 
 // Receiver is the receiver side in the kernel: the ingress program on the interfaces the
@@ -290,29 +291,15 @@ func (r *Receiver) Attached() []Attachment {
 
 // events are the host's changes follow reads.
 type events struct {
-	addrs  *subscription[netlink.AddrUpdate]
-	routes *subscription[netlink.RouteUpdate]
-	links  *subscription[netlink.LinkUpdate]
+	addrs  *nlevents.Sub[netlink.AddrUpdate]
+	routes *nlevents.Sub[netlink.RouteUpdate]
+	links  *nlevents.Sub[netlink.LinkUpdate]
 }
 
 // subscribe opens the address, route and link events follow reads.
 func (r *Receiver) subscribe() (events, error) {
-	ev := events{
-		addrs: &subscription[netlink.AddrUpdate]{what: "address", done: r.done, log: r.log,
-			open: func(ch chan netlink.AddrUpdate, done <-chan struct{}, onErr func(error)) error {
-				return netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
-			}},
-		routes: &subscription[netlink.RouteUpdate]{what: "route", done: r.done, log: r.log,
-			open: func(ch chan netlink.RouteUpdate, done <-chan struct{}, onErr func(error)) error {
-				return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
-					ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
-			}},
-		links: &subscription[netlink.LinkUpdate]{what: "link", done: r.done, log: r.log,
-			open: func(ch chan netlink.LinkUpdate, done <-chan struct{}, onErr func(error)) error {
-				return netlink.LinkSubscribeWithOptions(ch, done, netlink.LinkSubscribeOptions{ErrorCallback: onErr})
-			}},
-	}
-	for _, err := range []error{ev.addrs.start(), ev.routes.start(), ev.links.start()} {
+	ev := events{nlevents.Addrs(who, r.done, r.log), nlevents.Routes(who, r.done, r.log), nlevents.Links(who, r.done, r.log)}
+	for _, err := range []error{ev.addrs.Start(), ev.routes.Start(), ev.links.Start()} {
 		if err != nil {
 			return events{}, err
 		}
@@ -340,14 +327,14 @@ func (r *Receiver) follow(ev events) {
 		for {
 			var retry <-chan time.Time
 			if ev.addrs.C == nil || ev.routes.C == nil || ev.links.C == nil {
-				retry = time.After(retryEvery)
+				retry = time.After(nlevents.RetryEvery)
 			}
 			select {
 			case <-r.done:
 				return
 			case u, ok := <-ev.addrs.C:
 				if !ok {
-					if ev.addrs.reopen() {
+					if ev.addrs.Reopen() {
 						r.reloadAddrs()
 					}
 					continue
@@ -362,7 +349,7 @@ func (r *Receiver) follow(ev events) {
 					r.objs.LocalAddrs.Delete(be32(ip))
 				}
 			case _, ok := <-ev.routes.C:
-				if !ok && !ev.routes.reopen() {
+				if !ok && !ev.routes.Reopen() {
 					continue
 				}
 				for more := true; more; { // the rest of the burst, with it
@@ -376,20 +363,20 @@ func (r *Receiver) follow(ev events) {
 			case u, ok := <-ev.links.C:
 				switch {
 				case !ok:
-					if ev.links.reopen() {
+					if ev.links.Reopen() {
 						r.retun(tun)
 					}
 				case u.Attrs().Index == tun:
 					r.setTUNDown(tunDown(u.Link))
 				}
 			case <-retry:
-				if ev.addrs.retry() {
+				if ev.addrs.Retry() {
 					r.reloadAddrs()
 				}
-				if ev.routes.retry() {
+				if ev.routes.Retry() {
 					r.reroute()
 				}
-				if ev.links.retry() {
+				if ev.links.Retry() {
 					r.retun(tun)
 				}
 			}

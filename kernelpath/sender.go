@@ -20,6 +20,7 @@ import (
 
 	"mctun/config"
 	"mctun/datapath"
+	"mctun/internal/nlevents"
 )
 
 // Capacities, as the programs declare them (bpf/sender.c). A group that finds no room is
@@ -253,21 +254,12 @@ func (s *Sender) attach(ifindex int, name, hook string, filter uint32, prog *ebp
 func (s *Sender) Attached() []Attachment { return slices.Clone(s.attached) }
 
 // subscribe opens the neighbour and route events that follow reads.
-func (s *Sender) subscribe() (*subscription[netlink.NeighUpdate], *subscription[netlink.RouteUpdate], error) {
-	neighs := &subscription[netlink.NeighUpdate]{what: "neighbour", done: s.done, log: s.log,
-		open: func(ch chan netlink.NeighUpdate, done <-chan struct{}, onErr func(error)) error {
-			return netlink.NeighSubscribeWithOptions(ch, done, netlink.NeighSubscribeOptions{
-				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
-		}}
-	routes := &subscription[netlink.RouteUpdate]{what: "route", done: s.done, log: s.log,
-		open: func(ch chan netlink.RouteUpdate, done <-chan struct{}, onErr func(error)) error {
-			return netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{
-				ErrorCallback: onErr, ReceiveBufferSize: eventSocket, ReceiveBufferForceSize: true})
-		}}
-	if err := neighs.start(); err != nil {
+func (s *Sender) subscribe() (*nlevents.Sub[netlink.NeighUpdate], *nlevents.Sub[netlink.RouteUpdate], error) {
+	neighs, routes := nlevents.Neighs(who, s.done, s.log), nlevents.Routes(who, s.done, s.log)
+	if err := neighs.Start(); err != nil {
 		return nil, nil, err
 	}
-	if err := routes.start(); err != nil {
+	if err := routes.Start(); err != nil {
 		return nil, nil, err
 	}
 	return neighs, routes, nil
@@ -276,7 +268,7 @@ func (s *Sender) subscribe() (*subscription[netlink.NeighUpdate], *subscription[
 // follow keeps the next hops current: neighbour and route events as they come, each burst of
 // them published once, and every 2 s the interface's MTU, the runs given up, and the groups
 // not ready yet. Events lost (subscription) make it read the tables afresh.
-func (s *Sender) follow(neighs *subscription[netlink.NeighUpdate], routes *subscription[netlink.RouteUpdate]) {
+func (s *Sender) follow(neighs *nlevents.Sub[netlink.NeighUpdate], routes *nlevents.Sub[netlink.RouteUpdate]) {
 	s.stopped.Add(1)
 	go func() {
 		defer s.stopped.Done()
@@ -290,18 +282,18 @@ func (s *Sender) follow(neighs *subscription[netlink.NeighUpdate], routes *subsc
 				return
 			case u, ok := <-neighs.C:
 				if !ok {
-					s.resync(neighs.reopen(), false)
+					s.resync(neighs.Reopen(), false)
 					continue
 				}
 				burst = append(burst, u)
 			case _, ok := <-routes.C:
 				if !ok {
-					s.resync(false, routes.reopen())
+					s.resync(false, routes.Reopen())
 					continue
 				}
 				routed = true
 			case now := <-tick.C:
-				s.refresh(now, neighs.retry(), routes.retry())
+				s.refresh(now, neighs.Retry(), routes.Retry())
 				continue
 			}
 			// What has come meanwhile is published with it: a link going down, or many
@@ -336,7 +328,7 @@ func (s *Sender) follow(neighs *subscription[netlink.NeighUpdate], routes *subsc
 }
 
 // maxBurst is the most neighbour events follow publishes at once.
-const maxBurst = 4 * eventQueue
+const maxBurst = 4 * nlevents.Queue
 
 // resync reads the neighbour table, or the routes, afresh, and publishes what changed.
 func (s *Sender) resync(neighs, routes bool) {
