@@ -47,7 +47,7 @@ type daemon struct {
 	host     *route.Host
 	started  time.Time
 	keptTUN  bool // the TUN of an instance that died is there to take over
-	tunDown  bool // the TUN was down when routineTUN last looked; guarded by mu
+	tunDown  bool // the TUN was down when keepTUN last looked; guarded by mu
 
 	datapath       string // config.DatapathKernel or config.DatapathUser: the one running
 	datapathReason string // why auto chose user space
@@ -74,8 +74,8 @@ type daemon struct {
 	// Dynamic membership. A source's: the table of members that joined, the report flow
 	// that fills it, and its own socket on the tunnel port when the host is not a member
 	// (else the receiver side diverts reports to it); self is the address members know
-	// this source by (their source filters name it), read at start and every selfEvery
-	// (refreshSelf), guarded by mu. A member's: the reporter.
+	// this source by (their source filters name it), read at start and when its
+	// interface's addresses change (refreshSelf), guarded by mu. A member's: the reporter.
 	joins      *membership.Table // nil without [source]
 	reports    *datapath.Reports // nil without [source]
 	reportConn *encap.UDPConn    // nil unless a source only, with join_from
@@ -315,13 +315,13 @@ func (d *daemon) start() error {
 	if d.sender != nil {
 		go d.routineMembership()
 	}
+	d.followHost()
 	if d.reportConn != nil {
 		d.run("report flow", func() error { return d.reports.Run(d.reportConn) })
 	}
 	if d.receiver != nil {
 		d.run("receiver side", func() error { return d.receiver.Run(d.sender == nil) })
 		d.reporter.start()
-		go d.routineTUN()
 	}
 	return nil
 }
@@ -441,34 +441,13 @@ func (d *daemon) routeTUN() (changed bool, err error) {
 	return d.host.ReplaceRoute(route.Multicast, d.cfg.Member.TUN, src)
 }
 
-// tunEvery is how often routineTUN looks at the TUN and its route.
-const tunEvery = 2 * time.Second
-
-// routineTUN keeps the TUN's route (routeTUN) while the TUN is up, until stop. The kernel
-// removes a route when its device goes down (ip link set mctun0 down, by hand or by a
-// network manager) and when the address it names goes (the source's, on a host that is a
-// source too: a DHCP client that takes the address down and up); without it, applications'
-// joins and the host's own multicast would go elsewhere for good. It logs when the TUN goes
-// down (nothing is delivered meanwhile: tun_write_failed) and when it comes back.
-func (d *daemon) routineTUN() {
-	tick := time.NewTicker(tunEvery)
-	defer tick.Stop()
-	var logs loglimit.Limiter // of failures: one per 10 s
-	for {
-		select {
-		case <-d.stopping:
-			return
-		case <-tick.C:
-		}
-		if err := d.keepTUN(); err != nil {
-			if ok, suppressed := logs.Allow(); ok {
-				d.log.Warn("cannot put back the TUN's route", "tun", d.cfg.Member.TUN, "err", err, "not_logged", suppressed)
-			}
-		}
-	}
-}
-
-// keepTUN is one look of routineTUN.
+// keepTUN keeps the TUN's route (routeTUN) while the TUN is up: the kernel removes a route
+// when its device goes down (ip link set mctun0 down, by hand or by a network manager) and
+// when the address it names goes (the source's, on a host that is a source too: a DHCP client
+// that takes the address down and up); without it, applications' joins and the host's own
+// multicast would go elsewhere for good. It logs when the TUN goes down (nothing is delivered
+// meanwhile: tun_write_failed) and when it comes back. routineHost calls it when the TUN's
+// link, a route to 224.0.0.0/4 or the source's address changes.
 func (d *daemon) keepTUN() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

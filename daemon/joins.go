@@ -25,10 +25,6 @@ const (
 	// come closer together are applied together, so that a burst of reports (a thousand
 	// members starting at once) costs one Configure per 20 ms, not one per report.
 	applyEvery = 20 * time.Millisecond
-	// selfEvery is how often routineMembership reads the source interface's address again
-	// (refreshSelf), as the kernel path reads its MTU: a new address from DHCP counts in the
-	// members' source filters within 2 s.
-	selfEvery = 2 * time.Second
 )
 
 // startJoins readies the source to take membership reports: the table, the report flow and,
@@ -72,8 +68,7 @@ func (d *daemon) onReport(member netip.Addr, recs []igmp.Record) {
 }
 
 // routineMembership applies the table to the sender side when it changes, at most once per
-// applyEvery, expires members that stopped reporting, and every selfEvery reads the source's
-// address again (refreshSelf), until stop. It looks for expiries only when the table says
+// applyEvery, and expires members that stopped reporting, until stop. It looks for expiries only when the table says
 // the next one is due (Table.Expire), not on a tick: a scan of a full table takes
 // milliseconds under its lock, and an empty one needs none.
 func (d *daemon) routineMembership() {
@@ -81,19 +76,10 @@ func (d *daemon) routineMembership() {
 	defer expire.Stop()
 	armed := true
 	var last time.Time
-	selfTick := time.NewTicker(selfEvery)
-	defer selfTick.Stop()
-	var selfLogs loglimit.Limiter // of failures to read the address: one per 10 s
 	for {
 		select {
 		case <-d.stopping:
 			return
-		case <-selfTick.C:
-			if err := d.refreshSelf(); err != nil {
-				if ok, suppressed := selfLogs.Allow(); ok {
-					d.log.Warn("cannot read the source interface's address", "err", err, "not_logged", suppressed)
-				}
-			}
 		case <-expire.C:
 			evs, next := d.joins.Expire()
 			d.logEvents(evs)

@@ -56,7 +56,7 @@ func TestSelfChanged(t *testing.T) {
 }
 
 // TestReadSelf: a source refuses to start on an interface without an IPv4 address, naming
-// the interface; every selfEvery after start, refreshSelf takes the address it has now.
+// the interface; when its addresses change after start, refreshSelf takes the one it has now.
 func TestReadSelf(t *testing.T) {
 	host, nl := hostInNetns(t, "eth0", t.TempDir())
 	d, _ := loadedDaemon(t, "[source]\njoin_from = [\"198.18.0.0/15\"]\n", "")
@@ -103,7 +103,7 @@ func parseAddr(t *testing.T, a string) *netlink.Addr {
 
 // TestTUNRoute: the route 224.0.0.0/4 dev TUN of a host that is a source and a member names
 // the source's address; the kernel removes it with that address, and with the TUN when that
-// goes down, and routineTUN puts it back (keepTUN), with the address that returned (a DHCP
+// goes down, and routineHost puts it back (keepTUN), with the address that returned (a DHCP
 // client that took it down and up) or a new one (setSelf); down leaves no route of mctun's
 // behind. (eth0p, eth0's peer, stands for the TUN.)
 func TestTUNRoute(t *testing.T) {
@@ -144,7 +144,7 @@ func TestTUNRoute(t *testing.T) {
 			t.Fatalf("%s: the routes to 224.0.0.0/4 are %q, want %q", what, got, want)
 		}
 	}
-	// a change to eth0's addresses, then refreshSelf and keepTUN, as their routines call them
+	// a change to eth0's addresses, then refreshSelf and keepTUN, as routineHost calls them
 	refreshAfter := func(change func(netlink.Link, *netlink.Addr) error, a string) func() error {
 		return func() error {
 			if err := change(eth0, parseAddr(t, a)); err != nil {
