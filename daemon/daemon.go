@@ -451,7 +451,9 @@ func (d *daemon) routeTUN() (changed bool, err error) {
 func (d *daemon) keepTUN() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.isStopping() { // stop undoes the route: do not add it again
+	// Stop undoes the route: do not add it again. Stop closes stopping, then takes mu
+	// (stopMetrics) before it undoes, so a look under way ends before the undo.
+	if d.isStopping() {
 		return nil
 	}
 	tun := d.cfg.Member.TUN
