@@ -364,7 +364,7 @@ func (r *Receiver) follow(ev events) {
 				switch {
 				case !ok:
 					if ev.links.Reopen() {
-						r.retun(tun)
+						r.rereadTUN(tun)
 					}
 				case u.Attrs().Index == tun:
 					r.setTUNDown(tunDown(u.Link))
@@ -377,7 +377,7 @@ func (r *Receiver) follow(ev events) {
 					r.reroute()
 				}
 				if ev.links.Retry() {
-					r.retun(tun)
+					r.rereadTUN(tun)
 				}
 			}
 		}
@@ -407,8 +407,8 @@ func (r *Receiver) setTUNDown(down uint8) {
 	}
 }
 
-// retun reads the state of the TUN, tun, afresh (setTUNDown), after link events were lost.
-func (r *Receiver) retun(tun int) {
+// rereadTUN reads the state of the TUN, tun, afresh (setTUNDown), after link events were lost.
+func (r *Receiver) rereadTUN(tun int) {
 	l, err := r.nl.LinkByIndex(tun)
 	if err != nil {
 		r.log.Error("kernel path: cannot read the TUN's state", "err", err)
