@@ -444,8 +444,8 @@ func (d *daemon) routeTUN() (changed bool, err error) {
 // keepTUN keeps the TUN's route (routeTUN) while the TUN is up: the kernel removes a route
 // when its device goes down (ip link set mctun0 down, by hand or by a network manager) and
 // when the address it names goes (the source's, on a host that is a source too: a DHCP client
-// that takes the address down and up); without it, applications' joins and the host's own
-// multicast would go elsewhere for good. It logs when the TUN goes down (nothing is delivered
+// that takes the address down and up, or gives a new one, which setSelf has taken); without
+// it, applications' joins and the host's own multicast would go elsewhere for good. It logs when the TUN goes down (nothing is delivered
 // meanwhile: tun_write_failed) and when it comes back. routineHost calls it when the TUN's
 // link, a route to 224.0.0.0/4 or the source's address changes.
 func (d *daemon) keepTUN() error {
@@ -478,8 +478,8 @@ func (d *daemon) keepTUN() error {
 		}
 	}
 	changed, err := d.routeTUN()
-	if changed {
-		d.log.Info("put back the TUN's route, which the kernel had removed", "route", "224.0.0.0/4 dev "+tun)
+	if changed { // the kernel had removed it, or the source's address changed
+		d.log.Info("routed multicast into the TUN again", "route", "224.0.0.0/4 dev "+tun, "src", d.self)
 	}
 	return err
 }

@@ -68,9 +68,9 @@ func (d *daemon) onReport(member netip.Addr, recs []igmp.Record) {
 }
 
 // routineMembership applies the table to the sender side when it changes, at most once per
-// applyEvery, and expires members that stopped reporting, until stop. It looks for expiries only when the table says
-// the next one is due (Table.Expire), not on a tick: a scan of a full table takes
-// milliseconds under its lock, and an empty one needs none.
+// applyEvery, and expires members that stopped reporting, until stop. It looks for expiries
+// only when the table says the next one is due (Table.Expire), not on a tick: a scan of a
+// full table takes milliseconds under its lock, and an empty one needs none.
 func (d *daemon) routineMembership() {
 	expire := time.NewTimer(0) // first, what Restore put back
 	defer expire.Stop()
@@ -139,9 +139,9 @@ func (d *daemon) refreshSelf() error {
 // setSelf makes self the address members know the source by and, if that changes it, uses
 // it everywhere the source's address counts: the sender side gets the groups anew (a member
 // whose filter includes only the new address is sent to from now on, one that excludes it no
-// longer), the kernel path sends its tunnel packets from it, and on a host that is a member
-// too the host's own multicast leaves the TUN with it. An interface that has no address for a
-// moment (a DHCP lease renewed) keeps the one it had. The caller holds d.mu.
+// longer) and the kernel path sends its tunnel packets from it; on a host that is a member
+// too, keepTUN then gives the TUN's route the new address. An interface that has no address
+// for a moment (a DHCP lease renewed) keeps the one it had. The caller holds d.mu.
 func (d *daemon) setSelf(self netip.Addr) error {
 	if !self.IsValid() || self == d.self {
 		return nil
@@ -151,9 +151,6 @@ func (d *daemon) setSelf(self netip.Addr) error {
 	err := d.applyGroups(d.cfg)
 	if err == nil && d.kSender != nil {
 		err = d.kSender.SetAddr(self)
-	}
-	if err == nil && d.cfg.Member != nil {
-		_, err = d.routeTUN()
 	}
 	if err != nil {
 		d.self = was // for the next refresh to try again

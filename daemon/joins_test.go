@@ -187,7 +187,13 @@ func TestTUNRoute(t *testing.T) {
 	step("a second address", refreshAfter(nl.AddrAdd, "198.18.1.9/24"), "dev eth0p src 198.18.1.1")
 	// The route of the first address is still there: the new one replaces it, and down must
 	// not put it back as a route mctun displaced.
-	step("self the second address", func() error { return d.setSelf(netip.MustParseAddr("198.18.1.9")) }, "dev eth0p src 198.18.1.9")
+	step("self the second address", func() error {
+		if err := d.setSelf(netip.MustParseAddr("198.18.1.9")); err != nil {
+			return err
+		}
+		_, err := d.routeTUN()
+		return err
+	}, "dev eth0p src 198.18.1.9")
 	step("the first gone, the second with it", refreshAfter(nl.AddrDel, "198.18.1.1/24"), "")
 	step("the second back", refreshAfter(nl.AddrAdd, "198.18.1.9/24"), "dev eth0p src 198.18.1.9")
 	if d.self != netip.MustParseAddr("198.18.1.9") {
