@@ -310,7 +310,7 @@ func (r *Receiver) subscribe() (events, error) {
 // follow keeps local_addrs, the addresses a tunnel packet may be for, in line with the
 // host's (the program leaves a datagram to any other address to the stack), the sources'
 // interfaces with the routes (each burst of route events rereads them once), and tun_down
-// with the TUN's state. Events lost (subscription) make it read afresh.
+// with the TUN's state. Events lost (nlevents.Sub) make it read afresh.
 func (r *Receiver) follow(ev events) {
 	tun := int(r.conf.TunIfindex) // the caller holds r.mu
 	r.stopped.Add(1)

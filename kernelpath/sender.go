@@ -267,7 +267,7 @@ func (s *Sender) subscribe() (*nlevents.Sub[netlink.NeighUpdate], *nlevents.Sub[
 
 // follow keeps the next hops current: neighbour and route events as they come, each burst of
 // them published once, and every 2 s the interface's MTU, the runs given up, and the groups
-// not ready yet. Events lost (subscription) make it read the tables afresh.
+// not ready yet. Events lost (nlevents.Sub) make it read the tables afresh.
 func (s *Sender) follow(neighs *nlevents.Sub[netlink.NeighUpdate], routes *nlevents.Sub[netlink.RouteUpdate]) {
 	s.stopped.Add(1)
 	go func() {
