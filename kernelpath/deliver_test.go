@@ -22,19 +22,9 @@ import (
 // multicast is PACKET_HOST too, which the first check shows.
 func TestDeliverMarksMulticast(t *testing.T) {
 	inNetns(t, func() {
-		dev, err := tun.Create("mctt0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev, l := upTUN(t)
 		defer dev.Close()
-		l, err := netlink.LinkByName("mctt0")
-		if err == nil {
-			err = netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 5, 1), Mask: net.CIDRMask(24, 32)}})
-		}
-		if err == nil {
-			err = netlink.LinkSetUp(l)
-		}
-		if err != nil {
+		if err := netlink.AddrAdd(l, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 5, 1), Mask: net.CIDRMask(24, 32)}}); err != nil {
 			t.Fatal(err)
 		}
 		// A packet socket for IPv4 alone gets each packet after the TUN's ingress programs
@@ -92,10 +82,7 @@ func TestDeliverMarksMulticast(t *testing.T) {
 // and when that route moves to another interface the program follows it there.
 func TestReceiverFollowsRoutes(t *testing.T) {
 	inNetns(t, func() {
-		dev, err := tun.Create("mctt0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev, _ := upTUN(t)
 		defer dev.Close()
 		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "mct2"}, PeerName: "mct3"}); err != nil {
 			t.Fatal(err)
@@ -110,7 +97,7 @@ func TestReceiverFollowsRoutes(t *testing.T) {
 		}
 		mct0, mct2 := link("mct0"), link("mct2")
 		for _, err := range []error{
-			netlink.LinkSetUp(link("mctt0")), netlink.LinkSetUp(mct2), netlink.LinkSetUp(link("mct3")),
+			netlink.LinkSetUp(mct2), netlink.LinkSetUp(link("mct3")),
 			netlink.AddrAdd(mct0, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 1, 1), Mask: net.CIDRMask(24, 32)}}),
 			netlink.AddrAdd(mct2, &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 18, 2, 1), Mask: net.CIDRMask(24, 32)}}),
 		} {
@@ -161,18 +148,8 @@ func TestReceiverFollowsRoutes(t *testing.T) {
 // what it would deliver (TestIngressTUNDown); up again, it delivers.
 func TestReceiverFollowsTUN(t *testing.T) {
 	inNetns(t, func() {
-		dev, err := tun.Create("mctt0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		dev, l := upTUN(t)
 		defer dev.Close()
-		l, err := netlink.LinkByName("mctt0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := netlink.LinkSetUp(l); err != nil {
-			t.Fatal(err)
-		}
 		r := startReceiver(t, netip.MustParseAddr("198.18.7.2"))
 		defer r.Close()
 		down := func() uint8 {
@@ -201,6 +178,25 @@ func TestReceiverFollowsTUN(t *testing.T) {
 			}
 		}
 	})
+}
+
+// upTUN creates the TUN mctt0, in the calling thread's network namespace, and sets it up.
+// The caller closes it.
+func upTUN(t *testing.T) (*tun.Native, netlink.Link) {
+	t.Helper()
+	dev, err := tun.Create("mctt0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := netlink.LinkByName("mctt0")
+	if err == nil {
+		err = netlink.LinkSetUp(l)
+	}
+	if err != nil {
+		dev.Close()
+		t.Fatal(err)
+	}
+	return dev, l
 }
 
 // startReceiver loads the receiver side and starts it on the TUN mctt0, with source src.
