@@ -389,7 +389,11 @@ func (d *daemon) startMember(auth *encap.Auth, seal *encap.Sealer) error {
 	// The kernel path first: tunnel packets that waited in the socket for the user-space
 	// receiver, while the kernel delivered newer ones, would count as late.
 	if d.kReceiver != nil {
-		err := d.kReceiver.Start(kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Hooks: d.hooks(), Log: d.log})
+		o := kernelpath.ReceiverOptions{TUN: m.TUN, Port: cfg.Port, Key: cfg.Key, Member: *m, Hooks: d.hooks(), Log: d.log}
+		if s := cfg.Source; s != nil { // startJoins diverts reports to its report flow
+			o.Reports, o.JoinFrom = true, s.JoinFrom
+		}
+		err := d.kReceiver.Start(o)
 		if err != nil {
 			return err
 		}

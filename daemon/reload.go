@@ -140,6 +140,11 @@ func (d *daemon) apply(next *config.Config) (_ []string, err error) {
 		// The new join_from before the dynamic members it leaves out go, so that none of
 		// them is let in again by a report in between; the groups after, without them.
 		d.reports.Configure(next.Key, s.JoinFrom)
+		if d.kReceiver != nil {
+			if err := d.kReceiver.DivertReports(s.JoinFrom); err != nil {
+				d.log.Error("kernel path: cannot apply source.join_from", "err", err)
+			}
+		}
 		d.logEvents(d.joins.Keep(func(m netip.Addr) bool { return config.MayJoin(s.JoinFrom, m) }))
 		d.setGroups(next, local)
 	}

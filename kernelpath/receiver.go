@@ -51,6 +51,7 @@ type Receiver struct {
 	conf   receiverReceiverConfig
 	via    map[netip.Addr]uint32 // the sources as published in sources: where each one's route leaves
 	groups []netip.Addr          // as published in allowed_groups
+	joins  []netip.Prefix        // as published in join_from
 	links  map[int]link.Link     // by ifindex; nil where tc holds the program
 
 	batch accountBatch // the user-space receiver's, unguarded: see Observe
@@ -62,8 +63,12 @@ type ReceiverOptions struct {
 	Port   uint16 // the tunnel's UDP port
 	Key    uint32
 	Member config.Member
-	Hooks  Hooks
-	Log    *slog.Logger
+	// Reports: this host is a source too, whose report flow takes membership reports from
+	// the hosts in JoinFrom (see DivertReports).
+	Reports  bool
+	JoinFrom []netip.Prefix
+	Hooks    Hooks
+	Log      *slog.Logger
 }
 
 // LoadReceiver loads the receiver side's programs and maps into the kernel, attaching
@@ -114,6 +119,11 @@ func (r *Receiver) Start(o ReceiverOptions) error {
 	if err := r.configure(o.Key, o.Member); err != nil {
 		return err
 	}
+	if o.Reports {
+		if err := r.divertReports(o.JoinFrom); err != nil {
+			return err
+		}
+	}
 	if err := r.attachTo(r.objs.MctunDeliver, tun.Attrs().Index, o.TUN); err != nil {
 		return err
 	}
@@ -163,6 +173,77 @@ func (r *Receiver) configure(key uint32, m config.Member) error {
 	if err := r.objs.Config.Put(uint32(0), &r.conf); err != nil {
 		return fmt.Errorf("kernel path: %w", err)
 	}
+	return nil
+}
+
+// maxJoinFrom is how many prefixes the program's join_from holds (MAX_JOIN_FROM).
+const maxJoinFrom = 1024
+
+// DivertReports makes the program leave to user space what a host inside joinFrom that is
+// no source sends, and IGMP from a source whatever its key, as datapath.Receiver.DivertReports
+// does: the report flow judges them. What any other host that is no source sends it drops as
+// unknown_source, as user space would. A daemon that is a source too calls it before packets
+// come (ReceiverOptions.Reports), and again with each new source.join_from. With more prefixes than the program holds,
+// it leaves what every host that is no source sends to user space.
+func (r *Receiver) DivertReports(joinFrom []netip.Prefix) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.divertReports(joinFrom)
+}
+
+// divertReports is DivertReports; the caller holds r.mu.
+func (r *Receiver) divertReports(joinFrom []netip.Prefix) error {
+	want := joinFrom
+	mode := uint8(receiverReportsREPORTS_JOIN_FROM)
+	if len(joinFrom) > maxJoinFrom {
+		want, mode = nil, uint8(receiverReportsREPORTS_ANY)
+	}
+	// Wider first: a prefix that joins is in before the mode says so, and a mode that
+	// stops saying so before the prefixes go.
+	if mode >= r.conf.Reports {
+		if err := r.putReports(mode); err != nil {
+			return err
+		}
+	}
+	if err := r.publishJoins(want); err != nil {
+		return fmt.Errorf("kernel path: join_from: %w", err)
+	}
+	return r.putReports(mode)
+}
+
+// putReports writes the program's reports mode. The caller holds r.mu.
+func (r *Receiver) putReports(mode uint8) error {
+	r.conf.Reports = mode
+	if err := r.objs.Config.Put(uint32(0), &r.conf); err != nil {
+		return fmt.Errorf("kernel path: %w", err)
+	}
+	return nil
+}
+
+// publishJoins makes join_from hold the prefixes of want, adding before it deletes. The
+// caller holds r.mu.
+func (r *Receiver) publishJoins(want []netip.Prefix) error {
+	key := func(p netip.Prefix) receiverJoinPrefix {
+		return receiverJoinPrefix{Prefixlen: uint32(p.Bits()), Addr: be32(p.Masked().Addr())}
+	}
+	one := uint8(1)
+	for _, p := range want {
+		if !slices.Contains(r.joins, p) {
+			if err := r.objs.JoinFrom.Put(key(p), one); err != nil {
+				return err
+			}
+			r.joins = append(r.joins, p)
+		}
+	}
+	var kept []netip.Prefix
+	for _, p := range r.joins {
+		if slices.Contains(want, p) {
+			kept = append(kept, p)
+		} else if err := r.objs.JoinFrom.Delete(key(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return err
+		}
+	}
+	r.joins = kept
 	return nil
 }
 
@@ -615,6 +696,7 @@ var receiverPaths = [...]string{
 	receiverReceiverPathPASS_OUTER:       "user_outer_header",
 	receiverReceiverPathPASS_IGMP:        "user_igmp",
 	receiverReceiverPathPASS_ROUTE:       "user_route",
+	receiverReceiverPathPASS_JOIN_FROM:   "user_join_from",
 }
 
 // Paths counts the tunnel packets by the path they took: delivered by the kernel, or left
@@ -626,7 +708,7 @@ func (r *Receiver) Paths() map[string]uint64 {
 // MapBytes is the memory the kernel holds for the receiver side's maps.
 func (r *Receiver) MapBytes() uint64 {
 	o := &r.objs.receiverMaps
-	return mapBytes(o.Config, o.Sources, o.AllowedGroups, o.LocalAddrs, o.Flows, o.NewFlow, o.ReceiverDrops, o.ReceiverPaths, o.DumpEvents)
+	return mapBytes(o.Config, o.Sources, o.AllowedGroups, o.JoinFrom, o.LocalAddrs, o.Flows, o.NewFlow, o.ReceiverDrops, o.ReceiverPaths, o.DumpEvents)
 }
 
 // AddTap starts copying the inner packets the kernel delivers to t (mctun dump).

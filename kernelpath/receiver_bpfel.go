@@ -60,6 +60,12 @@ type receiverFlowKey struct {
 	Group  uint32
 }
 
+type receiverJoinPrefix struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
 type receiverReason uint32
 
 const (
@@ -88,7 +94,7 @@ type receiverReceiverConfig struct {
 	AnyGroup   uint8
 	Dump       uint8
 	TunDown    uint8
-	Pad        uint8
+	Reports    uint8
 }
 
 type receiverReceiverPath uint32
@@ -101,7 +107,16 @@ const (
 	receiverReceiverPathPASS_OUTER          receiverReceiverPath = 4
 	receiverReceiverPathPASS_IGMP           receiverReceiverPath = 5
 	receiverReceiverPathPASS_ROUTE          receiverReceiverPath = 6
-	receiverReceiverPathRECEIVER_PATH_COUNT receiverReceiverPath = 7
+	receiverReceiverPathPASS_JOIN_FROM      receiverReceiverPath = 7
+	receiverReceiverPathRECEIVER_PATH_COUNT receiverReceiverPath = 8
+)
+
+type receiverReports uint32
+
+const (
+	receiverReportsREPORTS_NONE      receiverReports = 0
+	receiverReportsREPORTS_JOIN_FROM receiverReports = 1
+	receiverReportsREPORTS_ANY       receiverReports = 2
 )
 
 // Names of all BPF objects in the ELF.
@@ -112,6 +127,7 @@ const (
 	receiverMapConfig             = "config"
 	receiverMapDumpEvents         = "dump_events"
 	receiverMapFlows              = "flows"
+	receiverMapJoinFrom           = "join_from"
 	receiverMapLocalAddrs         = "local_addrs"
 	receiverMapNewFlow            = "new_flow"
 	receiverMapReceiverDrops      = "receiver_drops"
@@ -122,8 +138,10 @@ const (
 	receiverProgMctunIngress      = "mctun_ingress"
 	receiverVarUnusedAccountArgs  = "unused_account_args"
 	receiverVarUnusedDumpMeta     = "unused_dump_meta"
+	receiverVarUnusedJoinPrefix   = "unused_join_prefix"
 	receiverVarUnusedReason       = "unused_reason"
 	receiverVarUnusedReceiverPath = "unused_receiver_path"
+	receiverVarUnusedReports      = "unused_reports"
 )
 
 // loadReceiver returns the embedded CollectionSpec for receiver.
@@ -181,6 +199,7 @@ type receiverMapSpecs struct {
 	Config        *ebpf.MapSpec `ebpf:"config"`
 	DumpEvents    *ebpf.MapSpec `ebpf:"dump_events"`
 	Flows         *ebpf.MapSpec `ebpf:"flows"`
+	JoinFrom      *ebpf.MapSpec `ebpf:"join_from"`
 	LocalAddrs    *ebpf.MapSpec `ebpf:"local_addrs"`
 	NewFlow       *ebpf.MapSpec `ebpf:"new_flow"`
 	ReceiverDrops *ebpf.MapSpec `ebpf:"receiver_drops"`
@@ -194,8 +213,10 @@ type receiverMapSpecs struct {
 type receiverVariableSpecs struct {
 	UnusedAccountArgs  *ebpf.VariableSpec `ebpf:"unused_account_args"`
 	UnusedDumpMeta     *ebpf.VariableSpec `ebpf:"unused_dump_meta"`
+	UnusedJoinPrefix   *ebpf.VariableSpec `ebpf:"unused_join_prefix"`
 	UnusedReason       *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedReceiverPath *ebpf.VariableSpec `ebpf:"unused_receiver_path"`
+	UnusedReports      *ebpf.VariableSpec `ebpf:"unused_reports"`
 }
 
 // receiverObjects contains all objects after they have been loaded into the kernel.
@@ -222,6 +243,7 @@ type receiverMaps struct {
 	Config        *ebpf.Map `ebpf:"config"`
 	DumpEvents    *ebpf.Map `ebpf:"dump_events"`
 	Flows         *ebpf.Map `ebpf:"flows"`
+	JoinFrom      *ebpf.Map `ebpf:"join_from"`
 	LocalAddrs    *ebpf.Map `ebpf:"local_addrs"`
 	NewFlow       *ebpf.Map `ebpf:"new_flow"`
 	ReceiverDrops *ebpf.Map `ebpf:"receiver_drops"`
@@ -235,6 +257,7 @@ func (m *receiverMaps) Close() error {
 		m.Config,
 		m.DumpEvents,
 		m.Flows,
+		m.JoinFrom,
 		m.LocalAddrs,
 		m.NewFlow,
 		m.ReceiverDrops,
@@ -249,8 +272,10 @@ func (m *receiverMaps) Close() error {
 type receiverVariables struct {
 	UnusedAccountArgs  *ebpf.Variable `ebpf:"unused_account_args"`
 	UnusedDumpMeta     *ebpf.Variable `ebpf:"unused_dump_meta"`
+	UnusedJoinPrefix   *ebpf.Variable `ebpf:"unused_join_prefix"`
 	UnusedReason       *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedReceiverPath *ebpf.Variable `ebpf:"unused_receiver_path"`
+	UnusedReports      *ebpf.Variable `ebpf:"unused_reports"`
 }
 
 // receiverPrograms contains all programs after they have been loaded into the kernel.

@@ -184,9 +184,9 @@ func TestIngressVerdicts(t *testing.T) {
 	}{
 		{"delivered", tunnel(rxSource, gre(rxKey, 0, good)), actRedirect, "kernel"},
 		{"unknown source", tunnel(rxOther, gre(rxKey, 0, good)), actShot, "unknown_source"},
-		{"a membership report from a host not a source", tunnel(rxOther, gre(rxKey, 0, igmp)), actUnspec, "user_igmp"},
-		// Larger than any packet the TUN takes, not than a report: user space judges it.
-		{"a large membership report from a host not a source", tunnel(rxOther, gre(rxKey, 0, bigIGMP)), actUnspec, "user_igmp"},
+		// A host that is no source takes no reports (TestIngressTakesReports has one that does).
+		{"a membership report from a host not a source", tunnel(rxOther, gre(rxKey, 0, igmp)), actShot, "unknown_source"},
+		{"a large membership report from a host not a source", tunnel(rxOther, gre(rxKey, 0, bigIGMP)), actShot, "unknown_source"},
 		{"larger than any report", tunnel(rxOther, gre(rxKey, 0, hugeIGMP)), actShot, "too_big"},
 		{"truncated GRE", tunnel(rxSource, gre(rxKey, 0, nil)[:8]), actShot, "bad_tunnel_header"},
 		{"GRE with a checksum", tunnel(rxSource, mutate(gre(rxKey, 0, good), 0, 0xb0)), actShot, "bad_tunnel_header"},
@@ -207,6 +207,7 @@ func TestIngressVerdicts(t *testing.T) {
 		{"source 0.0.0.0", tunnel(rxSource, gre(rxKey, 0, innerUDP(netip.IPv4Unspecified(), rxGroup, 65535, 10))), actShot, "bad_source"},
 		{"loopback source", tunnel(rxSource, gre(rxKey, 0, innerUDP(netip.MustParseAddr("127.0.0.1"), rxGroup, 65535, 10))), actShot, "bad_source"},
 		{"IGMP", tunnel(rxSource, gre(rxKey, 0, igmp)), actUnspec, "user_igmp"},
+		{"IGMP, wrong key", tunnel(rxSource, gre(rxKey+1, 0, igmp)), actShot, "wrong_key"},
 		{"a membership report, with Router Alert", tunnel(rxSource, gre(rxKey, 0, report)), actUnspec, "user_igmp"},
 		{"fragment not a multiple of 8", tunnel(rxSource, gre(rxKey, 0, fixInner(mutate(innerUDP(rxSource, rxGroup, 65535, 13), 6, 0x20)))), actShot, "bad_fragment"},
 		{"fragment beyond 64 KiB", tunnel(rxSource, gre(rxKey, 0, fixInner(mutate(innerUDP(rxSource, rxGroup, 65535, 16), 6, 0x1f, 7, 0xff)))), actShot, "bad_fragment"},
@@ -238,6 +239,84 @@ func TestIngressVerdicts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// On a host that is a source too, the kernel path leaves to user space what the report flow
+// judges there (datapath.Receiver.accept, datapath.Reports.Take): what a host inside
+// join_from that is no source sends, whatever it is, and IGMP from a source whatever its
+// key. What a host outside join_from sends it drops as unknown_source, as user space counts
+// it; and so it does again once join_from leaves a host out.
+func TestIngressTakesReports(t *testing.T) {
+	h := newRx(t)
+	inside, outside := rxOther, netip.MustParseAddr("198.18.7.7")
+	data := innerUDP(rxSource, rxGroup, 65535, 10)
+	igmp := encaptest.IPv4Packet(rxSource, netip.MustParseAddr("224.0.0.22"), encap.ProtoIGMP, make([]byte, 8))
+	type verdict struct {
+		name    string
+		pkt     []byte
+		verdict int32
+		moved   string
+	}
+	check := func(stage string, tests []verdict) {
+		t.Helper()
+		for _, tt := range tests {
+			if v, _, moved := h.run(tt.pkt); v != tt.verdict || moved != tt.moved {
+				t.Errorf("%s, %s: verdict %d, counted %q; want %d, %q", stage, tt.name, v, moved, tt.verdict, tt.moved)
+			}
+		}
+	}
+	divert := func(joinFrom ...netip.Prefix) {
+		t.Helper()
+		if err := h.r.DivertReports(joinFrom); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fromSources := []verdict{
+		{"IGMP from a source", tunnel(rxSource, gre(rxKey, 0, igmp)), actUnspec, "user_igmp"},
+		{"IGMP from a source, wrong key", tunnel(rxSource, gre(rxKey+1, 0, igmp)), actUnspec, "user_igmp"},
+		{"data from a source, wrong key", tunnel(rxSource, gre(rxKey+1, 0, data)), actShot, "wrong_key"},
+		{"data from a source", tunnel(rxSource, gre(rxKey, 0, data)), actRedirect, "kernel"},
+	}
+	stranger := verdict{"a report from outside join_from", tunnel(outside, gre(rxKey, 0, igmp)), actShot, "unknown_source"}
+
+	divert(netip.MustParsePrefix("198.18.9.0/24"), netip.MustParsePrefix("198.19.0.0/16"))
+	check("join_from 198.18.9.0/24, 198.19.0.0/16", append(fromSources,
+		verdict{"data from inside join_from", tunnel(inside, gre(rxKey, 0, data)), actUnspec, "user_join_from"},
+		verdict{"a report from inside join_from, wrong key", tunnel(inside, gre(rxKey+1, 0, igmp)), actUnspec, "user_join_from"},
+		verdict{"a bad GRE header from inside join_from", tunnel(inside, gre(rxKey, 0, nil)[:6]), actUnspec, "user_join_from"},
+		verdict{"data from the second prefix", tunnel(netip.MustParseAddr("198.19.200.1"), gre(rxKey, 0, data)), actUnspec, "user_join_from"},
+		stranger,
+		verdict{"data from outside join_from", tunnel(outside, gre(rxKey, 0, data)), actShot, "unknown_source"},
+	))
+
+	many := make([]netip.Prefix, maxJoinFrom+1)
+	for i := range many {
+		many[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 8), byte(i), 0}), 24)
+	}
+	divert(many...)
+	check("more prefixes than the program holds", []verdict{
+		{"a report from a host in none of them", tunnel(outside, gre(rxKey, 0, igmp)), actUnspec, "user_join_from"},
+	})
+
+	divert(netip.MustParsePrefix("198.18.9.9/32"))
+	check("join_from 198.18.9.9/32", []verdict{
+		{"data from inside join_from", tunnel(inside, gre(rxKey, 0, data)), actUnspec, "user_join_from"},
+		stranger,
+		{"data from the prefix taken away", tunnel(netip.MustParseAddr("198.19.200.1"), gre(rxKey, 0, data)), actShot, "unknown_source"},
+	})
+	var key receiverJoinPrefix
+	var n int
+	for it := h.r.objs.JoinFrom.Iterate(); it.Next(&key, new(uint8)); {
+		n++
+	}
+	if n != 1 {
+		t.Errorf("join_from holds %d prefixes, want 1", n)
+	}
+
+	divert()
+	check("join_from empty", append(fromSources,
+		verdict{"data from a host that is no source", tunnel(inside, gre(rxKey, 0, data)), actShot, "unknown_source"},
+	))
 }
 
 // With the TUN down, the redirect would drop what the program delivers: it drops it itself,

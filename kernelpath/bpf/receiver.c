@@ -15,7 +15,9 @@
 2. decapsulate: from a configured source (sources), arriving on the interface the route to
    that source leaves by (else the stack judges it, by rp_filter: the kernel path must not
    take what the host's reverse-path check would refuse), a GRE header of the form mctun
-   sends, our key.
+   sends, our key. On a host that is a source too (config reports), what a host inside
+   source.join_from that is no source sends goes on to user space, which judges it as a
+   membership report, and so does IGMP from a source whatever its key.
 3. validate: the inner packet passes the checks of encap.CheckInner, to an allowed group,
    within the TUN's MTU, and the TUN is up. Its sequence number is accounted for its flow
    (source and group: flows). IGMP (a member's membership report among it) goes on to user
@@ -25,8 +27,9 @@
    arrived on the TUN (tcpdump -i mctun0 sees it).
 
 Every packet that fails a step of 2 or 3 is dropped and counted by reason (receiver_drops),
-under the same names as the user-space receiver's. A dump (mctun dump) gets each inner packet
-delivered, through dump_events.
+under the same names as the user-space receiver's, and only where the user-space receiver
+(with its report flow, datapath.Reports) would count it under that name. A dump (mctun
+dump) gets each inner packet delivered, through dump_events.
  */
 #include "mctun.h"
 #include <linux/if_packet.h>
@@ -36,6 +39,7 @@ char _license[] SEC("license") = "Dual MIT/GPL";
 #define MAX_SOURCES 65536
 #define MAX_ALLOWED 65536
 #define MAX_LOCAL 1024
+#define MAX_JOIN_FROM 1024
 /* As the user-space receiver's maxFlows, and one more: the overflow flow {0, 0}, which
  * user space creates, takes the packets of every flow beyond. */
 #define MAX_FLOWS (65536 + 1)
@@ -58,7 +62,19 @@ struct receiver_config {
 	__u8 any_group;    /* member.groups is empty: any multicast group */
 	__u8 dump;         /* a dump runs: copy every inner packet delivered to dump_events */
 	__u8 tun_down;     /* the TUN is down, and drops what is redirected into it */
-	__u8 pad;
+	__u8 reports;      /* this host takes membership reports: enum reports */
+};
+
+/* Which hosts that are no source user space takes membership reports from. */
+enum reports {
+	REPORTS_NONE,      /* none: this host is no source */
+	REPORTS_JOIN_FROM, /* those inside a prefix in join_from */
+	REPORTS_ANY,       /* any: join_from has more prefixes than the map holds */
+};
+
+struct join_prefix {
+	__u32 prefixlen;
+	__be32 addr;
 };
 
 struct flow_key {
@@ -92,6 +108,7 @@ enum receiver_path {
 	PASS_OUTER,       /* an outer IPv4 header or length the stack should judge */
 	PASS_IGMP,        /* IGMP, a membership report among it: user space decides */
 	PASS_ROUTE,       /* from a source, on another interface than its route's: rp_filter decides */
+	PASS_JOIN_FROM,   /* from a host inside join_from that is no source: user space judges it */
 	RECEIVER_PATH_COUNT,
 };
 
@@ -147,6 +164,15 @@ struct {
 	__type(value, __u8);
 } local_addrs SEC(".maps");
 
+/* source.join_from, with config reports REPORTS_JOIN_FROM. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, MAX_JOIN_FROM);
+	__type(key, struct join_prefix);
+	__type(value, __u8);
+} join_from SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -187,6 +213,8 @@ const struct dump_meta *unused_dump_meta __attribute__((unused));
 const struct account_args *unused_account_args __attribute__((unused));
 const enum receiver_path *unused_receiver_path __attribute__((unused));
 const enum reason *unused_reason __attribute__((unused));
+const enum reports *unused_reports __attribute__((unused));
+const struct join_prefix *unused_join_prefix __attribute__((unused));
 
 static __always_inline void count(void *map, __u32 i)
 {
@@ -350,23 +378,21 @@ static __always_inline void account(__be32 source, __be32 group, __u32 seq, __u3
 	bpf_spin_unlock(&f->lock);
 }
 
-/* gre_then_igmp reports whether a datagram's payload is a GRE header of mctun's form
- * carrying IGMP: a membership report, perhaps from a member this host does not know as a
- * source, for user space to judge. */
-static __always_inline int gre_then_igmp(struct __sk_buff *skb, __u32 payload)
+/* joins reports whether user space takes membership reports from source, a host that is no
+ * source: datapath.Reports.Take. */
+static __always_inline int joins(const struct receiver_config *cfg, __be32 source)
 {
-	__u8 b[GRE_HLEN + IP_HLEN];
+	struct join_prefix k = {.prefixlen = 32, .addr = source};
 
-	if (payload < sizeof(b) || bpf_skb_load_bytes(skb, ETH_HLEN_ + IP_HLEN + UDP_HLEN, b, sizeof(b)))
-		return 0;
-	return b[0] == 0x30 && b[1] == 0 && b[2] == 0x08 && b[3] == 0 && (b[GRE_HLEN] >> 4) == 4 &&
-	       b[GRE_HLEN + 9] == IPPROTO_IGMP;
+	if (cfg->reports == REPORTS_ANY)
+		return 1;
+	return cfg->reports == REPORTS_JOIN_FROM && bpf_map_lookup_elem(&join_from, &k);
 }
 
 SEC("tc")
 int mctun_ingress(struct __sk_buff *skb)
 {
-	__u32 zero = 0, tot, payload, inner_len, n, r, seq, gre[3];
+	__u32 zero = 0, tot, payload, inner_len, n, r, seq, gre[3], igmp;
 	const struct receiver_config *cfg;
 	const __u32 *via;
 	void *data, *data_end;
@@ -408,8 +434,8 @@ int mctun_ingress(struct __sk_buff *skb)
 	/* 2. decapsulate */
 	via = bpf_map_lookup_elem(&sources, &source);
 	if (!via) {
-		if (gre_then_igmp(skb, payload))
-			return pass(PASS_IGMP);
+		if (joins(cfg, source))
+			return pass(PASS_JOIN_FROM);
 		return drop(REASON_UNKNOWN_SOURCE);
 	}
 	if (*via != skb->ifindex)
@@ -418,19 +444,23 @@ int mctun_ingress(struct __sk_buff *skb)
 		return drop(REASON_BAD_TUNNEL_HEADER);
 	if (gre[0] != bpf_htonl(GRE_FLAGS_KS << 16 | ETH_P_IP))
 		return drop(REASON_BAD_TUNNEL_HEADER);
-	if (bpf_ntohl(gre[1]) != cfg->key)
-		return drop(REASON_WRONG_KEY);
 	seq = bpf_ntohl(gre[2]);
-
-	/* 3. validate */
 	inner_len = payload - GRE_HLEN;
 	n = inner_len < MAX_IHL ? inner_len : MAX_IHL;
 	if (n > 0 && bpf_skb_load_bytes(skb, ETH_HLEN_ + ENCAP_LEN, hdr, n))
 		return drop(REASON_MALFORMED);
 	/* IGMP goes up whole, before the checks: a membership report carries the Router Alert
-	 * option, and user space judges reports apart from the inner packets it delivers. */
-	if (inner_len > 9 && (hdr[0] >> 4) == 4 && hdr[9] == IPPROTO_IGMP)
+	 * option, and user space judges reports apart from the inner packets it delivers; on a
+	 * host that takes reports, before the key too, which its report flow judges. */
+	igmp = inner_len >= IP_HLEN && (hdr[0] >> 4) == 4 && hdr[9] == IPPROTO_IGMP;
+	if (igmp && cfg->reports != REPORTS_NONE)
 		return pass(PASS_IGMP);
+	if (bpf_ntohl(gre[1]) != cfg->key)
+		return drop(REASON_WRONG_KEY);
+	if (igmp)
+		return pass(PASS_IGMP);
+
+	/* 3. validate */
 	r = inner_check(hdr, inner_len, MAX_IHL);
 	if (r != REASON_COUNT)
 		return drop(r);
