@@ -4,6 +4,7 @@ package test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
@@ -320,23 +321,44 @@ func testBadTunnelPacketsDropped(t *testing.T, dp string) {
 			t.Errorf("drops[%s] = %d, want 1 (all drops: %v)", reason, drops[reason], drops)
 		}
 	}
+	w.checkJudgedInKernel(member)
 }
 
-// sendFrom sends one UDP datagram from host h to dst.
+// sendFrom sends one UDP datagram from host h to dst, as a tunnel socket does.
 func sendFrom(t *testing.T, h *topo.Host, dst netip.AddrPort, payload []byte) {
 	t.Helper()
-	err := h.Do(func() error {
-		c, err := net.ListenUDP("udp4", nil)
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		_, err = c.WriteToUDPAddrPort(payload, dst)
-		return err
-	})
-	if err != nil {
+	c := tunnelSocket(t, h)
+	defer c.Close()
+	if _, err := c.WriteToUDPAddrPort(payload, dst); err != nil {
 		t.Fatalf("%s: send to %v: %v", h, dst, err)
 	}
+}
+
+// tunnelSocket opens a UDP socket in h's namespace that sends as mctun's tunnel does: with a
+// UDP checksum of 0 (SO_NO_CHECK). The kernel path's receiver judges such a packet itself;
+// one with a checksum that no device verified, as a socket's packets through a veth are, it
+// leaves to the stack and user space (user_checksum), so a test sending those would not
+// test the kernel path's checks.
+func tunnelSocket(t *testing.T, h *topo.Host) *net.UDPConn {
+	t.Helper()
+	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
+		var err error
+		if cerr := rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_NO_CHECK, 1) }); cerr != nil {
+			return cerr
+		}
+		return err
+	}}
+	var c *net.UDPConn
+	if err := h.Do(func() error {
+		pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:0")
+		if err == nil {
+			c = pc.(*net.UDPConn)
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("%s: %v", h, err)
+	}
+	return c
 }
 
 // 7. down leaves every host as it was, also on a source host that had no multicast route;

@@ -282,6 +282,19 @@ func (w *world) checkInKernel(h *topo.Host, want uint64) {
 	}
 }
 
+// checkJudgedInKernel asserts that on the kernel datapath, h's receiver side judged the
+// tunnel packets that reached it itself, and left none to the stack for their UDP checksum:
+// a test's crafted packets test the kernel path's checks only when sent as tunnelSocket sends.
+func (w *world) checkJudgedInKernel(h *topo.Host) {
+	w.t.Helper()
+	if w.datapath != "kernel" {
+		return
+	}
+	if p := w.status(h).Member.Kernel.Paths; p["user_checksum"] != 0 {
+		w.t.Errorf("%s: its kernel path left %d packets to the stack for their checksum, which did not test its checks (paths: %v)", h, p["user_checksum"], p)
+	}
+}
+
 // status is h's mctun stats --json: every counter.
 func (w *world) status(h *topo.Host) status {
 	w.t.Helper()

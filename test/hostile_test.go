@@ -214,6 +214,10 @@ func testHostile(t *testing.T, authenticated bool, dp string) {
 			t.Errorf("drop counter %s moved by %d, want %d (the packets of its kinds)", c, got, want[c])
 		}
 	}
+	if k := st.Member.Kernel; k != nil {
+		t.Logf("h1's kernel path: %v", k.Paths)
+	}
+	w.checkJudgedInKernel(h1)
 	// Nothing hostile was delivered to an application.
 	wrong := int(legitRep.Bad) + int(legitRep.Duplicates)
 	for from, n := range legitRep.Senders {
@@ -273,11 +277,10 @@ func checkRouterForwardsSpoofed(t *testing.T, w *world, outsider *topo.Host) {
 func hostileAttackers(t *testing.T, h0, h1, h2, h3, h4 *topo.Host) map[string]*attacker {
 	t.Helper()
 	dst := netip.AddrPortFrom(h1.Addr, 4754)
+	// Each sends as a tunnel does, with a UDP checksum of 0 (see tunnelSocket): so the
+	// kernel path's receiver judges what they send itself.
 	udpFrom := func(name string, h *topo.Host) *attacker {
-		var c *net.UDPConn
-		if err := h.Do(func() (err error) { c, err = net.ListenUDP("udp4", nil); return err }); err != nil {
-			t.Fatal(err)
-		}
+		c := tunnelSocket(t, h)
 		t.Cleanup(func() { c.Close() })
 		return &attacker{name: name, send: func(pkt []byte) error {
 			_, err := c.WriteToUDPAddrPort(pkt, dst)
@@ -294,7 +297,9 @@ func hostileAttackers(t *testing.T, h0, h1, h2, h3, h4 *topo.Host) map[string]*a
 	t.Cleanup(func() { unix.Close(raw) })
 	to := &unix.SockaddrInet4{Addr: h1.Addr.As4()}
 	spoofed := &attacker{name: "h3 as h0 (forged)", send: func(pkt []byte) error {
-		return unix.Sendto(raw, encaptest.UDPPacket(h0.Addr, dst, pkt), 0, to)
+		p := encaptest.UDPPacket(h0.Addr, dst, pkt)
+		p[26], p[27] = 0, 0 // the UDP checksum
+		return unix.Sendto(raw, p, 0, to)
 	}}
 	return map[string]*attacker{
 		"insider":  udpFrom("h2 (insider)", h2),
