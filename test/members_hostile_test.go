@@ -5,6 +5,7 @@ package test
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"strings"
@@ -285,4 +286,110 @@ func testHostileReports(t *testing.T, authenticated bool, dp string) {
 	if rssAfter-rssBefore > rssBound {
 		t.Errorf("h0's mctun grew from %s to %s under the forged reports", mib(rssBefore), mib(rssAfter))
 	}
+}
+
+// TestReportsOnSourceAndMember: on a host that is a source that accepts joins and a member
+// too, one socket takes both the tunnel packets it delivers and the membership reports; what
+// hosts that are no source send, and IGMP from a source, is judged as a report. Both
+// datapaths count each bad packet under the same name: the report flow's for a host inside
+// join_from, the receiver side's for one outside it or for data from a source; and after a
+// reload widens join_from, by the new one.
+func TestReportsOnSourceAndMember(t *testing.T) {
+	onEachDatapath(t, func(t *testing.T, dp string) {
+		w := newWorldOn(t, 4, dp)
+		h0, h1, h2, h3 := w.hosts[0], w.hosts[1], w.hosts[2], w.hosts[3]
+		config := func(joinFrom string) string {
+			return fmt.Sprintf("[source]\njoin_from = [%s]\n[member]\nsources = [%q]\n", joinFrom, h1.Addr)
+		}
+		// h1 is a source of h0's and inside join_from; h2 inside it and no source; h3
+		// outside it, until the reload.
+		w.up(h0, config(`"198.18.2.0/24", "198.18.3.0/24"`))
+		if dp == "kernel" {
+			if k := w.status(h0).Member.Kernel; k == nil || len(k.Attached) == 0 {
+				t.Fatalf("h0's receiver side is not in the kernel: %+v", k)
+			}
+		}
+		dst := netip.AddrPortFrom(h0.Addr, 4754)
+		tunnel := func(key uint32, inner []byte) []byte {
+			p := make([]byte, encap.HeaderLen, encap.HeaderLen+len(inner))
+			encap.PutHeader(p, encap.Header{Key: key})
+			return append(p, inner...)
+		}
+		report := func(h *topo.Host) []byte {
+			return igmp.BuildReports(h.Addr, []igmp.Record{{Type: igmp.ChangeToExclude, Group: netip.MustParseAddr("224.9.9.9")}})[0]
+		}
+		data := func(h *topo.Host) []byte {
+			return encaptest.UDPPacket(h.Addr, netip.AddrPortFrom(group, 65535), make([]byte, 64))
+		}
+		type counts struct{ refused, drops map[string]uint64 }
+		read := func() counts {
+			st := w.status(h0)
+			return counts{st.Source.Joins.Reports.Refused, st.Member.Stats.Drops}
+		}
+		// expect sends each packet five times and waits until exactly the counters named
+		// have moved, by five each.
+		expect := func(stage string, sends []func(), refused, drops []string) {
+			t.Helper()
+			before := read()
+			for _, send := range sends {
+				for range 5 {
+					send()
+				}
+			}
+			want := counts{map[string]uint64{}, map[string]uint64{}}
+			for _, c := range refused {
+				want.refused[c] += 5
+			}
+			for _, c := range drops {
+				want.drops[c] += 5
+			}
+			moved := func(now, was map[string]uint64) map[string]uint64 {
+				d := map[string]uint64{}
+				for c, n := range now {
+					if n != was[c] {
+						d[c] = n - was[c]
+					}
+				}
+				return d
+			}
+			var got counts
+			poll(5*time.Second, func() bool {
+				now := read()
+				got = counts{moved(now.refused, before.refused), moved(now.drops, before.drops)}
+				return maps.Equal(got.refused, want.refused) && maps.Equal(got.drops, want.drops)
+			})
+			if !maps.Equal(got.refused, want.refused) || !maps.Equal(got.drops, want.drops) {
+				t.Errorf("%s: reports refused %v, receiver drops %v; want %v and %v", stage, got.refused, got.drops, want.refused, want.drops)
+			}
+		}
+		send := func(h *topo.Host, pkt []byte) func() { return func() { sendFrom(t, h, dst, pkt) } }
+
+		expect("join_from h1's and h2's subnets", []func(){
+			send(h2, tunnel(0, data(h2))),    // not_a_report: h2 may join, and this is no report
+			send(h2, tunnel(99, report(h2))), // wrong_key, of the report flow
+			send(h1, tunnel(99, report(h1))), // wrong_key, of the report flow: IGMP from a source
+			send(h1, tunnel(99, data(h1))),   // wrong_key, of the receiver side: data from a source
+			send(h3, tunnel(0, report(h3))),  // unknown_source: h3 may not join
+			send(h3, tunnel(0, data(h3))),    // unknown_source
+		}, []string{"not_a_report", "wrong_key", "wrong_key"}, []string{"wrong_key", "unknown_source", "unknown_source"})
+
+		w.writeConfig(h0, config(`"198.18.2.0/24", "198.18.3.0/24", "198.18.4.0/24"`))
+		if r := w.mctun(h0, "reload"); r.code != 0 {
+			t.Fatalf("h0: mctun reload: %v", r)
+		}
+		expect("join_from with h3's subnet too", []func(){
+			send(h3, tunnel(0, data(h3))),    // not_a_report: h3 may join now
+			send(h3, tunnel(99, report(h3))), // wrong_key, of the report flow
+		}, []string{"not_a_report", "wrong_key"}, nil)
+		if dp == "kernel" { // the program judged them, not the stack for it
+			want := map[string]uint64{"user_join_from": 20, "user_igmp": 5}
+			p := w.status(h0).Member.Kernel.Paths
+			for path, n := range p {
+				if n != want[path] {
+					t.Errorf("h0's kernel path: %v; want %v, the rest 0", p, want)
+					break
+				}
+			}
+		}
+	})
 }
