@@ -18,7 +18,8 @@
 // it forwarded itself rather than leaving them to user space; then mctun's RSS with two big
 // configs on each path, and the memory of the kernel path's maps. It holds the results against the targets
 // (the kernel path's of issue 8, the user-space path's from before, which must also not fall
-// behind the median of the earlier runs that the report it writes over keeps), prints the
+// behind the median of the earlier runs that the report it writes over keeps, each run's
+// figures taken as ratios to VXLAN's in that run), prints the
 // tables, and with -out and -plot writes BENCHMARKS.md, which keeps them and this run for the
 // next, and a PNG of the rates (gnuplot).
 //

@@ -96,10 +96,12 @@ func markdownReport(rep *report) string {
 	}
 	if t := earlierTable(rep.Previous); len(t.rows) > 0 {
 		fmt.Fprintf(&b, "\n%s\n\n", earlierTitle)
-		b.WriteString("The user-space path's figures in the runs that \"must not get slower\" compares this run's with,\n")
-		fmt.Fprintf(&b, "at most %d, oldest first: the previous run's, and the runs its report kept (read from\n", earlierKept)
-		fmt.Fprintf(&b, "%s). This run's own figures are in the tables above; the next run's report keeps\n", rep.Previous.File)
-		b.WriteString("them here.\n\n")
+		fmt.Fprintf(&b, `The user-space path's figures, with VXLAN's in the same run, in the runs that "must not get
+slower" compares this run's with, at most %d, oldest first: the previous run's, and the runs
+its report kept (read from %s). This run's own figures are in the tables above; the next
+run's report keeps them here.
+
+`, earlierKept, rep.Previous.File)
 		b.WriteString(t.markdown())
 	}
 
@@ -157,18 +159,18 @@ func markdownReport(rep *report) string {
 // earlierTable is the user-space path's figures in the earlier runs p gives (previousRun.runs),
 // oldest first, a row for each (members, size) of each; parseEarlier reads it back.
 func earlierTable(p *previousRun) table {
-	t := table{head: []string{"members", "payload B", "date", "mctun", "trial", "rate", "CPU run pps", "CPU s/M"}}
+	t := table{head: []string{"members", "payload B", "date", "mctun", "trial", "rate", prevVXLANRateCol, "CPU run pps", "CPU s/M", prevVXLANCPUCol}}
+	pps := func(x float64, ok bool) string {
+		if !ok || !(x > 0) {
+			return "-"
+		}
+		return fmtPPS(x)
+	}
 	for _, run := range p.runs() {
 		for _, r := range run.Rows {
-			rate, cpuRate := "-", "-"
-			if r.HaveRate {
-				rate = fmtPPS(r.Rate)
-			}
-			if r.CPURate > 0 {
-				cpuRate = fmtPPS(r.CPURate)
-			}
 			t.rows = append(t.rows, []string{strconv.Itoa(r.Members), strconv.Itoa(r.Size), orDash(run.Date), orDash(mctunVersion(run.Mctun)),
-				orDash(run.Trial), rate, cpuRate, fmtNum(r.CPU, 3, r.HaveCPU)})
+				orDash(run.Trial), pps(r.Rate, r.HaveRate), pps(r.VXLANRate, r.HaveVXLANRate), pps(r.CPURate, true),
+				fmtNum(r.CPU, 3, r.HaveCPU), fmtNum(r.VXLANCPU, 3, r.HaveVXLANCPU)})
 		}
 	}
 	return t
@@ -305,12 +307,15 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   every member (receiver side), read after the check stream and again at the end of each phase;
   the difference counts the packets of the phase's runs by the path they took. The share is
   "kernel" of all of them; the table shows the lowest of the source's and the members'.
-- **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered
-  are compared, at each N and size, with the median of the earlier runs' figures: those in the
-  "Throughput and CPU" table of the report this run writes over (or -previous) and in the table
-  of the runs before it that report kept, at most %[12]d runs in all, of those whose trials were
-  as long, and for the CPU of those whose CPU runs' rate was within %.0[13]f%% of this run's (the
-  user-space path pays per batch, and its batches shrink with the rate). Each may be worse by at
-  most %.0[10]f%%, about what two runs differ by with nothing changed; the median keeps one run
-  that was high by chance from making the next one miss.
+- **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered,
+  each as a ratio to VXLAN's in the same run (runs on hosts of different speed compare as
+  ratios measured side by side; the absolute figures move with the host: one host's sender
+  alone reached a fifth of another's rate), are compared, at each N and size, with the median
+  of the earlier runs' ratios: those in the "Throughput and CPU" table of the report this run
+  writes over (or -previous) and in the table of the runs before it that report kept, at most
+  %[12]d runs in all, of those whose trials were as long, and for the CPU of those whose CPU
+  runs' rate was within %.0[13]f%% of this run's (the user-space path pays per batch, and its
+  batches shrink with the rate). Each may be worse by at most %.0[10]f%%, about what two runs
+  differ by with nothing changed; the median keeps one run that was high by chance from
+  making the next one miss.
 `

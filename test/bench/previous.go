@@ -53,6 +53,12 @@ type previousRow struct {
 	CPU      float64 `json:"cpu_s_per_million"`
 	HaveCPU  bool    `json:"have_cpu"`
 	CPURate  float64 `json:"cpu_rate_pps,omitempty"` // the rate of the CPU runs; 0 if not given
+	// VXLAN's in the same run, which "must not get slower" divides by: runs on hosts of
+	// different speed compare as ratios measured side by side.
+	VXLANRate     float64 `json:"vxlan_rate_pps,omitempty"`
+	HaveVXLANRate bool    `json:"have_vxlan_rate,omitempty"`
+	VXLANCPU      float64 `json:"vxlan_cpu_s_per_million,omitempty"`
+	HaveVXLANCPU  bool    `json:"have_vxlan_cpu,omitempty"`
 }
 
 // row is the earlier run's row at (members, size), or nil when it has none (or p is nil).
@@ -98,6 +104,9 @@ func readPrevious(opt options) *previousRun {
 var (
 	prevRateCols = []string{"rate " + systemName(sysMctun), "rate mctun", "rate"}
 	prevCPUCols  = []string{"CPU s/M " + systemName(sysMctun), "CPU s/M mctun", "CPU s/M"}
+	// VXLAN's, in both tables.
+	prevVXLANRateCol = "rate " + systemName(sysVXLAN)
+	prevVXLANCPUCol  = "CPU s/M " + systemName(sysVXLAN)
 )
 
 // parsePrevious reads the "Throughput and CPU" table of a report that markdownReport
@@ -182,6 +191,7 @@ func previousRowOf(head, cells []string) (previousRow, error) {
 		return slices.IndexFunc(head, func(h string) bool { return slices.Contains(names, h) })
 	}
 	mi, si, ri, ci, pi := col("members"), col("payload B"), col(prevRateCols...), col(prevCPUCols...), col("CPU run pps")
+	vri, vci := col(prevVXLANRateCol), col(prevVXLANCPUCol)
 	if mi < 0 || si < 0 {
 		return r, errors.New("the \"Throughput and CPU\" table has no members or payload B column")
 	}
@@ -200,6 +210,12 @@ func previousRowOf(head, cells []string) (previousRow, error) {
 	}
 	if pi >= 0 {
 		r.CPURate, _ = parsePPS(cells[pi])
+	}
+	if vri >= 0 {
+		r.VXLANRate, r.HaveVXLANRate = parsePPS(cells[vri])
+	}
+	if vci >= 0 {
+		r.VXLANCPU, r.HaveVXLANCPU = parseNum(cells[vci])
 	}
 	return r, nil
 }

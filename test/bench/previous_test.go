@@ -50,10 +50,13 @@ func TestParsePreviousOldFormat(t *testing.T) {
 		t.Errorf("date %q, mctun %q, trial %q", p.Date, p.Mctun, p.Trial)
 	}
 	want := []previousRow{
-		{Members: 1, Size: 64, Rate: 32200, HaveRate: true, CPU: 90.963, HaveCPU: true, CPURate: 16000},
-		{Members: 4, Size: 1200, Rate: 5700, HaveRate: true, CPURate: 2800},
-		{Members: 16, Size: 1200, Rate: 840, HaveRate: true, CPU: 108.441, HaveCPU: true, CPURate: 420},
-		{Members: 16, Size: 64},
+		{Members: 1, Size: 64, Rate: 32200, HaveRate: true, CPU: 90.963, HaveCPU: true, CPURate: 16000,
+			VXLANRate: 116100, HaveVXLANRate: true, VXLANCPU: 67.258, HaveVXLANCPU: true},
+		{Members: 4, Size: 1200, Rate: 5700, HaveRate: true, CPURate: 2800,
+			VXLANRate: 18600, HaveVXLANRate: true, VXLANCPU: 65.584, HaveVXLANCPU: true},
+		{Members: 16, Size: 1200, Rate: 840, HaveRate: true, CPU: 108.441, HaveCPU: true, CPURate: 420,
+			VXLANRate: 2700, HaveVXLANRate: true, VXLANCPU: 71.371, HaveVXLANCPU: true},
+		{Members: 16, Size: 64, VXLANRate: 3400, HaveVXLANRate: true},
 	}
 	if len(p.Rows) != len(want) {
 		t.Fatalf("%d rows, want %d: %+v", len(p.Rows), len(want), p.Rows)
@@ -61,7 +64,8 @@ func TestParsePreviousOldFormat(t *testing.T) {
 	for i, w := range want {
 		g := p.Rows[i]
 		if g.Members != w.Members || g.Size != w.Size || g.HaveRate != w.HaveRate || g.HaveCPU != w.HaveCPU ||
-			!near(g.Rate, w.Rate) || !near(g.CPU, w.CPU) {
+			!near(g.Rate, w.Rate) || !near(g.CPU, w.CPU) ||
+			g.HaveVXLANRate != w.HaveVXLANRate || g.HaveVXLANCPU != w.HaveVXLANCPU || !near(g.VXLANRate, w.VXLANRate) || !near(g.VXLANCPU, w.VXLANCPU) {
 			t.Errorf("row %d: got %+v, want %+v", i, g, w)
 		}
 	}
@@ -158,25 +162,26 @@ func TestEarlierRunsRoundTrip(t *testing.T) {
 	var got []string
 	for _, run := range p.Earlier {
 		for _, r := range run.Rows {
-			got = append(got, fmt.Sprintf("%s %s %s %dx%d %.0f %v %.3f %.0f", run.Date, run.Mctun, run.Trial, r.Members, r.Size, r.Rate, r.HaveCPU, r.CPU, r.CPURate))
+			got = append(got, fmt.Sprintf("%s %s %s %dx%d %.0f %v %.3f %.0f; VXLAN %v %.0f %v %.3f", run.Date, run.Mctun, run.Trial, r.Members, r.Size, r.Rate, r.HaveCPU, r.CPU, r.CPURate,
+				r.HaveVXLANRate, r.VXLANRate, r.HaveVXLANCPU, r.VXLANCPU))
 		}
 	}
 	want := []string{ // v0, the oldest, is left out; the runs' rows come back together
-		"2025-11-02 10:00 UTC v1 3s 16x64 11100 false 0.000 5000",
-		"2025-11-03 10:00 UTC v2 3s 16x64 11200 false 0.000 5000",
-		"2025-11-04 10:00 UTC v3 3s 16x64 11300 false 0.000 5000",
-		"2025-11-05 10:00 UTC v4 3s 16x64 11400 false 0.000 5000",
-		"2025-12-01 10:00 UTC old 3s 1x64 99000 true 17.000 49000",
-		"2025-12-01 10:00 UTC old 3s 16x64 12000 true 20.000 5000",
+		"2025-11-02 10:00 UTC v1 3s 16x64 11100 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-11-03 10:00 UTC v2 3s 16x64 11200 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-11-04 10:00 UTC v3 3s 16x64 11300 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-11-05 10:00 UTC v4 3s 16x64 11400 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-12-01 10:00 UTC old 3s 1x64 99000 true 17.000 49000; VXLAN true 99000 true 13.600",
+		"2025-12-01 10:00 UTC old 3s 16x64 12000 true 20.000 5000; VXLAN true 20000 true 16.667",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("earlier runs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	runs := p.runs()
-	if len(runs) != earlierKept || runs[0].Mctun != "v2" || runs[len(runs)-1].Date != "2026-01-02 03:04 UTC" || !strings.Contains(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | 5.0k | - |") {
+	if len(runs) != earlierKept || runs[0].Mctun != "v2" || runs[len(runs)-1].Date != "2026-01-02 03:04 UTC" || !strings.Contains(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | - | 5.0k | - | - |") {
 		t.Errorf("the next run compares with %+v", runs)
 	}
-	bad := strings.Replace(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | 5.0k | - |", "| sixteen | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | 5.0k | - |", 1)
+	bad := strings.Replace(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | - | 5.0k | - | - |", "| sixteen | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | - | 5.0k | - | - |", 1)
 	if _, err := parsePrevious([]byte(bad)); err == nil || !strings.Contains(err.Error(), `"The user-space path in earlier runs": members "sixteen": not a number`) {
 		t.Errorf("a bad row among the earlier runs: %v", err)
 	}

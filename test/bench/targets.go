@@ -232,8 +232,11 @@ func bigVerdict(rep *report, system string) verdict {
 }
 
 // notSlower compares the user-space path's figures with those of the earlier runs (see
-// previousRun.runs): the loss-free rate must not be lower, nor the CPU per million delivered
-// higher, than their median by more than slowerSlack. Of the earlier runs it takes those whose
+// previousRun.runs), each as a ratio to VXLAN's in its own run: the loss-free rate must not be
+// lower, nor the CPU per million delivered higher, than their median by more than
+// slowerSlack. Ratios, because the runs are on hosts of different speed (one host's sender
+// alone reached a fifth of another's rate), and a ratio measured side by side in one run
+// keeps what the host gives out of the comparison. Of the earlier runs it takes those whose
 // trials were as long, and for the CPU those whose CPU runs' rate was within cpuRateNear of
 // this run's: the user-space path pays per batch, and its batches shrink with the rate.
 func notSlower(rep *report) []verdict {
@@ -266,41 +269,50 @@ func notSlower(rep *report) []verdict {
 	}
 	earlierRate := func(r *row) (float64, int) {
 		return earlier(r, func(pr *previousRow) (float64, bool) {
-			if pr == nil || !pr.HaveRate || !(pr.Rate > 0) {
+			if pr == nil || !pr.HaveRate || !pr.HaveVXLANRate {
 				return 0, false
 			}
-			return pr.Rate, true
+			return ratio(pr.Rate, pr.VXLANRate)
 		})
 	}
 	earlierCPU := func(r *row) (float64, int) {
 		c := r.firstCPU()
 		return earlier(r, func(pr *previousRow) (float64, bool) {
-			if pr == nil || !pr.HaveCPU || !(pr.CPU > 0) {
+			if pr == nil || !pr.HaveCPU || !pr.HaveVXLANCPU {
 				return 0, false
 			}
 			if c != nil && pr.CPURate > 0 && math.Abs(pr.CPURate/c.Rate-1) > cpuRateNear {
 				return 0, false
 			}
-			return pr.CPU, true
+			return ratio(pr.CPU, pr.VXLANCPU)
 		})
 	}
+	// nowVsVXLAN is this run's figure of the user-space path over VXLAN's at r.
+	nowVsVXLAN := func(r *row, figure func(*sysResult) (float64, bool)) (float64, bool) {
+		x, ok := figure(r.Systems[sysMctun])
+		v, vok := figure(r.Systems[sysVXLAN])
+		if !ok || !vok {
+			return 0, false
+		}
+		return ratio(x, v)
+	}
+	showRatio := func(x float64) string { return fmt.Sprintf("%.2fx VXLAN", x) }
 	rate := compareRows(rep, againstEarlier(notSlowerRate, "where no earlier run has a figure",
 		func(r *row) (float64, bool, bool) {
-			x, ok := sweepRate(r.Systems[sysMctun])
-			return x, ok, ok && r.Systems[sysMctun].Sweep.Limit != LimitIncomplete
-		}, earlierRate, fmtPPS, func(x float64) bool { return x >= 1-slowerSlack }, false))
+			x, ok := nowVsVXLAN(r, sweepRate)
+			return x, ok, ok && r.Systems[sysMctun].Sweep.Limit != LimitIncomplete && r.Systems[sysVXLAN].Sweep.Limit != LimitIncomplete
+		}, earlierRate, showRatio, func(x float64) bool { return x >= 1-slowerSlack }, false))
 	cpu := compareRows(rep, againstEarlier(notSlowerCPU,
 		fmt.Sprintf("where no earlier run has a figure at a CPU runs' rate within %.0f%% of this run's", 100*cpuRateNear),
 		func(r *row) (float64, bool, bool) {
-			x, ok := cpuPerM(r.Systems[sysMctun])
+			x, ok := nowVsVXLAN(r, cpuPerM)
 			return x, ok, ok
-		}, earlierCPU, func(x float64) string { return fmt.Sprintf("%.1f", x) },
-		func(x float64) bool { return x <= 1+slowerSlack }, true))
+		}, earlierCPU, showRatio, func(x float64) bool { return x <= 1+slowerSlack }, true))
 	vs := []verdict{rate, cpu}
 	for i := range vs {
 		vs[i].System = sysMctun
 		if vs[i].Verdict == "not measured" && vs[i].Detail == "" {
-			vs[i].Detail = p.File + " has no figure of the user-space path at the same N and size"
+			vs[i].Detail = p.File + " has no figure of the user-space path and VXLAN at the same N and size"
 		}
 	}
 	return vs
@@ -350,9 +362,17 @@ func notComparable(p *previousRun, runs []previousRun, trial string) string {
 
 // The user-space path's targets against the earlier runs.
 var (
-	notSlowerRate = fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of the earlier runs' median", 100*(1-slowerSlack))
-	notSlowerCPU  = fmt.Sprintf("must not get slower: CPU per million delivered at most %.0f%% of the earlier runs' median", 100*(1+slowerSlack))
+	notSlowerRate = fmt.Sprintf("must not get slower: loss-free rate × VXLAN at least %.0f%% of the earlier runs' median", 100*(1-slowerSlack))
+	notSlowerCPU  = fmt.Sprintf("must not get slower: CPU per million delivered × VXLAN at most %.0f%% of the earlier runs' median", 100*(1+slowerSlack))
 )
+
+// ratio is x over y, when both are figures.
+func ratio(x, y float64) (float64, bool) {
+	if !(x > 0) || !(y > 0) {
+		return 0, false
+	}
+	return x / y, true
+}
 
 // cpuRateNear is how far from this run's CPU runs' rate an earlier run's may be for their CPU
 // figures of the user-space path to compare.
