@@ -182,9 +182,10 @@ const maxJoinFrom = 1024
 // DivertReports makes the program leave to user space what a host inside joinFrom that is
 // no source sends, and IGMP from a source whatever its key, as datapath.Receiver.DivertReports
 // does: the report flow judges them. What any other host that is no source sends it drops as
-// unknown_source, as user space would. A daemon that is a source too calls it before packets
-// come (ReceiverOptions.Reports), and again with each new source.join_from. With more prefixes than the program holds,
-// it leaves what every host that is no source sends to user space.
+// unknown_source, as user space would. On a daemon that is a source too, Start does it first
+// (ReceiverOptions.Reports), and the daemon again with each new source.join_from. With more
+// prefixes than the program holds, it leaves what every host that is no source sends to user
+// space, to judge.
 func (r *Receiver) DivertReports(joinFrom []netip.Prefix) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -198,8 +199,8 @@ func (r *Receiver) divertReports(joinFrom []netip.Prefix) error {
 	if len(joinFrom) > maxJoinFrom {
 		want, mode = nil, uint8(receiverReportsREPORTS_ANY)
 	}
-	// Wider first: a prefix that joins is in before the mode says so, and a mode that
-	// stops saying so before the prefixes go.
+	// A mode that takes more goes in before the prefixes change, one that takes fewer after:
+	// what user space takes as a report is never dropped in between.
 	if mode >= r.conf.Reports {
 		if err := r.putReports(mode); err != nil {
 			return err
