@@ -424,14 +424,28 @@ func TestDynamicManyToMany(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		for _, r := range recs {
+			r.settle(n, time.Second, 10*time.Second)
+		}
+		// Each recorder counts the other two streams as its own socket gets them: once every
+		// stream has arrived whole on a host, the foreign counts there follow within moments.
+		complete := func(r *recorder) bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.unique == n && r.dups == 0 && r.bad == 0 && r.foreign == 2*n
+		}
+		poll(5*time.Second, func() bool {
+			for _, r := range recs {
+				if !complete(r) {
+					return false
+				}
+			}
+			return true
+		})
 		for i, h := range hosts {
 			for j, from := range hosts {
 				r := recs[[2]int{i, j}]
-				r.settle(n, time.Second, 10*time.Second)
-				r.mu.Lock()
-				ok := r.unique == n && r.dups == 0 && r.bad == 0 && r.foreign == 2*n
-				r.mu.Unlock()
-				if !ok {
+				if !complete(r) {
 					t.Errorf("%s, the application counting %s's stream: %s; want all %d once, and the other two's %d once each",
 						h, from, r.summary(n), n, n)
 				}
