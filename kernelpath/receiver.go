@@ -166,7 +166,7 @@ func (r *Receiver) configure(key uint32, m config.Member) error {
 			return fmt.Errorf("kernel path: %w", err)
 		}
 	}
-	if err := syncSet(r.objs.AllowedGroups, r.groups, m.Groups); err != nil {
+	if err := syncSet(r.objs.AllowedGroups, r.groups, m.Groups, be32); err != nil {
 		return fmt.Errorf("kernel path: groups: %w", err)
 	}
 	r.groups = slices.Clone(m.Groups)
@@ -206,9 +206,10 @@ func (r *Receiver) divertReports(joinFrom []netip.Prefix) error {
 			return err
 		}
 	}
-	if err := r.publishJoins(want); err != nil {
+	if err := syncSet(r.objs.JoinFrom, r.joins, want, joinKey); err != nil {
 		return fmt.Errorf("kernel path: join_from: %w", err)
 	}
+	r.joins = slices.Clone(want)
 	return r.putReports(mode)
 }
 
@@ -221,31 +222,9 @@ func (r *Receiver) putReports(mode uint8) error {
 	return nil
 }
 
-// publishJoins makes join_from hold the prefixes of want, adding before it deletes. The
-// caller holds r.mu.
-func (r *Receiver) publishJoins(want []netip.Prefix) error {
-	key := func(p netip.Prefix) receiverJoinPrefix {
-		return receiverJoinPrefix{Prefixlen: uint32(p.Bits()), Addr: be32(p.Masked().Addr())}
-	}
-	one := uint8(1)
-	for _, p := range want {
-		if !slices.Contains(r.joins, p) {
-			if err := r.objs.JoinFrom.Put(key(p), one); err != nil {
-				return err
-			}
-			r.joins = append(r.joins, p)
-		}
-	}
-	var kept []netip.Prefix
-	for _, p := range r.joins {
-		if slices.Contains(want, p) {
-			kept = append(kept, p)
-		} else if err := r.objs.JoinFrom.Delete(key(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return err
-		}
-	}
-	r.joins = kept
-	return nil
+// joinKey is a prefix's key in join_from.
+func joinKey(p netip.Prefix) receiverJoinPrefix {
+	return receiverJoinPrefix{Prefixlen: uint32(p.Bits()), Addr: be32(p.Masked().Addr())}
 }
 
 // routesTo finds the interface the route to each source leaves by: 0 for a source with no
@@ -297,19 +276,20 @@ func (r *Receiver) reroute() {
 	}
 }
 
-// syncSet makes the set map m hold exactly want, where it held had.
-func syncSet(m *ebpf.Map, had, want []netip.Addr) error {
+// syncSet makes the set map m hold exactly want, where it held had, adding before it
+// deletes; key is an element's key in m.
+func syncSet[T comparable, K any](m *ebpf.Map, had, want []T, key func(T) K) error {
 	one := uint8(1)
 	for _, a := range want {
 		if !slices.Contains(had, a) {
-			if err := m.Put(be32(a), one); err != nil {
+			if err := m.Put(key(a), one); err != nil {
 				return err
 			}
 		}
 	}
 	for _, a := range had {
 		if !slices.Contains(want, a) {
-			if err := m.Delete(be32(a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			if err := m.Delete(key(a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
 				return err
 			}
 		}
