@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -61,18 +60,6 @@ func TestRawPayload(t *testing.T) {
 		got, ok := r.rawPayload(tt.pkt)
 		if ok != tt.ok || string(got) != tt.want {
 			t.Errorf("%s: rawPayload = %q, %v; want %q, %v", tt.name, got, ok, tt.want, tt.ok)
-		}
-	}
-}
-
-func TestAddrOf(t *testing.T) {
-	want := netip.MustParseAddr("198.18.1.2")
-	for _, a := range []net.Addr{
-		&net.UDPAddr{IP: net.ParseIP("198.18.1.2"), Port: 9}, // 16-byte form
-		&net.IPAddr{IP: net.IPv4(198, 18, 1, 2).To4()},
-	} {
-		if got := addrOf(a); got != want {
-			t.Errorf("addrOf(%v) = %v, want %v", a, got, want)
 		}
 	}
 }

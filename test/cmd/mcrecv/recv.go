@@ -21,10 +21,11 @@ import (
 
 // receiver owns the socket, the read batch and the statistics of one run.
 type receiver struct {
-	cfg  config
-	conn net.PacketConn
-	pc   *ipv4.PacketConn
-	msgs []ipv4.Message
+	cfg   config
+	conn  net.PacketConn
+	raw   syscall.RawConn
+	pc    *ipv4.PacketConn
+	batch *batch
 
 	stopping atomic.Bool // set by a signal; ends the loop at its next deadline check
 
@@ -51,14 +52,18 @@ func newReceiver(cfg config) (*receiver, error) {
 		tracker: stream.NewTracker(cfg.maxSeq),
 		senders: map[netip.Addr]uint64{},
 	}
-	if err := r.setup(); err != nil {
+	r.raw, err = conn.(syscall.Conn).SyscallConn()
+	if err == nil {
+		err = r.setup()
+	}
+	if err == nil {
+		err = blocking(r.raw)
+	}
+	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	r.msgs = make([]ipv4.Message, cfg.batch)
-	for i := range r.msgs {
-		r.msgs[i].Buffers = [][]byte{make([]byte, 65536)}
-	}
+	r.batch = newBatch(cfg.batch, 65536)
 	return r, nil
 }
 
@@ -111,12 +116,8 @@ func (r *receiver) setup() error {
 // setRcvbuf asks for cfg.rcvbuf bytes with SO_RCVBUFFORCE, which root may use beyond
 // net.core.rmem_max, else with SO_RCVBUF, and records what the kernel granted.
 func (r *receiver) setRcvbuf() error {
-	rc, err := r.conn.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return err
-	}
 	var serr error
-	err = rc.Control(func(fd uintptr) {
+	err := r.raw.Control(func(fd uintptr) {
 		if r.cfg.rcvbuf > 0 {
 			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, r.cfg.rcvbuf) != nil {
 				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, r.cfg.rcvbuf)
@@ -135,10 +136,7 @@ func (r *receiver) close() { r.conn.Close() }
 // run reads batches until a stop condition, then returns the report. ctx ending (a signal)
 // stops it too.
 func (r *receiver) run(ctx context.Context) (stream.RecvReport, error) {
-	stopWatch := context.AfterFunc(ctx, func() {
-		r.stopping.Store(true)
-		r.pc.SetReadDeadline(time.Now()) // wake a pending read
-	})
+	stopWatch := context.AfterFunc(ctx, func() { r.stopping.Store(true) }) // seen within pollInterval
 	defer stopWatch()
 	end := time.Now().Add(r.cfg.timeout)
 	var err error
@@ -148,7 +146,9 @@ func (r *receiver) run(ctx context.Context) (stream.RecvReport, error) {
 	return r.report(), err
 }
 
-// readBatch reads and handles one batch, setting r.rep.Stop when the run is over.
+// readBatch reads and handles one batch, setting r.rep.Stop when the run is over. Once its
+// deadline has passed it takes only what already waits, so that a deadline that passed
+// while this process was not running is not taken for an idle or finished stream.
 func (r *receiver) readBatch(end time.Time) error {
 	deadline, why := end, "timeout"
 	if r.lastAnyNs != 0 {
@@ -156,33 +156,26 @@ func (r *receiver) readBatch(end time.Time) error {
 			deadline, why = idleEnd, "idle"
 		}
 	}
-	r.pc.SetReadDeadline(deadline)
-	if r.stopping.Load() { // checked after setting the deadline: see run's AfterFunc
+	if r.stopping.Load() {
 		r.rep.Stop = "signal"
 		return nil
 	}
-	n, err := r.pc.ReadBatch(r.msgs, 0)
+	over := !time.Now().Before(deadline)
+	n, err := r.batch.read(r.raw, over)
 	now := time.Now().UnixNano()
-	if err != nil {
-		var nerr net.Error
-		switch {
-		case r.stopping.Load():
-			r.rep.Stop = "signal"
-		case errors.As(err, &nerr) && nerr.Timeout():
-			if why == "idle" && r.pending() {
-				// Starved past the idle deadline: Go reports it without reading.
-				r.lastAnyNs = now
-				return nil
-			}
+	switch {
+	case errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR): // nothing within pollInterval
+		if over {
 			r.rep.Stop = why
-		default:
-			r.rep.Stop = "error"
-			return fmt.Errorf("read: %w", err)
 		}
 		return nil
+	case err != nil:
+		r.rep.Stop = "error"
+		return fmt.Errorf("read: %w", err)
 	}
-	for i := range r.msgs[:n] {
-		r.handle(&r.msgs[i], now)
+	for i := range n {
+		b, from, trunc := r.batch.message(i)
+		r.handle(b, from, trunc, now)
 	}
 	if r.cfg.count > 0 && r.tracker.Unique >= r.cfg.count {
 		r.rep.Stop = "count"
@@ -190,24 +183,9 @@ func (r *receiver) readBatch(end time.Time) error {
 	return nil
 }
 
-// pending reports whether a datagram waits in the socket (SIOCINQ), so a deadline that
-// passed while this process was not running is not taken for an idle or finished stream.
-func (r *receiver) pending() bool {
-	rc, err := r.conn.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return false
-	}
-	n := 0
-	rc.Control(func(fd uintptr) {
-		n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-	})
-	return n > 0
-}
-
-// handle checks one datagram and counts it.
-func (r *receiver) handle(m *ipv4.Message, now int64) {
-	b := m.Buffers[0][:m.N]
-	from := addrOf(m.Addr)
+// handle checks one datagram, b from the address from (trunc: cut short to fit the
+// buffer), and counts it.
+func (r *receiver) handle(b []byte, from netip.Addr, trunc bool, now int64) {
 	if r.cfg.proto != 17 {
 		var ok bool
 		if b, ok = r.rawPayload(b); !ok {
@@ -216,7 +194,7 @@ func (r *receiver) handle(m *ipv4.Message, now int64) {
 	}
 	r.rep.Received++
 	r.lastAnyNs = now
-	if m.Flags&unix.MSG_TRUNC != 0 || (r.cfg.size > 0 && len(b) != r.cfg.size) {
+	if trunc || (r.cfg.size > 0 && len(b) != r.cfg.size) {
 		r.rep.Bad++
 		return
 	}
@@ -247,19 +225,6 @@ func (r *receiver) rawPayload(b []byte) ([]byte, bool) {
 		return nil, false
 	}
 	return b[ihl:], true
-}
-
-// addrOf returns the IP address of a UDP or IP source address.
-func addrOf(a net.Addr) netip.Addr {
-	var ip net.IP
-	switch a := a.(type) {
-	case *net.UDPAddr:
-		ip = a.IP
-	case *net.IPAddr:
-		ip = a.IP
-	}
-	addr, _ := netip.AddrFromSlice(ip)
-	return addr.Unmap()
 }
 
 // report fills in the summary fields of the report from the run's statistics.
@@ -295,14 +260,10 @@ const (
 // kernelDrops returns the datagrams the kernel dropped at this socket, from SO_MEMINFO,
 // or 0 if the kernel does not say.
 func (r *receiver) kernelDrops() uint64 {
-	rc, err := r.conn.(syscall.Conn).SyscallConn()
-	if err != nil {
-		return 0
-	}
 	var info [skMeminfoVars]uint32
 	size := uint32(unsafe.Sizeof(info))
 	var errno syscall.Errno
-	rc.Control(func(fd uintptr) {
+	r.raw.Control(func(fd uintptr) {
 		_, _, errno = unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, unix.SO_MEMINFO,
 			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&size)), 0)
 	})
