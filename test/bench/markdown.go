@@ -31,6 +31,7 @@ func markdownReport(rep *report) string {
 		{"kernel", "Linux " + rep.Machine.Kernel},
 		{"Go", rep.Machine.Go},
 		{"mctun", rep.Machine.Mctun},
+		{"applications", appsText},
 		{"date", rep.Start.Format("2006-01-02 15:04 MST")},
 		{"command", "`make bench`, which runs `" + rep.Command + "`"},
 		{"took", rep.Elapsed.Round(time.Second).String()},
@@ -159,7 +160,7 @@ run's report keeps them here.
 // earlierTable is the user-space path's figures in the earlier runs p gives (previousRun.runs),
 // oldest first, a row for each (members, size) of each; parseEarlier reads it back.
 func earlierTable(p *previousRun) table {
-	t := table{head: []string{"members", "payload B", "date", "mctun", "trial", "rate", prevVXLANRateCol, "CPU run pps", "CPU s/M", prevVXLANCPUCol}}
+	t := table{head: []string{"members", "payload B", "date", "mctun", "trial", "apps", "rate", prevVXLANRateCol, "CPU run pps", "CPU s/M", prevVXLANCPUCol}}
 	pps := func(x float64, ok bool) string {
 		if !ok || !(x > 0) {
 			return "-"
@@ -169,7 +170,7 @@ func earlierTable(p *previousRun) table {
 	for _, run := range p.runs() {
 		for _, r := range run.Rows {
 			t.rows = append(t.rows, []string{strconv.Itoa(r.Members), strconv.Itoa(r.Size), orDash(run.Date), orDash(mctunVersion(run.Mctun)),
-				orDash(run.Trial), pps(r.Rate, r.HaveRate), pps(r.VXLANRate, r.HaveVXLANRate), pps(r.CPURate, true),
+				orDash(run.Trial), run.apps(), pps(r.Rate, r.HaveRate), pps(r.VXLANRate, r.HaveVXLANRate), pps(r.CPURate, true),
 				fmtNum(r.CPU, 3, r.HaveCPU), fmtNum(r.VXLANCPU, 3, r.HaveVXLANCPU)})
 		}
 	}
@@ -215,9 +216,11 @@ func cpuRateText(st settings) string {
 const methodText = `The world is ` + "`mctun/test/topo`" + `: network namespaces on this one machine, a router that
 routes unicast and drops multicast (like a cloud VPC), the source h0 at 198.18.1.2 and members
 h1..hN at 198.18.<i+1>.2, each behind a veth pair. The applications are ` + "`mcsend`" + ` on h0 (paced,
-sendmmsg batches, each datagram stamped with a sequence number and its send time) and one
-` + "`mcrecv`" + ` per member (recvmmsg, joined to 224.1.2.3:65535 the way an unmodified application joins,
-by the route for 224.0.0.0/4). They know nothing of any of the systems.
+sleeping in nanosleep between sendmmsg batches, each datagram stamped with a sequence number and
+its send time) and one ` + "`mcrecv`" + ` per member (blocking recvmmsg, joined to 224.1.2.3:65535 the way an
+unmodified application joins, by the route for 224.0.0.0/4), each a thread that the kernel wakes
+once per batch, as a C application's would be: their costs are in every system's CPU figure.
+They know nothing of any of the systems.
 
 - **mctun user**: ` + "`mctun up`" + ` on each member with ` + "`datapath = \"user\"`" + ` and ` + "`[member] sources = [\"198.18.1.2\"]`" + `,
   then on h0 with ` + "`datapath = \"user\"`" + ` and one ` + "`[source]`" + ` group 224.1.2.3 port 65535 listing the N

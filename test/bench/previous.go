@@ -18,10 +18,28 @@ type previousRun struct {
 	Date    string        `json:"date,omitempty"`  // its "date" line
 	Mctun   string        `json:"mctun,omitempty"` // its "mctun" line: the version measured
 	Trial   string        `json:"trial,omitempty"` // its trial length, from the method ("3s")
+	Apps    string        `json:"apps,omitempty"`  // its applications' version (appsVersion); "" before there was one
 	Rows    []previousRow `json:"rows,omitempty"`
 	Problem string        `json:"problem,omitempty"` // why there is nothing to compare with
 	// Earlier are the runs before it that its report kept (earlierTitle), oldest first.
 	Earlier []previousRun `json:"earlier,omitempty"`
+}
+
+// appsVersion is the version of the benchmark's applications, mcsend and mcrecv, whose costs
+// are in every CPU figure: figures measured with other versions do not compare. Version 2
+// (applications) sleeps and reads in blocking system calls, and costs about half the CPU per
+// datagram version 1 did, which a report before it does not name.
+const appsVersion = "2"
+
+// appsText is how a report names the applications it measured with.
+const appsText = appsVersion + " (mcsend sleeps and mcrecv reads in blocking system calls)"
+
+// apps is the version of the applications the run measured with.
+func (p *previousRun) apps() string {
+	if p.Apps == "" {
+		return "1"
+	}
+	return p.Apps
 }
 
 // earlierKept is how many earlier runs "must not get slower" compares with, and a report
@@ -128,6 +146,9 @@ func parsePrevious(data []byte) (previousRun, error) {
 		if len(cells) == 2 && cells[0] == "mctun" {
 			p.Mctun = cells[1]
 		}
+		if len(cells) == 2 && cells[0] == "applications" {
+			p.Apps, _, _ = strings.Cut(cells[1], " ")
+		}
 	}
 	t, ok := tables[throughputTitle]
 	if !ok {
@@ -160,6 +181,7 @@ func parseEarlier(t [][]string) ([]previousRun, error) {
 		return nil, nil
 	}
 	di, vi, ti := slices.Index(t[0], "date"), slices.Index(t[0], "mctun"), slices.Index(t[0], "trial")
+	ai := slices.Index(t[0], "apps") // none before appsVersion 2
 	if di < 0 || vi < 0 || ti < 0 {
 		return nil, errors.New("no date, mctun or trial column")
 	}
@@ -169,8 +191,11 @@ func parseEarlier(t [][]string) ([]previousRun, error) {
 			return nil, err
 		}
 		run := previousRun{Date: noDash(cells[di]), Mctun: noDash(cells[vi]), Trial: noDash(cells[ti])}
+		if ai >= 0 {
+			run.Apps = noDash(cells[ai])
+		}
 		i := slices.IndexFunc(runs, func(p previousRun) bool {
-			return p.Date == run.Date && p.Mctun == run.Mctun && p.Trial == run.Trial
+			return p.Date == run.Date && p.Mctun == run.Mctun && p.Trial == run.Trial && p.Apps == run.Apps
 		})
 		if i < 0 {
 			runs = append(runs, run)

@@ -162,26 +162,26 @@ func TestEarlierRunsRoundTrip(t *testing.T) {
 	var got []string
 	for _, run := range p.Earlier {
 		for _, r := range run.Rows {
-			got = append(got, fmt.Sprintf("%s %s %s %dx%d %.0f %v %.3f %.0f; VXLAN %v %.0f %v %.3f", run.Date, run.Mctun, run.Trial, r.Members, r.Size, r.Rate, r.HaveCPU, r.CPU, r.CPURate,
+			got = append(got, fmt.Sprintf("%s %s %s %s %dx%d %.0f %v %.3f %.0f; VXLAN %v %.0f %v %.3f", run.Date, run.Mctun, run.Trial, run.apps(), r.Members, r.Size, r.Rate, r.HaveCPU, r.CPU, r.CPURate,
 				r.HaveVXLANRate, r.VXLANRate, r.HaveVXLANCPU, r.VXLANCPU))
 		}
 	}
 	want := []string{ // v0, the oldest, is left out; the runs' rows come back together
-		"2025-11-02 10:00 UTC v1 3s 16x64 11100 false 0.000 5000; VXLAN false 0 false 0.000",
-		"2025-11-03 10:00 UTC v2 3s 16x64 11200 false 0.000 5000; VXLAN false 0 false 0.000",
-		"2025-11-04 10:00 UTC v3 3s 16x64 11300 false 0.000 5000; VXLAN false 0 false 0.000",
-		"2025-11-05 10:00 UTC v4 3s 16x64 11400 false 0.000 5000; VXLAN false 0 false 0.000",
-		"2025-12-01 10:00 UTC old 3s 1x64 99000 true 17.000 49000; VXLAN true 99000 true 13.600",
-		"2025-12-01 10:00 UTC old 3s 16x64 12000 true 20.000 5000; VXLAN true 20000 true 16.667",
+		"2025-11-02 10:00 UTC v1 3s 1 16x64 11100 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-11-03 10:00 UTC v2 3s 1 16x64 11200 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-11-04 10:00 UTC v3 3s 1 16x64 11300 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-11-05 10:00 UTC v4 3s 1 16x64 11400 false 0.000 5000; VXLAN false 0 false 0.000",
+		"2025-12-01 10:00 UTC old 3s 2 1x64 99000 true 17.000 49000; VXLAN true 99000 true 13.600",
+		"2025-12-01 10:00 UTC old 3s 2 16x64 12000 true 20.000 5000; VXLAN true 20000 true 16.667",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("earlier runs:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	runs := p.runs()
-	if len(runs) != earlierKept || runs[0].Mctun != "v2" || runs[len(runs)-1].Date != "2026-01-02 03:04 UTC" || !strings.Contains(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | - | 5.0k | - | - |") {
+	if len(runs) != earlierKept || runs[0].Mctun != "v2" || runs[len(runs)-1].Date != "2026-01-02 03:04 UTC" || runs[len(runs)-1].apps() != appsVersion || !strings.Contains(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 1 | 11.1k | - | 5.0k | - | - |") {
 		t.Errorf("the next run compares with %+v", runs)
 	}
-	bad := strings.Replace(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | - | 5.0k | - | - |", "| sixteen | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 11.1k | - | 5.0k | - | - |", 1)
+	bad := strings.Replace(md, "| 16 | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 1 | 11.1k | - | 5.0k | - | - |", "| sixteen | 64 | 2025-11-02 10:00 UTC | v1 | 3s | 1 | 11.1k | - | 5.0k | - | - |", 1)
 	if _, err := parsePrevious([]byte(bad)); err == nil || !strings.Contains(err.Error(), `"The user-space path in earlier runs": members "sixteen": not a number`) {
 		t.Errorf("a bad row among the earlier runs: %v", err)
 	}

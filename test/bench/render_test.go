@@ -80,7 +80,7 @@ func fixture() *report {
 		{System: sysKernel, Name: "16 groups x 4096 members", Groups: 16, PerGroup: 4096, Up: time.Second, After: memStatus{HWM: 20 * 1024, RSS: 20000}, Sent: 200, Delivered: 200,
 			MapBytes: 5 << 20, Paths: map[string]uint64{"kernel": 200}},
 	}
-	rep.Previous = &previousRun{File: "BENCHMARKS.md", Date: "2025-12-01 10:00 UTC", Mctun: "mctun old", Rows: []previousRow{
+	rep.Previous = &previousRun{File: "BENCHMARKS.md", Date: "2025-12-01 10:00 UTC", Mctun: "mctun old", Apps: appsVersion, Rows: []previousRow{
 		{Members: 1, Size: 64, Rate: 99000, HaveRate: true, CPU: 17, HaveCPU: true, CPURate: 49000,
 			VXLANRate: 99000, HaveVXLANRate: true, VXLANCPU: 13.6, HaveVXLANCPU: true},
 		{Members: 16, Size: 64, Rate: 12000, HaveRate: true, CPU: 20, HaveCPU: true, CPURate: 5000,
@@ -387,7 +387,7 @@ func TestNotSlowerProblems(t *testing.T) {
 	if ns := strings.Join(notes(rep), "\n"); !strings.Contains(ns, "The user-space path is not compared with an earlier run: old.md: no") {
 		t.Errorf("notes do not say why:\n%s", ns)
 	}
-	rep.Previous = &previousRun{File: "old.md", Rows: []previousRow{{Members: 4, Size: 64, Rate: 1, HaveRate: true}}}
+	rep.Previous = &previousRun{File: "old.md", Apps: appsVersion, Rows: []previousRow{{Members: 4, Size: 64, Rate: 1, HaveRate: true}}}
 	if v := notSlower(rep)[0]; v.Verdict != "not measured" || v.Detail != "left out where no earlier run has a figure: 1 member 64 B, 16 members 64 B" {
 		t.Errorf("no common row: %+v", v)
 	}
@@ -396,6 +396,13 @@ func TestNotSlowerProblems(t *testing.T) {
 	if v := notSlower(rep)[0]; v.Verdict != "misses" {
 		t.Errorf("the same trial length: %+v", v)
 	}
+	rep.Previous.Apps = ""
+	for _, v := range notSlower(rep) {
+		if v.Verdict != "not measured" || v.Detail != "BENCHMARKS.md's runs measured with applications 1, this run with "+appsText+": their figures do not compare" {
+			t.Errorf("other applications: %+v", v)
+		}
+	}
+	rep.Previous.Apps = appsVersion
 	rep.Settings.Trial = time.Second
 	for _, v := range notSlower(rep) {
 		if v.Verdict != "not measured" || v.Detail != "BENCHMARKS.md's trials were 3s, this run's 1s: their figures do not compare" {
@@ -411,7 +418,7 @@ func TestNotSlowerProblems(t *testing.T) {
 func TestNotSlowerMedian(t *testing.T) {
 	rep := fixture() // this run: 16 members 64 B at 10.0k pps, 25.0 s/M at 5.0k pps; VXLAN 20.0k, 16.7 s/M
 	at16 := func(date, trial string, rate, cpu, cpuRate float64) previousRun {
-		return previousRun{Date: date, Trial: trial, Rows: []previousRow{
+		return previousRun{Date: date, Trial: trial, Apps: appsVersion, Rows: []previousRow{
 			{Members: 16, Size: 64, Rate: rate, HaveRate: true, CPU: cpu, HaveCPU: true, CPURate: cpuRate,
 				VXLANRate: 20000, HaveVXLANRate: true, VXLANCPU: 4 / 0.24, HaveVXLANCPU: true}}}
 	}
@@ -522,8 +529,8 @@ func TestMarkdownReport(t *testing.T) {
 		"| must not get slower: loss-free rate × VXLAN at least 90% of the earlier runs' median | **misses** |",
 		"## The user-space path in earlier runs",
 		"at most 5, oldest first: the previous run's, and the runs\nits report kept (read from BENCHMARKS.md). This run's",
-		"| members | payload B | date | mctun | trial | rate | rate VXLAN | CPU run pps | CPU s/M | CPU s/M VXLAN |",
-		"| 16 | 64 | 2025-12-01 10:00 UTC | old | - | 12.0k | 20.0k | 5.0k | 20.000 | 16.667 |",
+		"| members | payload B | date | mctun | trial | apps | rate | rate VXLAN | CPU run pps | CPU s/M | CPU s/M VXLAN |",
+		"| 16 | 64 | 2025-12-01 10:00 UTC | old | - | 2 | 12.0k | 20.0k | 5.0k | 20.000 | 16.667 |",
 		"![highest loss-free rate against members, mctun's user-space path, its kernel path and VXLAN, per payload size](BENCHMARKS-rate.png)",
 		"## RSS with big configs",
 		"| 16 groups x 4096 members | user | 65536 | 1s |",

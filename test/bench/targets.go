@@ -238,13 +238,15 @@ func bigVerdict(rep *report, system string) verdict {
 // alone reached a fifth of another's rate), and a ratio measured side by side in one run
 // keeps what the host gives out of the comparison. Of the earlier runs it takes those whose
 // trials were as long, and for the CPU those whose CPU runs' rate was within cpuRateNear of
-// this run's: the user-space path pays per batch, and its batches shrink with the rate.
+// this run's: the user-space path pays per batch, and its batches shrink with the rate. And
+// only those measured with the same applications (appsVersion), whose costs are in every CPU
+// figure, VXLAN's too.
 func notSlower(rep *report) []verdict {
 	p := rep.Previous
 	trial := rep.Settings.Trial.String()
 	var runs []previousRun
 	for _, run := range p.runs() {
-		if run.Trial == "" || run.Trial == trial {
+		if (run.Trial == "" || run.Trial == trial) && run.apps() == appsVersion {
 			runs = append(runs, run)
 		}
 	}
@@ -346,18 +348,20 @@ func againstEarlier(name, skipWhy string, now func(*row) (x float64, have, usabl
 }
 
 // notComparable says why the user-space path has no earlier runs to compare with, given the
-// previous report p and the runs of it whose trials were as long; "" when it has some.
+// previous report p and the runs of it that compare; "" when it has some.
 func notComparable(p *previousRun, runs []previousRun, trial string) string {
 	switch {
 	case p == nil:
 		return "no previous report to compare with"
 	case p.Problem != "":
 		return p.File + ": " + p.Problem
-	case len(runs) == 0:
+	case len(runs) > 0:
+		return ""
+	case p.Trial != "" && p.Trial != trial:
 		// Shorter trials pass higher rates: figures of different trial lengths do not compare.
 		return fmt.Sprintf("%s's trials were %s, this run's %s: their figures do not compare", p.File, p.Trial, trial)
 	}
-	return ""
+	return fmt.Sprintf("%s's runs measured with applications %s, this run with %s: their figures do not compare", p.File, p.apps(), appsText)
 }
 
 // The user-space path's targets against the earlier runs.
