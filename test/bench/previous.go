@@ -26,9 +26,9 @@ type previousRun struct {
 }
 
 // appsVersion is the version of the benchmark's applications, mcsend and mcrecv, whose costs
-// are in every CPU figure: figures measured with other versions do not compare. Version 2
-// (applications) sleeps and reads in blocking system calls, and costs about half the CPU per
-// datagram version 1 did, which a report before it does not name.
+// are in every CPU figure: figures measured with other versions do not compare. Version 2's
+// sleep and read in blocking system calls and cost about half the CPU per datagram version
+// 1's did; a report before version 2 names none.
 const appsVersion = "2"
 
 // appsText is how a report names the applications it measured with.
