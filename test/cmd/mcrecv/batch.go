@@ -16,10 +16,15 @@ const pollInterval = 50 * time.Millisecond
 
 // blocking puts the socket in blocking mode, each read waiting at most pollInterval, to be
 // read as a C application reads: the thread sleeps in recvmmsg(2) and the kernel wakes it
-// when a datagram comes. Go's netpoller would read it non-blocking and hand the waiting
-// between its threads: measured in the benchmark, three context switches per datagram
-// where this takes one, in work the same for every system measured and so only noise to
-// their comparison.
+// when a datagram comes. Go's netpoller hands the waiting between its threads, and Go's
+// scheduler takes the processor from a regular system call that blocks and hands it back
+// after: measured in the benchmark, three context switches per datagram where a raw
+// blocking read (batch.read) takes one, in work the same for every system measured and so
+// only noise to their comparison.
+//
+// (mctun's own socket, encap.UDPConn, has the same message headers and raw calls
+// (internal/rawcall), but waits in the netpoller, which is the cost here; and an application
+// of the benchmark uses nothing of the system it measures.)
 func blocking(raw syscall.RawConn) error {
 	tv := unix.NsecToTimeval(int64(pollInterval))
 	var serr error
@@ -57,10 +62,8 @@ func newBatch(n, size int) *batch {
 // nowait, then taking what else waits. It returns how many came, or EAGAIN if none did (EINTR
 // if a signal ended the wait first).
 //
-// The wait is a raw system call, which Go's scheduler does not see, as mcsend's sleep is (see
-// there): through unix.Syscall6 its monitor took the processor from each wait and handed it
-// back after, costing the context switches this saves. The cost: a garbage collection waits
-// for the read to end, at most pollInterval.
+// The call is raw (see blocking): a garbage collection waits for it to end, at most
+// pollInterval.
 func (b *batch) read(raw syscall.RawConn, nowait bool) (int, error) {
 	flags := unix.MSG_WAITFORONE
 	if nowait {

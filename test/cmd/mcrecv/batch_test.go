@@ -10,8 +10,8 @@ import (
 )
 
 // A batch reads what waits in one call, says which datagram was cut short, and returns
-// EAGAIN when none comes: at once with nowait, after pollInterval without (or EINTR). (A datagram
-// socket pair, so that the test sends nothing on any network.)
+// EAGAIN when none comes: at once with nowait, after pollInterval without (or EINTR). (A
+// datagram socket pair, so that the test sends nothing on any network.)
 func TestBatchRead(t *testing.T) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM, 0)
 	if err != nil {
