@@ -237,22 +237,38 @@ func (h *Host) PrimaryAddr(dev string) (netip.Addr, error) {
 	return netip.Addr{}, nil
 }
 
-// MulticastRoute says which interface the host's multicast leaves by: the route 224.0.0.0/4
-// if there is one, else whatever route carries 224.0.0.1 (usually the default route). It
-// returns "" when nothing does.
-func (h *Host) MulticastRoute() (string, error) {
+// MulticastPath is how the host's multicast leaves: by Dev ("" when no route carries it),
+// from Src, and whether by a route of its own to 224.0.0.0/4 on Dev (Own) rather than by a
+// wider one, such as the default route.
+type MulticastPath struct {
+	Dev string
+	Src netip.Addr
+	Own bool
+}
+
+// Multicast says how the host's multicast leaves: by whatever route carries 224.0.0.1 (ip
+// route get 224.0.0.1), and whether the main table has a route to 224.0.0.0/4 by the same
+// interface (ip route show 224.0.0.0/4).
+func (h *Host) Multicast() (MulticastPath, error) {
 	routes, err := h.nl.RouteGet(net.IPv4(224, 0, 0, 1))
 	if errors.Is(err, unix.ENETUNREACH) || (err == nil && len(routes) == 0) {
-		return "", nil
+		return MulticastPath{}, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("host: ip route get 224.0.0.1: %w", err)
+		return MulticastPath{}, fmt.Errorf("host: ip route get 224.0.0.1: %w", err)
 	}
 	link, err := h.nl.LinkByIndex(routes[0].LinkIndex)
 	if err != nil {
-		return "", fmt.Errorf("host: ip route get 224.0.0.1: %w", err)
+		return MulticastPath{}, fmt.Errorf("host: ip route get 224.0.0.1: %w", err)
 	}
-	return link.Attrs().Name, nil
+	p := MulticastPath{Dev: link.Attrs().Name}
+	p.Src, _ = netip.AddrFromSlice(routes[0].Src.To4())
+	own, err := h.routes(Multicast)
+	if err != nil {
+		return MulticastPath{}, err
+	}
+	p.Own = slices.ContainsFunc(own, func(r Spec) bool { return r.Dev == p.Dev })
+	return p, nil
 }
 
 // routes lists the main table's routes to exactly dst.

@@ -455,6 +455,40 @@ func testDownRestoresHost(t *testing.T, dp string) {
 	checkRestored("after kill -9, down")
 }
 
+// 7b. On a source host whose multicast leaves by the default route, as on most hosts with one
+// interface, mctun routes it out of the source interface by a route of its own, with the
+// source address it had: the kernel caches the output route of a multicast destination only
+// under such a route, and by the default route builds and frees one for every datagram. down
+// takes it away again.
+func TestSourceMulticastRoute(t *testing.T) { onEachDatapath(t, testSourceMulticastRoute) }
+
+func testSourceMulticastRoute(t *testing.T, dp string) {
+	w := newWorldOn(t, 4, dp)
+	before := w.snapshot(w.src)
+	for _, m := range w.mbrs {
+		w.up(m, memberConfig)
+	}
+	if r := w.mctun(w.src, "up", "-c", w.writeConfig(w.src, sourceConfig)); r.code != 0 {
+		t.Fatalf("h0: mctun up: %v", r)
+	}
+	const want = "224.0.0.0/4 dev eth0 proto 147 scope link src 198.18.1.2"
+	if got := strings.TrimSpace(w.run(w.src, "ip", "route", "show", "224.0.0.0/4").stdout); got != want {
+		t.Errorf("h0, its multicast by the default route: ip route show 224.0.0.0/4: %q, want %q", got, want)
+	}
+	const n = 500
+	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
+	w.send(w.src, mcapp.SendOptions{Group: group, Port: 65535, Count: n, Size: 1000, Rate: 2000})
+	for i, rep := range w.reports(rs) {
+		w.checkStream(w.mbrs[i].Name, rep, n, "198.18.1.2")
+	}
+	if r := w.mctun(w.src, "down"); r.code != 0 {
+		t.Fatalf("h0: mctun down: %v", r)
+	}
+	if after := w.snapshot(w.src); after != before {
+		t.Errorf("h0: host changed after up, traffic, down:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
 // 8. Each bad config is refused with a message naming what is wrong, and the host is left
 // unchanged; so are a start that fails on the host itself.
 func TestBadConfigRefused(t *testing.T) {
