@@ -662,7 +662,8 @@ func (d *daemon) chooseInterface() error {
 // sends and frees it through RCU (in a profile of the benchmark at 16,000 datagrams a second
 // to one member, 5.6% of the machine's busy time went to output routes and their freeing;
 // 1.9% with the route, and VXLAN's, whose device has one, 2.2%). In that case the route keeps
-// the source address the host gave that multicast (src).
+// the source address the host gave that multicast (src). keepMulticastRoute puts the route
+// back when it goes. The caller holds d.mu, or is start.
 func (d *daemon) routeMulticast() error {
 	if d.cfg.Source == nil {
 		return nil

@@ -17,7 +17,7 @@ import (
 type hostEvents struct {
 	addrs  *nlevents.Sub[netlink.AddrUpdate]  // a source's: its interface's address (refreshSelf)
 	links  *nlevents.Sub[netlink.LinkUpdate]  // a member's: the TUN up or down (keepTUN)
-	routes *nlevents.Sub[netlink.RouteUpdate] // a member's: the TUN's route removed (keepTUN)
+	routes *nlevents.Sub[netlink.RouteUpdate] // a route to 224.0.0.0/4 removed: the TUN's (keepTUN), or a source-only host's (keepMulticastRoute)
 }
 
 // followHost starts routineHost. It follows events, not a clock: a host where nothing changes
@@ -29,8 +29,8 @@ func (d *daemon) followHost() {
 	}
 	if d.cfg.Member != nil {
 		ev.links = nlevents.Links("", d.stopping, d.log)
-		ev.routes = nlevents.Routes("", d.stopping, d.log)
 	}
+	ev.routes = nlevents.Routes("", d.stopping, d.log)
 	for _, err := range []error{start(ev.addrs), start(ev.links), start(ev.routes)} {
 		if err != nil { // routineHost tries again
 			d.log.Error("cannot follow the host's changes: trying again", "every", nlevents.RetryEvery, "err", err)
@@ -42,8 +42,8 @@ func (d *daemon) followHost() {
 // routineHost keeps what mctun set up in line with the host, until stop: on a source, the
 // address members know it by (refreshSelf) with its interface's; on a member, the TUN's route
 // (keepTUN), which the kernel removes when the TUN goes down or, on a host that is a source
-// too, when the address it names goes. Events lost, or a subscription opened again, make it
-// look afresh.
+// too, when the address it names goes; on a source-only host, the route of its multicast
+// (keepMulticastRoute). Events lost, or a subscription opened again, make it look afresh.
 func (d *daemon) routineHost(ev hostEvents) {
 	iface, tun := -1, -1
 	if d.cfg.Source != nil {
@@ -93,7 +93,8 @@ func (d *daemon) routineHost(ev hostEvents) {
 	}
 }
 
-// lookAtHost is one look of routineHost: the source's address, then the TUN's route.
+// lookAtHost is one look of routineHost: the source's address, then the TUN's route or, on
+// a source-only host, the route of its multicast.
 func (d *daemon) lookAtHost() error {
 	if d.cfg.Source != nil {
 		if err := d.refreshSelf(); err != nil {
@@ -103,7 +104,21 @@ func (d *daemon) lookAtHost() error {
 	if d.cfg.Member != nil {
 		return d.keepTUN()
 	}
-	return nil
+	return d.keepMulticastRoute()
+}
+
+// keepMulticastRoute puts back a source-only host's route of its multicast (routeMulticast)
+// when it has gone: the kernel removes it with the address it names (a DHCP lease that
+// changes), and a network manager may remove a route it did not make. Without it the
+// applications' multicast leaves by the default route again, or by no route to the source
+// interface. routineHost calls it when a route to 224.0.0.0/4 or the source's address changes.
+func (d *daemon) keepMulticastRoute() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.isStopping() { // as keepTUN: stop undoes the route, do not add it again
+		return nil
+	}
+	return d.routeMulticast()
 }
 
 // start, closed, channel and retried are a Sub's, for one a role may not need (nil).

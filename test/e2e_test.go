@@ -458,8 +458,8 @@ func testDownRestoresHost(t *testing.T, dp string) {
 // 7b. On a source host whose multicast leaves by the default route, as on most hosts with one
 // interface, mctun routes it out of the source interface by a route of its own, with the
 // source address it had: the kernel caches the output route of a multicast destination only
-// under such a route, and by the default route builds and frees one for every datagram. down
-// takes it away again.
+// under such a route, and by the default route builds and frees one for every datagram.
+// Removed by hand (or by a network manager), it comes back; down takes it away.
 func TestSourceMulticastRoute(t *testing.T) { onEachDatapath(t, testSourceMulticastRoute) }
 
 func testSourceMulticastRoute(t *testing.T, dp string) {
@@ -472,8 +472,15 @@ func testSourceMulticastRoute(t *testing.T, dp string) {
 		t.Fatalf("h0: mctun up: %v", r)
 	}
 	const want = "224.0.0.0/4 dev eth0 proto 147 scope link src 198.18.1.2"
-	if got := strings.TrimSpace(w.run(w.src, "ip", "route", "show", "224.0.0.0/4").stdout); got != want {
+	show := func() string { return strings.TrimSpace(w.run(w.src, "ip", "route", "show", "224.0.0.0/4").stdout) }
+	if got := show(); got != want {
 		t.Errorf("h0, its multicast by the default route: ip route show 224.0.0.0/4: %q, want %q", got, want)
+	}
+	if r := w.run(w.src, "ip", "route", "del", "224.0.0.0/4"); r.code != 0 {
+		t.Fatalf("h0: ip route del 224.0.0.0/4: %v", r)
+	}
+	if !poll(10*time.Second, func() bool { return show() == want }) {
+		t.Errorf("h0: its route removed by hand: ip route show 224.0.0.0/4: %q 10s later, want %q back", show(), want)
 	}
 	const n = 500
 	rs := w.receive(w.mbrs, mcapp.RecvOptions{Group: group, Port: 65535, Count: n, Idle: 2 * time.Second, Timeout: 30 * time.Second})
