@@ -641,11 +641,10 @@ func (d *daemon) chooseInterface() error {
 		if err != nil {
 			return err
 		}
-		dev := p.Dev
-		if dev == "" {
+		if p.Dev == "" {
 			return errors.New("source.interface is not set and no route carries 224.0.0.0/4 (no default route either): set source.interface")
 		}
-		d.iface = dev
+		d.iface = p.Dev
 	}
 	if _, err := net.InterfaceByName(d.iface); err != nil {
 		return fmt.Errorf("source.interface %s: %w", d.iface, err)
