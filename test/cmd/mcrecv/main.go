@@ -16,8 +16,9 @@
 // receive buffer (SO_RCVBUFFORCE, falling back to SO_RCVBUF). Each datagram is checked
 // against the stream format (mctun/test/stream); a good one counts for its sender and its
 // sequence number, and its one-way latency (arrival minus the send time it carries; all
-// namespaces of one machine share a clock) goes into a histogram. kernel_drops is the socket's drop counter from
-// SO_MEMINFO: datagrams the kernel discarded because the buffer was full.
+// namespaces of one machine share a clock) goes into a histogram. kernel_drops is the
+// socket's drop counter from SO_MEMINFO: datagrams the kernel discarded because the buffer
+// was full.
 //
 // It stops after -count unique datagrams, after -idle without any once one has arrived,
 // after -timeout in all, or on SIGINT/SIGTERM. With -ready it writes that file once it has
