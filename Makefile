@@ -8,7 +8,7 @@ LDFLAGS  := -X main.version=$(VERSION)
 BIN      := bin
 FUZZTIME ?= 30s
 
-.PHONY: all build test unit e2e demo bench fuzz soak lint package clean generate check-generate
+.PHONY: all build test unit e2e demo bench bench-base fuzz soak lint package clean generate check-generate
 
 all: build
 
@@ -46,16 +46,25 @@ e2e:
 demo: build
 	$(GO) run ./test/demo -mctun $(BIN)/mctun
 
-# The benchmark (root; 15 to 25 minutes on 2 cores): mctun's user-space path and its kernel
+# The benchmark (root; 35 to 50 minutes on 2 cores): mctun's user-space path and its kernel
 # path against kernel VXLAN head-end replication at 1, 4 and 16 members and 64 and 1200 byte
-# payloads, in namespaces; writes BENCHMARKS.md and BENCHMARKS-rate.png, comparing the
-# user-space path with the earlier runs the BENCHMARKS.md it writes over keeps. Not part of test. BENCHFLAGS adds
-# flags. To iterate on a subset in a few minutes without rewriting the report:
+# payloads, in namespaces, with the user-space path of BENCH_BASE's mctun side by side (it
+# "must not get slower"); writes BENCHMARKS.md and BENCHMARKS-rate.png. Not part of test.
+# BENCHFLAGS adds flags. To iterate on a subset in a few minutes without rewriting the report:
 #   go run ./test/bench -members 1 -sizes 64 -trial 1s -big=false
 BENCHFLAGS ?=
-bench: build
+bench: build bench-base
 	@command -v gnuplot >/dev/null 2>&1 || echo "make bench: gnuplot is missing: BENCHMARKS-rate.png will not be drawn (apt-get install -y gnuplot-nox)"
-	$(GO) run ./test/bench -mctun $(BIN)/mctun -out BENCHMARKS.md -plot BENCHMARKS-rate.png $(BENCHFLAGS)
+	$(GO) run ./test/bench -mctun $(BIN)/mctun -base-mctun $(BIN)/mctun-base -out BENCHMARKS.md -plot BENCHMARKS-rate.png $(BENCHFLAGS)
+
+# The baseline of the benchmark's "must not get slower": mctun as it was at BENCH_BASE, the
+# last commit before the kernel path (issue 8), built from git's copy of that commit.
+BENCH_BASE ?= cc8c16b
+bench-base:
+	@set -e; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	git archive $(BENCH_BASE) | tar -x -C "$$dir"; \
+	cd "$$dir" && CGO_ENABLED=0 $(GO) build -ldflags "-X main.version=$(BENCH_BASE)" -o $(CURDIR)/$(BIN)/mctun-base ./cmd/mctun
+	@echo "bench-base: $(BIN)/mctun-base is mctun at $(BENCH_BASE)"
 
 # Every fuzz target for FUZZTIME each (a duration, or a count of inputs: 100000x), seeded from
 # its package's testdata/fuzz/<target>. Not part of test. CI runs a short pass by count

@@ -36,8 +36,12 @@ type mctunGroup struct {
 	Members []netip.Addr
 }
 
-// datapathLine is the top-level key that picks mctun's packet path: "user" or "kernel".
+// datapathLine is the top-level key that picks mctun's packet path: "user" or "kernel"; none
+// for "", the base binary's config.
 func datapathLine(datapath string) string {
+	if datapath == "" {
+		return ""
+	}
 	return fmt.Sprintf("datapath = %q\n\n", datapath)
 }
 

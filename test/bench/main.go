@@ -44,6 +44,11 @@ func run(opt options) (err error) {
 	if opt.mctun, err = filepath.Abs(opt.mctun); err != nil {
 		return err
 	}
+	if opt.baseMctun != "" {
+		if opt.baseMctun, err = filepath.Abs(opt.baseMctun); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -169,9 +174,12 @@ func checkTools(opt options) error {
 		}
 	}
 	if runsMctun(opt.systems) {
-		if st, err := os.Stat(opt.mctun); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		if !executable(opt.mctun) {
 			return fmt.Errorf("-mctun %s: not an executable (make build makes bin/mctun)", opt.mctun)
 		}
+	}
+	if opt.baseMctun != "" && !executable(opt.baseMctun) {
+		return fmt.Errorf("-base-mctun %s: not an executable (make bench-base makes bin/mctun-base)", opt.baseMctun)
 	}
 	if opt.plot != "" {
 		if _, err := exec.LookPath("gnuplot"); err != nil {
@@ -179,6 +187,12 @@ func checkTools(opt options) error {
 		}
 	}
 	return nil
+}
+
+// executable reports whether path is a file that may be run.
+func executable(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
 // describeMachine says where the benchmark runs.
@@ -197,10 +211,18 @@ func describeMachine(ctx context.Context, opt options) machine {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}
-	if runsMctun(opt.systems) {
-		if out, err := exec.CommandContext(ctx, opt.mctun, "version").Output(); err == nil {
-			m.Mctun = strings.TrimSpace(string(out))
+	version := func(binary string) string {
+		out, err := exec.CommandContext(ctx, binary, "version").Output()
+		if err != nil {
+			return "unknown"
 		}
+		return strings.TrimSpace(string(out))
+	}
+	if runsMctun(opt.systems) {
+		m.Mctun = version(opt.mctun)
+	}
+	if opt.baseMctun != "" {
+		m.Base = version(opt.baseMctun)
 	}
 	return m
 }

@@ -24,18 +24,28 @@ func markdownReport(rep *report) string {
 	b.WriteString("mctun is measured on both its packet paths, the user-space path (`datapath = \"user\"`, \"mctun\n")
 	b.WriteString("user\") and the kernel path (`datapath = \"kernel\"`, \"mctun kernel\"), side by side with the\n")
 	b.WriteString("kernel's own answer to the same problem, VXLAN head-end replication, in the same run on the\n")
-	b.WriteString("same machine.\n\n")
+	b.WriteString("same machine.\n")
+	if rep.Machine.Base != "" {
+		b.WriteString("The user-space path is also measured side by side with an earlier mctun binary's (\"mctun base\"),\n")
+		b.WriteString("the baseline of \"must not get slower\".\n")
+	}
+	b.WriteString("\n")
 	info := table{head: []string{"", ""}}
 	info.rows = [][]string{
 		{"machine", fmt.Sprintf("%s, %d cores", rep.Machine.CPU, rep.Machine.Cores)},
 		{"kernel", "Linux " + rep.Machine.Kernel},
 		{"Go", rep.Machine.Go},
 		{"mctun", rep.Machine.Mctun},
+	}
+	if rep.Machine.Base != "" {
+		info.rows = append(info.rows, []string{"mctun base", rep.Machine.Base})
+	}
+	info.rows = append(info.rows, [][]string{
 		{"applications", appsText},
 		{"date", rep.Start.Format("2006-01-02 15:04 MST")},
 		{"command", "`make bench`, which runs `" + rep.Command + "`"},
 		{"took", rep.Elapsed.Round(time.Second).String()},
-	}
+	}...)
 	b.WriteString(leftMarkdown(info))
 
 	b.WriteString("\n## Results\n\n")
@@ -65,7 +75,7 @@ func markdownReport(rep *report) string {
 		b.WriteString("\n### mctun's memory\n\n")
 		b.WriteString(resultsTable(rep, blockRSS).markdown())
 	}
-	b.WriteString("\n" + strings.ReplaceAll(legend, "\n", " ") + "\n")
+	b.WriteString("\n" + strings.ReplaceAll(legendOf(rep), "\n", " ") + "\n")
 	b.WriteString("The ratios (× VXLAN) are each mctun path's figure divided by VXLAN's; added latency is its figure minus VXLAN's.\n")
 	b.WriteString("RSS has no VXLAN counterpart: the kernel does VXLAN's work, with no process to measure.\n")
 
@@ -82,7 +92,7 @@ func markdownReport(rep *report) string {
 	vs := evaluate(rep)
 	for _, g := range []struct{ system, title string }{
 		{sysKernel, "The kernel path (`datapath = \"kernel\"`): issue 8's targets"},
-		{sysMctun, "The user-space path (`datapath = \"user\"`): its targets from before the kernel path, and no slower than the earlier runs"},
+		{sysMctun, "The user-space path (`datapath = \"user\"`): its targets from before the kernel path, and no slower than " + slowerThanWhat(rep)},
 	} {
 		tt := table{head: []string{"target", "verdict", "detail"}}
 		for _, v := range vs {
@@ -97,12 +107,17 @@ func markdownReport(rep *report) string {
 	}
 	if t := earlierTable(rep.Previous); len(t.rows) > 0 {
 		fmt.Fprintf(&b, "\n%s\n\n", earlierTitle)
-		fmt.Fprintf(&b, `The user-space path's figures, with VXLAN's in the same run, in the runs that "must not get
-slower" compares this run's with, at most %d, oldest first: the previous run's, and the runs
+		uses := `that "must not get
+slower" compares this run's with`
+		if slices.Contains(rep.systems(), sysBase) {
+			uses = `kept for comparison
+from run to run ("must not get slower" compares with mctun base, in this run)`
+		}
+		fmt.Fprintf(&b, `The user-space path's figures, with VXLAN's in the same run, in the runs %s, at most %d, oldest first: the previous run's, and the runs
 its report kept (read from %s). This run's own figures are in the tables above; the next
 run's report keeps them here.
 
-`, earlierKept, rep.Previous.File)
+`, uses, earlierKept, rep.Previous.File)
 		b.WriteString(t.markdown())
 	}
 
@@ -133,7 +148,8 @@ run's report keeps them here.
 
 	b.WriteString("\n## Method\n\n")
 	fmt.Fprintf(&b, methodText, st.Trial, 100*st.MaxLoss, fmtPPS(st.Start), 100*st.Precision, st.Attempts,
-		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, 100*slowerSlack, joinSettle.Seconds(), earlierKept, 100*cpuRateNear)
+		100*st.Shortfall, cpuRateText(st), fmtPPS(st.LatencyRate), st.Rounds, joinSettle.Seconds())
+	b.WriteString(notSlowerMethod(rep))
 
 	b.WriteString("\n<details><summary>Every sweep attempt</summary>\n\n")
 	b.WriteString("Rates asked of mcsend and reached by it, and the worst member's loss, in the order tried.\n\n")
@@ -211,8 +227,7 @@ func cpuRateText(st settings) string {
 // methodText is the method section; its verbs take, in order: the trial length, the loss
 // limit in percent, the first rate, the precision in percent, the attempts per trial, the
 // shortfall in percent, how the CPU rate is picked, the latency rate, the rounds of the
-// fixed-rate runs, the slack of "must not get slower" in percent, and how long the joins
-// settle, in seconds.
+// fixed-rate runs, and how long the joins settle, in seconds. notSlowerMethod follows it.
 const methodText = `The world is ` + "`mctun/test/topo`" + `: network namespaces on this one machine, a router that
 routes unicast and drops multicast (like a cloud VPC), the source h0 at 198.18.1.2 and members
 h1..hN at 198.18.<i+1>.2, each behind a veth pair. The applications are ` + "`mcsend`" + ` on h0 (paced,
@@ -280,7 +295,7 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   machine is quiet, and an attempt during which other processes kept more than 0.05 of a core
   busy, or a hypervisor took more than 0.05 of a core from the machine (steal in /proc/stat,
   which is then not counted as busy), is made again, up to twice, unless it passed anyway.
-- **Joins settle first**: in the CPU and latency runs the source's application starts %.1[11]f s
+- **Joins settle first**: in the CPU and latency runs the source's application starts %.1[10]f s
   after the last member's application joined the group, once the joins' signalling is over
   (the kernel's repeated IGMP report, which VXLAN floods to every peer; mctun's membership
   reports and their repetition): these runs measure what each datagram costs, and a
@@ -310,15 +325,44 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
   every member (receiver side), read after the check stream and again at the end of each phase;
   the difference counts the packets of the phase's runs by the path they took. The share is
   "kernel" of all of them; the table shows the lowest of the source's and the members'.
-- **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered,
+`
+
+// slowerThanWhat is what the user-space path must be no slower than: the base binary, in this
+// run, or else the earlier runs.
+func slowerThanWhat(rep *report) string {
+	if slices.Contains(rep.systems(), sysBase) {
+		return "an earlier binary's, side by side"
+	}
+	return "the earlier runs"
+}
+
+// notSlowerMethod is the method's item on "must not get slower": side by side with the base
+// binary when the run measured it, else against the earlier runs.
+func notSlowerMethod(rep *report) string {
+	if slices.Contains(rep.systems(), sysBase) {
+		return fmt.Sprintf(`- **Must not get slower**: the user-space path is measured side by side with the user-space
+  path of an earlier mctun binary, "mctun base" (-base-mctun; make bench builds it from
+  BENCH_BASE, the last commit before the kernel path, whose configs leave out the datapath key
+  that binary does not know), as a fourth system in every phase and round, like the others. Its
+  loss-free rate at each N and size must be at least %.0[1]f%% of the base's (the sweeps', or
+  round by round at mcsend's ceiling where both stopped at the sender), and its CPU per million
+  delivered at most %.0[2]f%% of the base's, the median of the rounds' ratios: about what two
+  measurements of one binary differ by here. Side by side, so that what the host gives in the
+  minutes of a row falls on both; compared across runs instead, each as a ratio to VXLAN's, the
+  figures moved with the host's speed by more than that, with the code unchanged (the runs are
+  kept in "The user-space path in earlier runs").
+`, 100*(1-slowerSlack), 100*(1+slowerSlack))
+	}
+	return fmt.Sprintf(`- **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered,
   each as a ratio to VXLAN's in the same run (runs on hosts of different speed compare as
   ratios measured side by side; the absolute figures move with the host: one host's sender
   alone reached a fifth of another's rate), are compared, at each N and size, with the median
   of the earlier runs' ratios: those in the "Throughput and CPU" table of the report this run
   writes over (or -previous) and in the table of the runs before it that report kept, at most
-  %[12]d runs in all, of those whose trials were as long, and for the CPU of those whose CPU
-  runs' rate was within %.0[13]f%% of this run's (the user-space path pays per batch, and its
-  batches shrink with the rate). Each may be worse by at most %.0[10]f%%, about what two runs
+  %[2]d runs in all, of those whose trials were as long, and for the CPU of those whose CPU
+  runs' rate was within %.0[3]f%% of this run's (the user-space path pays per batch, and its
+  batches shrink with the rate). Each may be worse by at most %.0[1]f%%, about what two runs
   differ by with nothing changed; the median keeps one run that was high by chance from
   making the next one miss.
-`
+`, 100*slowerSlack, earlierKept, 100*cpuRateNear)
+}

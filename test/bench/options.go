@@ -13,6 +13,7 @@ import (
 // options are the command line.
 type options struct {
 	mctun       string
+	baseMctun   string // "": no base system
 	members     []int
 	sizes       []int
 	systems     []string
@@ -44,9 +45,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.mctun, "mctun", "bin/mctun", "the mctun `binary` to measure (make build)")
+	fs.StringVar(&o.baseMctun, "base-mctun", "", "also measure this earlier mctun `binary`'s user-space path (system mctun-base; make bench builds bin/mctun-base from BENCH_BASE), side by side: the user-space path \"must not get slower\" than it")
 	members := fs.String("members", "1,4,16", "numbers of members, comma-separated")
 	sizes := fs.String("sizes", "64,1200", "UDP payload sizes in bytes, comma-separated")
-	systems := fs.String("systems", "mctun,mctun-kernel,vxlan", "systems to measure, comma-separated: mctun (the user-space path, datapath = \"user\"), mctun-kernel (the kernel path, datapath = \"kernel\"), vxlan")
+	systems := fs.String("systems", "mctun,mctun-kernel,vxlan", "systems to measure, comma-separated: mctun (the user-space path, datapath = \"user\"), mctun-kernel (the kernel path, datapath = \"kernel\"), vxlan; -base-mctun adds mctun-base")
 	fs.DurationVar(&o.trial, "trial", 3*time.Second, "length of each trial (sweep step, CPU run, latency run)")
 	fs.Float64Var(&o.start, "start", 5000, "first rate of each sweep, pps")
 	fs.Float64Var(&o.precision, "precision", 0.05, "stop bisecting once the failing rate is within this fraction of the passing one")
@@ -89,6 +91,9 @@ replication in network namespaces (root).
 	}
 	if o.systems, err = parseSystems(*systems); err != nil {
 		return o, err
+	}
+	if o.baseMctun != "" {
+		o.systems = sortSystems(append(o.systems, sysBase))
 	}
 	return o, o.check()
 }
@@ -141,7 +146,8 @@ func parseInts(flagName, s string, lo, hi int) ([]int, error) {
 }
 
 // parseSystems reads the -systems list, in the canonical order of allSystems. "user" is
-// another name for mctun, "kernel" for mctun-kernel.
+// another name for mctun, "kernel" for mctun-kernel. The base system is not named there: it
+// comes with -base-mctun.
 func parseSystems(s string) ([]string, error) {
 	var out []string
 	for f := range strings.SplitSeq(s, ",") {
@@ -152,13 +158,16 @@ func parseSystems(s string) ([]string, error) {
 		case "kernel":
 			f = sysKernel
 		}
-		if !slices.Contains(allSystems, f) {
-			return nil, fmt.Errorf("-systems: %q: want mctun (or user), mctun-kernel (or kernel) or vxlan", f)
+		if f == sysBase || !slices.Contains(allSystems, f) {
+			return nil, fmt.Errorf("-systems: %q: want mctun (or user), mctun-kernel (or kernel) or vxlan (-base-mctun adds mctun-base)", f)
 		}
-		if !slices.Contains(out, f) {
-			out = append(out, f)
-		}
+		out = append(out, f)
 	}
-	slices.SortFunc(out, func(a, b string) int { return slices.Index(allSystems, a) - slices.Index(allSystems, b) })
-	return out, nil
+	return sortSystems(out), nil
+}
+
+// sortSystems puts systems in the canonical order of allSystems, each once.
+func sortSystems(systems []string) []string {
+	slices.SortFunc(systems, func(a, b string) int { return slices.Index(allSystems, a) - slices.Index(allSystems, b) })
+	return slices.Compact(systems)
 }

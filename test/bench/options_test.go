@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -32,6 +33,21 @@ func TestParseOptionsSubset(t *testing.T) {
 	if !reflect.DeepEqual(o.members, []int{1, 16}) || !reflect.DeepEqual(o.sizes, []int{64}) ||
 		!reflect.DeepEqual(o.systems, []string{sysMctun, sysVXLAN}) || o.trial != time.Second || o.big {
 		t.Fatalf("got members %v sizes %v systems %v trial %v big %v", o.members, o.sizes, o.systems, o.trial, o.big)
+	}
+}
+
+func TestParseOptionsBase(t *testing.T) {
+	o, err := parseOptions([]string{"-base-mctun", "bin/mctun-base", "-systems", "vxlan,mctun"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.baseMctun != "bin/mctun-base" || !reflect.DeepEqual(o.systems, []string{sysMctun, sysBase, sysVXLAN}) {
+		t.Fatalf("-base-mctun adds the base system: got %q, systems %v", o.baseMctun, o.systems)
+	}
+	for _, systems := range []string{"mctun-base", "mctun,mctun-base,vxlan"} {
+		if _, err := parseOptions([]string{"-systems", systems}, io.Discard); err == nil || !strings.Contains(err.Error(), "-base-mctun adds mctun-base") {
+			t.Errorf("-systems %s: got %v, want the base named only by -base-mctun", systems, err)
+		}
 	}
 }
 

@@ -77,6 +77,9 @@ func gnuplotScript(rep *report, png string) (script string, ok bool) {
 	for i, size := range sizes {
 		color := sizeColors[i%len(sizeColors)]
 		for _, system := range rep.systems() {
+			if system == sysBase {
+				continue // on the user-space path's line; the tables compare the two
+			}
 			var data strings.Builder
 			for _, r := range rep.Rows {
 				if r.Size != size {

@@ -488,6 +488,20 @@ the latency rate; mean of the members' means, highest of their p99s. RSS: mctun'
 the source and of the highest member.
 `
 
+// baseLegend explains the base system, after the legend, when the run measured it.
+const baseLegend = `mctun base: the user-space path of an earlier mctun binary (-base-mctun; make bench
+builds it from BENCH_BASE, the last commit before the kernel path), measured side by side as
+the baseline of "must not get slower".
+`
+
+// legendOf is the legend of rep's tables.
+func legendOf(rep *report) string {
+	if slices.Contains(rep.systems(), sysBase) {
+		return legend + baseLegend
+	}
+	return legend
+}
+
 // textReport is what the benchmark prints on stdout: the results tables, the big configs
 // and the targets.
 func textReport(rep *report) string {
@@ -511,7 +525,7 @@ func textReport(rep *report) string {
 		b.WriteString("\nmctun's memory\n\n")
 		b.WriteString(resultsTable(rep, blockRSS).text())
 	}
-	b.WriteString("\n" + legend)
+	b.WriteString("\n" + legendOf(rep))
 	if len(rep.Big) > 0 {
 		b.WriteString("\nmctun source with big configs\n\n")
 		b.WriteString(bigTable(rep).text())

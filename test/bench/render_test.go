@@ -143,7 +143,7 @@ func TestResultsTableOneSystem(t *testing.T) {
 
 func TestReportSystems(t *testing.T) {
 	rep := fixture()
-	if got := rep.systems(); !slices.Equal(got, allSystems) {
+	if got := rep.systems(); !slices.Equal(got, []string{sysMctun, sysKernel, sysVXLAN}) {
 		t.Errorf("systems %v", got)
 	}
 	rep.Settings.Systems = []string{sysVXLAN, sysKernel}
@@ -455,6 +455,61 @@ func TestNotSlowerMedian(t *testing.T) {
 	prev.Rows[0].CPURate = 3000
 	if v := notSlower(rep)[1]; v.Verdict != "not measured" || v.Detail != "left out where no earlier run has a figure at a CPU runs' rate within 20% of this run's: 1 member 64 B, 16 members 64 B" {
 		t.Errorf("no earlier CPU at a rate near: %+v", v)
+	}
+}
+
+// TestNotSlowerThanBase checks that with the base binary in the run, "must not get slower"
+// holds the user-space path to it side by side: the rate by the sweeps, the CPU round by
+// round, and no longer to the earlier runs.
+func TestNotSlowerThanBase(t *testing.T) {
+	rep := fixture()
+	rep.Settings.Systems = append(rep.Settings.Systems, sysBase)
+	rep.Machine.Base = "mctun abc base"
+	cpu := func(rate, busy float64) *cpuResult {
+		return &cpuResult{Rate: rate, BusySeconds: busy, Delivered: 240000}
+	}
+	// 1 member: both at the cap; CPU 1.05, 1.20, 0.95 of the base's: median 1.05.
+	u1, b1 := rep.Rows[0].Systems[sysMctun], rep.Rows[0].sys(sysBase)
+	*b1 = sysResult{System: sysBase, Sweep: &SweepResult{Found: true, Limit: LimitCap, Best: Outcome{Requested: 100000, Achieved: 99000}}}
+	u1.CPURuns = []*cpuResult{cpu(49000, 2.1), cpu(49000, 2.4), cpu(49000, 1.9)}
+	b1.CPURuns = []*cpuResult{cpu(49000, 2), cpu(49000, 2), cpu(49000, 2)}
+	u1.CPU, b1.CPU = u1.CPURuns[0], b1.CPURuns[0]
+	// 16 members: the user-space path's 10k against the base's 11.5k: 0.87x; CPU 1.25, 1.30.
+	u16, b16 := rep.Rows[1].Systems[sysMctun], rep.Rows[1].sys(sysBase)
+	*b16 = sysResult{System: sysBase, Sweep: &SweepResult{Found: true, Limit: LimitLoss, Best: Outcome{Requested: 11500, Achieved: 11500}}}
+	u16.CPURuns = []*cpuResult{cpu(5000, 5), cpu(5000, 5.2)}
+	b16.CPURuns = []*cpuResult{cpu(5000, 4), cpu(5000, 4)}
+	u16.CPU, b16.CPU = u16.CPURuns[0], b16.CPURuns[0]
+
+	vs := notSlower(rep)
+	want := []verdict{
+		{sysMctun, "must not get slower: loss-free rate at least 90% of mctun base's, side by side", "misses",
+			"misses at 1 of 2: 16 members 64 B (0.87x)"},
+		{sysMctun, "must not get slower: CPU per million delivered at most 110% of mctun base's, round by round", "misses",
+			"misses at 1 of 2: 16 members 64 B (1.27x: the median of 2 rounds side by side (1.25, 1.30; the medians' 1.25x))"},
+	}
+	if !slices.Equal(vs, want) {
+		t.Errorf("got\n%+v\nwant\n%+v", vs, want)
+	}
+	// Faster than the base everywhere meets, whatever the earlier runs say.
+	b16.Sweep.Best.Achieved = 10000
+	b16.CPURuns = []*cpuResult{cpu(5000, 5.2), cpu(5000, 5.2)}
+	for _, v := range notSlower(rep) {
+		if v.Verdict != "meets" {
+			t.Errorf("no slower than the base: %+v", v)
+		}
+	}
+	md := markdownReport(rep)
+	if !strings.Contains(md, "| mctun base | mctun abc base |") {
+		t.Error("the report does not name the base binary")
+	}
+	// The next run reads the user-space path's figures back, not the base's.
+	p, err := parsePrevious([]byte(md))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Rows) != 2 || !near(p.Rows[0].Rate, 99500) || !near(p.Rows[1].Rate, 10000) || !near(p.Rows[1].CPU, 20.833) {
+		t.Errorf("read back %+v", p.Rows)
 	}
 }
 

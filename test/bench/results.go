@@ -418,7 +418,8 @@ type machine struct {
 	Cores  int    `json:"cores"`
 	Kernel string `json:"kernel"`
 	Go     string `json:"go"`
-	Mctun  string `json:"mctun"` // `mctun version`
+	Mctun  string `json:"mctun"`          // `mctun version`
+	Base   string `json:"base,omitempty"` // -base-mctun's `mctun version`
 }
 
 // ceiling is what mcsend alone reaches at one size.

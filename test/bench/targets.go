@@ -66,47 +66,9 @@ func evaluate(rep *report) []verdict {
 func (g goals) evaluate(rep *report) []verdict {
 	sys := g.system
 	var vs []verdict
-	vs = append(vs, compareRows(rep, rowCheck{
-		name: fmt.Sprintf("loss-free rate >= %.1fx VXLAN at every N and size", g.rate),
-		value: func(r *row) (float64, string, bool) {
-			m, v := r.Systems[sys], r.Systems[sysVXLAN]
-			if m == nil || v == nil || m.Sweep == nil || v.Sweep == nil || !v.Sweep.Found ||
-				m.Sweep.Limit == LimitIncomplete || v.Sweep.Limit == LimitIncomplete {
-				return 0, "", false
-			}
-			mr, _ := sweepRate(m)
-			vr, _ := sweepRate(v)
-			ratio := mr / vr
-			if m.Sweep.Limit == LimitCap && v.Sweep.Limit == LimitCap {
-				return max(ratio, g.rate), fmt.Sprintf("%.2fx, both at the mcsend ceiling", ratio), true
-			}
-			if m.Sweep.Limit == LimitSender && v.Sweep.Limit == LimitSender {
-				if ratios, med, ok := pairedCeiling(m, v, rep.Settings.MaxLoss); ok {
-					return med, fmt.Sprintf("%s: both stopped by the sender, so %s (%s; the sweeps' %.2fx)",
-						fmtVerdictRatio(med, g.rate), sideBySide(len(ratios)), fmtRatios(ratios), ratio), true
-				}
-			}
-			return ratio, fmtVerdictRatio(ratio, g.rate), true
-		},
-		ok: func(x float64) bool { return x >= g.rate },
-	}))
-	vs = append(vs, compareRows(rep, rowCheck{
-		name: fmt.Sprintf("CPU per million delivered <= %.1fx VXLAN", g.cpu),
-		value: func(r *row) (float64, string, bool) {
-			m, v := r.Systems[sys], r.Systems[sysVXLAN]
-			mc, mok := cpuPerM(m)
-			vc, vok := cpuPerM(v)
-			if !mok || !vok || !(vc > 0) {
-				return 0, "", false
-			}
-			if ratios, med, ok := pairedCPU(m, v, rep.Settings.MaxLoss); ok {
-				return med, fmt.Sprintf("%s: %s (%s; the medians' %.2fx)",
-					fmtVerdictRatio(med, g.cpu), sideBySide(len(ratios)), fmtRatios(ratios), mc/vc), true
-			}
-			return mc / vc, fmtVerdictRatio(mc/vc, g.cpu), true
-		},
-		ok: func(x float64) bool { return x <= g.cpu }, higherIsWorse: true,
-	}))
+	vs = append(vs,
+		compareRows(rep, rateCheck(rep, sys, sysVXLAN, g.rate, fmt.Sprintf("loss-free rate >= %.1fx VXLAN at every N and size", g.rate))),
+		compareRows(rep, cpuCheck(rep, sys, sysVXLAN, g.cpu, fmt.Sprintf("CPU per million delivered <= %.1fx VXLAN", g.cpu))))
 	lows := []bool{false, true}
 	if g.lowFirst {
 		lows = []bool{true, false}
@@ -153,6 +115,59 @@ func (g goals) evaluate(rep *report) []verdict {
 		vs[i].System = sys
 	}
 	return append(vs, bigVerdict(rep, sys))
+}
+
+// rateCheck holds sys's highest loss-free rate to at least limit times ref's, at every row
+// where both swept to an end: where both stopped at the sender, round by round at mcsend's
+// ceiling (pairedCeiling); where both passed the cap, it holds whatever the ratio.
+func rateCheck(rep *report, sys, ref string, limit float64, name string) rowCheck {
+	return rowCheck{
+		name: name,
+		value: func(r *row) (float64, string, bool) {
+			m, v := r.Systems[sys], r.Systems[ref]
+			if m == nil || v == nil || m.Sweep == nil || v.Sweep == nil || !v.Sweep.Found ||
+				m.Sweep.Limit == LimitIncomplete || v.Sweep.Limit == LimitIncomplete {
+				return 0, "", false
+			}
+			mr, _ := sweepRate(m)
+			vr, _ := sweepRate(v)
+			ratio := mr / vr
+			if m.Sweep.Limit == LimitCap && v.Sweep.Limit == LimitCap {
+				return max(ratio, limit), fmt.Sprintf("%.2fx, both at the mcsend ceiling", ratio), true
+			}
+			if m.Sweep.Limit == LimitSender && v.Sweep.Limit == LimitSender {
+				if ratios, med, ok := pairedCeiling(m, v, rep.Settings.MaxLoss); ok {
+					return med, fmt.Sprintf("%s: both stopped by the sender, so %s (%s; the sweeps' %.2fx)",
+						fmtVerdictRatio(med, limit), sideBySide(len(ratios)), fmtRatios(ratios), ratio), true
+				}
+			}
+			return ratio, fmtVerdictRatio(ratio, limit), true
+		},
+		ok: func(x float64) bool { return x >= limit },
+	}
+}
+
+// cpuCheck holds sys's CPU per million delivered to at most limit times ref's, at every row:
+// the median of the rounds' ratios where both have loss-free runs in the same rounds
+// (pairedCPU), else the ratio of their medians.
+func cpuCheck(rep *report, sys, ref string, limit float64, name string) rowCheck {
+	return rowCheck{
+		name: name,
+		value: func(r *row) (float64, string, bool) {
+			m, v := r.Systems[sys], r.Systems[ref]
+			mc, mok := cpuPerM(m)
+			vc, vok := cpuPerM(v)
+			if !mok || !vok || !(vc > 0) {
+				return 0, "", false
+			}
+			if ratios, med, ok := pairedCPU(m, v, rep.Settings.MaxLoss); ok {
+				return med, fmt.Sprintf("%s: %s (%s; the medians' %.2fx)",
+					fmtVerdictRatio(med, limit), sideBySide(len(ratios)), fmtRatios(ratios), mc/vc), true
+			}
+			return mc / vc, fmtVerdictRatio(mc/vc, limit), true
+		},
+		ok: func(x float64) bool { return x <= limit }, higherIsWorse: true,
+	}
 }
 
 // carried reports whether latency run l was loss-free at the rate asked.
@@ -231,7 +246,24 @@ func bigVerdict(rep *report, system string) verdict {
 	return v
 }
 
-// notSlower compares the user-space path's figures with those of the earlier runs (see
+// notSlower holds the user-space path to "must not get slower": against the base binary's
+// user-space path side by side in this run where it was measured (-base-mctun), else against
+// the earlier runs' figures.
+func notSlower(rep *report) []verdict {
+	if !slices.Contains(rep.systems(), sysBase) {
+		return notSlowerThanEarlier(rep)
+	}
+	vs := []verdict{
+		compareRows(rep, rateCheck(rep, sysMctun, sysBase, 1-slowerSlack, notSlowerBaseRate)),
+		compareRows(rep, cpuCheck(rep, sysMctun, sysBase, 1+slowerSlack, notSlowerBaseCPU)),
+	}
+	for i := range vs {
+		vs[i].System = sysMctun
+	}
+	return vs
+}
+
+// notSlowerThanEarlier compares the user-space path's figures with those of the earlier runs (see
 // previousRun.runs), each as a ratio to VXLAN's in its own run: the loss-free rate must not be
 // lower, nor the CPU per million delivered higher, than their median by more than
 // slowerSlack. Ratios, because the runs are on hosts of different speed (one host's sender
@@ -241,7 +273,7 @@ func bigVerdict(rep *report, system string) verdict {
 // this run's: the user-space path pays per batch, and its batches shrink with the rate. And
 // only those measured with the same applications (appsVersion), whose costs are in every CPU
 // figure, VXLAN's too.
-func notSlower(rep *report) []verdict {
+func notSlowerThanEarlier(rep *report) []verdict {
 	p := rep.Previous
 	trial := rep.Settings.Trial.String()
 	var runs []previousRun
@@ -364,8 +396,11 @@ func notComparable(p *previousRun, runs []previousRun, trial string) string {
 	return fmt.Sprintf("%s's runs measured with applications %s, this run with %s: their figures do not compare", p.File, p.apps(), appsText)
 }
 
-// The user-space path's targets against the earlier runs.
+// The user-space path's targets against the base binary's, and against the earlier runs.
 var (
+	notSlowerBaseRate = fmt.Sprintf("must not get slower: loss-free rate at least %.0f%% of mctun base's, side by side", 100*(1-slowerSlack))
+	notSlowerBaseCPU  = fmt.Sprintf("must not get slower: CPU per million delivered at most %.0f%% of mctun base's, round by round", 100*(1+slowerSlack))
+
 	notSlowerRate = fmt.Sprintf("must not get slower: loss-free rate × VXLAN at least %.0f%% of the earlier runs' median", 100*(1-slowerSlack))
 	notSlowerCPU  = fmt.Sprintf("must not get slower: CPU per million delivered × VXLAN at most %.0f%% of the earlier runs' median", 100*(1+slowerSlack))
 )
@@ -501,7 +536,7 @@ func notes(rep *report) []string {
 			}
 		}
 	}
-	if p := rep.Previous; p != nil && p.Problem != "" {
+	if p := rep.Previous; p != nil && p.Problem != "" && !slices.Contains(rep.systems(), sysBase) {
 		ns = append(ns, fmt.Sprintf("The user-space path is not compared with an earlier run: %s: %s.", p.File, p.Problem))
 	}
 	return append(ns, rep.Notes...)
@@ -536,6 +571,8 @@ func systemName(system string) string {
 		return "VXLAN"
 	case sysMctun:
 		return "mctun user"
+	case sysBase:
+		return "mctun base"
 	case sysKernel:
 		return "mctun kernel"
 	}

@@ -16,21 +16,24 @@ import (
 	"mctun/test/topo"
 )
 
-// The systems the benchmark compares: mctun on each of its packet paths, and VXLAN.
+// The systems the benchmark compares: mctun on each of its packet paths, an earlier mctun
+// binary's user-space path, and VXLAN.
 const (
 	sysMctun  = "mctun"        // mctun's user-space path: datapath = "user"
+	sysBase   = "mctun-base"   // the -base-mctun binary, from before the datapath key: its user-space path
 	sysKernel = "mctun-kernel" // mctun's kernel path: datapath = "kernel"
 	sysVXLAN  = "vxlan"
 	sysNone   = "none" // nothing: the routed VPC alone, for mcsend's own ceiling
 )
 
 // allSystems are the systems in their canonical order, which the tables follow.
-var allSystems = []string{sysMctun, sysKernel, sysVXLAN}
+var allSystems = []string{sysMctun, sysBase, sysKernel, sysVXLAN}
 
 // mctunSystems are the systems that run mctun.
-var mctunSystems = []string{sysMctun, sysKernel}
+var mctunSystems = []string{sysMctun, sysBase, sysKernel}
 
-// datapathOf is the value of mctun's datapath key for system, "" if system is not mctun.
+// datapathOf is the value of mctun's datapath key for system: "" for a system that is not
+// mctun, and for the base binary, which has only the user-space path and rejects the key.
 func datapathOf(system string) string {
 	switch system {
 	case sysMctun:
@@ -39,6 +42,15 @@ func datapathOf(system string) string {
 		return "kernel"
 	}
 	return ""
+}
+
+// mctunBinary is the mctun binary that system runs: -base-mctun's for the base, else -mctun's
+// (also for the worlds of no system, which the big configs set up by hand).
+func (b *bench) mctunBinary(system string) string {
+	if system == sysBase {
+		return b.opt.baseMctun
+	}
+	return b.opt.mctun
 }
 
 // world is one topology with one system set up in it: the router, the source h0 and the
@@ -76,7 +88,7 @@ func (w *world) setUp(ctx context.Context) error {
 	switch w.system {
 	case sysNone:
 		return nil
-	case sysMctun, sysKernel:
+	case sysMctun, sysBase, sysKernel:
 		var addrs []netip.Addr
 		for _, m := range w.members {
 			addrs = append(addrs, m.Addr)
@@ -113,7 +125,7 @@ func (w *world) mctunUpOn(ctx context.Context, h *topo.Host, config string) erro
 	w.mu.Lock()
 	w.mctunOn = append(w.mctunOn, h) // before up: a failed up may still leave something to undo
 	w.mu.Unlock()
-	if _, err := h.Run(ctx, w.b.opt.mctun, "up", "-c", path); err != nil {
+	if _, err := h.Run(ctx, w.b.mctunBinary(w.system), "up", "-c", path); err != nil {
 		return fmt.Errorf("mctun up: %w", err)
 	}
 	return nil
@@ -194,7 +206,7 @@ type kernelStatus struct {
 // readMctunStatus runs `mctun <op> --json` (op "status" or "stats") on h and decodes it.
 func (w *world) readMctunStatus(ctx context.Context, h *topo.Host, op string) (mctunStatus, error) {
 	var st mctunStatus
-	out, err := h.Command(ctx, w.b.opt.mctun, op, "--json").Output()
+	out, err := h.Command(ctx, w.b.mctunBinary(w.system), op, "--json").Output()
 	if err != nil {
 		return st, fmt.Errorf("%s: mctun %s --json: %w", h.Name, op, err)
 	}
@@ -316,7 +328,7 @@ func (w *world) close() error {
 	w.mu.Unlock()
 	var err error
 	for _, h := range slices.Backward(on) {
-		if _, derr := h.Run(ctx, w.b.opt.mctun, "down"); derr != nil {
+		if _, derr := h.Run(ctx, w.b.mctunBinary(w.system), "down"); derr != nil {
 			err = errors.Join(err, derr)
 		}
 	}
