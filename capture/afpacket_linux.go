@@ -12,6 +12,8 @@ import (
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"mctun/internal/rawcall"
 )
 
 // AFPacket is a Source that captures the outgoing IPv4 multicast of one interface with an
@@ -164,9 +166,15 @@ func (a *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// frameReady is the RawConn.Read callback. The caller holds readMu and the fd is open, so
-// the ring is mapped.
-func (a *AFPacket) frameReady(uintptr) bool { return a.ring.ready() }
+// frameReady is the RawConn.Read callback, which parks when it returns false. The caller
+// holds readMu and the fd is open, so the ring is mapped.
+func (a *AFPacket) frameReady(uintptr) bool {
+	if a.ring.ready() {
+		return true
+	}
+	rawcall.Parked()
+	return false
+}
 
 func (a *AFPacket) errClosed() error {
 	return fmt.Errorf("capture: read %s: %w", a.name, net.ErrClosed)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -29,6 +30,49 @@ func TestDueOncePerEvery(t *testing.T) {
 	// Due at Every and 2*Every after the first, give or take one.
 	if n < 1 || n > 3 {
 		t.Errorf("Due() true %d times in %v after the first, want 2 (one per %v)", n, 5*Every/2, Every)
+	}
+}
+
+// TestParkedPutsOffTheRegularCall checks that a call returning EAGAIN, after which its caller
+// parks, and Parked itself put the next regular call off to Every from then, and that a call
+// that does not park leaves it.
+func TestParkedPutsOffTheRegularCall(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	var b [1]byte
+	read := func() syscall.Errno {
+		_, e := Call(unix.SYS_READ, uintptr(p[0]), unsafe.Pointer(&b[0]), 1, 0)
+		return e
+	}
+
+	soon := int64(time.Since(epoch) + Every/2)
+	due.Store(soon)
+	if e := read(); e != unix.EAGAIN {
+		t.Fatalf("read of an empty pipe: %v, want EAGAIN", e)
+	}
+	if d := due.Load(); d <= soon {
+		t.Errorf("after EAGAIN the regular call is due at %v, not put off from %v", time.Duration(d), time.Duration(soon))
+	}
+
+	due.Store(soon)
+	if _, err := unix.Write(p[1], []byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if e := read(); e != 0 {
+		t.Fatalf("read of a byte: %v", e)
+	}
+	if d := due.Load(); d != soon {
+		t.Errorf("a call that did not park moved the regular call from %v to %v", time.Duration(soon), time.Duration(d))
+	}
+
+	due.Store(0)
+	Parked()
+	if Due() {
+		t.Error("Due() right after Parked")
 	}
 }
 
