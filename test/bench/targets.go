@@ -31,9 +31,9 @@ var (
 
 const (
 	targetBigRSSMiB = 30.0 // VmHWM with each big config, on either path
-	// slowerSlack is how much worse than the earlier runs' median a figure of the user-space
-	// path may be before it counts as slower: the figures of two runs differ by about that
-	// much with nothing changed (a shared 2-core machine, 5% sweep precision).
+	// slowerSlack is how much worse than the base binary's, or the earlier runs' median, a
+	// figure of the user-space path may be before it counts as slower: two measurements of one
+	// binary differ by about that much (a shared 2-core machine, 5% sweep precision).
 	slowerSlack = 0.10
 )
 
@@ -263,8 +263,8 @@ func notSlower(rep *report) []verdict {
 	return vs
 }
 
-// notSlowerThanEarlier compares the user-space path's figures with those of the earlier runs (see
-// previousRun.runs), each as a ratio to VXLAN's in its own run: the loss-free rate must not be
+// notSlowerThanEarlier compares the user-space path's figures with those of the earlier runs
+// (see previousRun.runs), each as a ratio to VXLAN's in its own run: the loss-free rate must not be
 // lower, nor the CPU per million delivered higher, than their median by more than
 // slowerSlack. Ratios, because the runs are on hosts of different speed (one host's sender
 // alone reached a fifth of another's rate), and a ratio measured side by side in one run
