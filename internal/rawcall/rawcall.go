@@ -47,12 +47,18 @@ var (
 // Parked tells the package that the caller is about to park in the netpoller: the next
 // regular call is due Every from now. Call says it itself when a call returns EAGAIN; a
 // caller that parks without one (waiting for a ring to fill) says it before it parks.
-func Parked() { due.Store(int64(time.Since(epoch) + Every)) }
+func Parked() { parkedAt(now()) }
+
+func parkedAt(now int64) { due.Store(now + int64(Every)) }
+
+// now is the time since epoch, in nanoseconds.
+func now() int64 { return int64(time.Since(epoch)) }
 
 // Due reports whether the caller's next system call must be a regular one (unix.Syscall)
 // instead of a raw one (unix.RawSyscall). It is true for one caller at most once per Every.
-func Due() bool {
-	now := int64(time.Since(epoch))
+func Due() bool { return dueAt(now()) }
+
+func dueAt(now int64) bool {
 	d := due.Load()
 	return now >= d && due.CompareAndSwap(d, now+int64(Every))
 }
@@ -63,13 +69,14 @@ func Due() bool {
 func Call(trap, fd uintptr, p unsafe.Pointer, n, flags uintptr) (uintptr, syscall.Errno) {
 	var r uintptr
 	var e syscall.Errno
-	if Due() {
+	t := now() // one clock read a call, for Due and Parked both
+	if dueAt(t) {
 		r, _, e = unix.Syscall6(trap, fd, uintptr(p), n, flags, 0, 0)
 	} else {
 		r, _, e = unix.RawSyscall6(trap, fd, uintptr(p), n, flags, 0, 0)
 	}
 	if e == unix.EAGAIN {
-		Parked()
+		parkedAt(t)
 	}
 	return r, e
 }

@@ -109,7 +109,7 @@ func markdownReport(rep *report) string {
 		fmt.Fprintf(&b, "\n%s\n\n", earlierTitle)
 		uses := `that "must not get
 slower" compares this run's with`
-		if slices.Contains(rep.systems(), sysBase) {
+		if rep.hasBase() {
 			uses = `kept for comparison
 from run to run ("must not get slower" compares with mctun base, in this run)`
 		}
@@ -330,7 +330,7 @@ must run the datapath its config names (` + "`mctun status --json`" + `).
 // slowerThanWhat is what the user-space path must be no slower than: the base binary, in this
 // run, or else the earlier runs.
 func slowerThanWhat(rep *report) string {
-	if slices.Contains(rep.systems(), sysBase) {
+	if rep.hasBase() {
 		return "an earlier binary's, side by side"
 	}
 	return "the earlier runs"
@@ -339,7 +339,7 @@ func slowerThanWhat(rep *report) string {
 // notSlowerMethod is the method's item on "must not get slower": side by side with the base
 // binary when the run measured it, else against the earlier runs.
 func notSlowerMethod(rep *report) string {
-	if slices.Contains(rep.systems(), sysBase) {
+	if rep.hasBase() {
 		return fmt.Sprintf(`- **Must not get slower**: the user-space path is measured side by side with the user-space
   path of an earlier mctun binary, "mctun base" (-base-mctun; make bench builds it from
   BENCH_BASE, the last commit before the kernel path, whose configs leave out the datapath key

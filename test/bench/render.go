@@ -76,6 +76,10 @@ func (rep *report) systems() []string {
 	return out
 }
 
+// hasBase reports whether the report measured the base binary, the reference of "must not
+// get slower" when it did.
+func (rep *report) hasBase() bool { return slices.Contains(rep.systems(), sysBase) }
+
 // mctunOf is the systems of the report that run mctun.
 func (rep *report) mctunOf() []string {
 	var out []string
@@ -496,7 +500,7 @@ the baseline of "must not get slower".
 
 // legendOf is the legend of rep's tables.
 func legendOf(rep *report) string {
-	if slices.Contains(rep.systems(), sysBase) {
+	if rep.hasBase() {
 		return legend + baseLegend
 	}
 	return legend

@@ -250,7 +250,7 @@ func bigVerdict(rep *report, system string) verdict {
 // user-space path side by side in this run where it was measured (-base-mctun), else against
 // the earlier runs' figures.
 func notSlower(rep *report) []verdict {
-	if !slices.Contains(rep.systems(), sysBase) {
+	if !rep.hasBase() {
 		return notSlowerThanEarlier(rep)
 	}
 	vs := []verdict{
@@ -536,7 +536,7 @@ func notes(rep *report) []string {
 			}
 		}
 	}
-	if p := rep.Previous; p != nil && p.Problem != "" && !slices.Contains(rep.systems(), sysBase) {
+	if p := rep.Previous; p != nil && p.Problem != "" && !rep.hasBase() {
 		ns = append(ns, fmt.Sprintf("The user-space path is not compared with an earlier run: %s: %s.", p.File, p.Problem))
 	}
 	return append(ns, rep.Notes...)
