@@ -58,7 +58,7 @@ type daemon struct {
 	capture   sourceCapture                 // sender side: on iface, or the kernel path's hand-off
 	dev       *tun.Native                   // receiver side
 	tunDev    igmpWatch                     // dev as the packet paths read it
-	sendConn  *encap.UDPConn                // sender side, ephemeral port
+	sendConn  *encap.UDPConn                // sender side, ephemeral port, send-only
 	recvConn  *encap.UDPConn                // receiver side, on cfg.Port
 	sender    *datapath.Sender              // nil without [source]
 	receiver  *datapath.Receiver            // nil without [member]
@@ -500,7 +500,7 @@ func (d *daemon) startSource(seal *encap.Sealer) error {
 	for _, m := range d.skipped {
 		d.log.Info("member is this host: not sending to it", "member", m)
 	}
-	d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{})
+	d.sendConn, err = encap.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), encap.UDPOptions{SendOnly: true})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package encap
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -20,6 +21,14 @@ type UDPOptions struct {
 	BatchSize  int // messages per recvmmsg/sendmmsg; default 64
 	RecvBuffer int // SO_RCVBUF bytes; default 4 MiB, so bursts are absorbed
 	SendBuffer int // SO_SNDBUF bytes; default 4 MiB
+
+	// SendOnly opens a socket that is never read, kept out of Go's netpoller (ReadBatch
+	// fails). A socket in the netpoller wakes whichever thread waits there each time a
+	// datagram it sent leaves the host (the kernel signals room to write per datagram),
+	// whether or not anyone waits to write: at tens of thousands of copies a second, a thread
+	// woken for nothing thousands of times a second, CPU the packet path needs. A send-only
+	// socket waits for room, when its buffer is full, in poll(2).
+	SendOnly bool
 }
 
 // MaxPacket is the largest tunnel packet a UDP datagram can carry; ReadBatch buffers of this
@@ -27,7 +36,8 @@ type UDPOptions struct {
 const MaxPacket = 65535 - 20 - 8
 
 // UDPConn is the Linux Conn: an IPv4 UDP socket driven by recvmmsg and sendmmsg through Go's
-// netpoller, so a batch costs one system call and a blocked call ends when the socket closes.
+// netpoller, so a batch costs one system call and a blocked call ends when the socket closes;
+// or, send-only (UDPOptions.SendOnly), sendmmsg outside it.
 //
 // The calls are made with RawSyscall: with MSG_DONTWAIT on a non-blocking socket they never
 // block (EAGAIN sends the goroutine back to the netpoller), so they need none of the
@@ -35,9 +45,11 @@ const MaxPacket = 65535 - 20 - 8
 // was about a fifth of mctun's CPU at 20k packets/s. One call in rawcall.Every is a regular
 // one, so that a goroutine busy with them does not keep the process's other sockets unpolled.
 type UDPConn struct {
-	conn  *net.UDPConn
-	raw   syscall.RawConn
-	batch int
+	conn     io.Closer // the *net.UDPConn, or a send-only socket's *os.File
+	local    netip.AddrPort
+	raw      syscall.RawConn
+	sendOnly bool // outside the netpoller: WriteBatch waits in poll(2), ReadBatch fails
+	batch    int
 
 	r *mmsgs // the single reader's
 
@@ -59,6 +71,11 @@ type mmsgs struct {
 	done  int     // messages the kernel took
 	errno syscall.Errno
 	call  func(fd uintptr) bool
+
+	// A send-only socket's: its call, whether it is to be made again, and what it polls.
+	callWaiting func(fd uintptr)
+	again       bool
+	pollFds     [1]unix.PollFd
 }
 
 func newMmsgs(n int, trap uintptr) *mmsgs {
@@ -74,6 +91,7 @@ func newMmsgs(n int, trap uintptr) *mmsgs {
 		m.hdrs[i].Hdr.SetIovlen(1)
 	}
 	m.call = m.syscall
+	m.callWaiting = m.syscallWaiting
 	return m
 }
 
@@ -88,9 +106,19 @@ func (m *mmsgs) syscall(fd uintptr) bool {
 	return true
 }
 
-// ListenUDP opens the tunnel socket on addr; port 0 picks an ephemeral port (a sender that
-// only sends). The socket never sets DF on what it sends (IP_PMTUDISC_DONT) and never sends
-// to a broadcast address.
+// syscallWaiting is syscall for a socket outside the poller: where syscall would send its
+// caller to the poller, it waits for room in poll(2) itself, for a tenth of a second at most
+// (so that a Close ends the wait), and sets again.
+func (m *mmsgs) syscallWaiting(fd uintptr) {
+	if m.again = !m.syscall(fd); m.again {
+		m.pollFds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLOUT}
+		unix.Poll(m.pollFds[:], 100)
+	}
+}
+
+// ListenUDP opens the tunnel socket on addr; port 0 picks an ephemeral port (for a sender,
+// which only sends). The socket never sets DF on what it sends (IP_PMTUDISC_DONT) and never
+// sends to a broadcast address.
 func ListenUDP(addr netip.AddrPort, opts UDPOptions) (*UDPConn, error) {
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 64
@@ -101,67 +129,114 @@ func ListenUDP(addr netip.AddrPort, opts UDPOptions) (*UDPConn, error) {
 	if opts.SendBuffer <= 0 {
 		opts.SendBuffer = 4 << 20
 	}
-	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
-	if err != nil {
-		return nil, fmt.Errorf("tunnel: listen on udp %v: %w", addr, errors.Unwrap(err))
+	var c *UDPConn
+	var err error
+	if opts.SendOnly {
+		c, err = openSendOnly(addr)
+	} else {
+		c, err = listenPolled(addr)
 	}
-	raw, err := conn.SyscallConn()
 	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("tunnel: udp %v: %w", addr, err)
+		return nil, fmt.Errorf("tunnel: listen on udp %v: %w", addr, err)
 	}
 	var serr error
-	err = raw.Control(func(fd uintptr) {
-		s := int(fd)
-		serr = unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT)
-		if serr != nil {
-			serr = fmt.Errorf("clear DF (IP_MTU_DISCOVER): %w", serr)
-			return
-		}
-		// Go turns SO_BROADCAST on for every UDP socket. A member address that turns out to
-		// be a subnet's broadcast address must fail, not reach every host on that subnet.
-		serr = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 0)
-		if serr != nil {
-			serr = fmt.Errorf("clear SO_BROADCAST: %w", serr)
-			return
-		}
-		// Tunnel packets carry UDP checksum 0, as RFC 8086 allows over IPv4 and as the
-		// kernel path sends them: the inner packet carries its own checksums (and the
-		// authenticated form a tag), and a zero checksum is one a receiver's kernel path can
-		// take without computing it.
-		serr = unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_NO_CHECK, 1)
-		if serr != nil {
-			serr = fmt.Errorf("UDP checksum off (SO_NO_CHECK): %w", serr)
-			return
-		}
-		// The FORCE variants exceed net.core.[rw]mem_max for a privileged process; the
-		// plain ones are the fallback, capped by the kernel.
-		if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opts.RecvBuffer) != nil {
-			unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, opts.RecvBuffer)
-		}
-		if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, opts.SendBuffer) != nil {
-			unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, opts.SendBuffer)
-		}
-	})
+	err = c.raw.Control(func(fd uintptr) { serr = setOptions(int(fd), opts) })
 	if err == nil {
 		err = serr
 	}
 	if err != nil {
-		conn.Close()
+		c.conn.Close()
 		return nil, fmt.Errorf("tunnel: udp %v: %w", addr, err)
 	}
-	return &UDPConn{
-		conn:  conn,
-		raw:   raw,
-		batch: opts.BatchSize,
-		r:     newMmsgs(opts.BatchSize, unix.SYS_RECVMMSG),
-		w:     newMmsgs(opts.BatchSize, unix.SYS_SENDMMSG),
-	}, nil
+	c.batch = opts.BatchSize
+	c.r = newMmsgs(opts.BatchSize, unix.SYS_RECVMMSG)
+	c.w = newMmsgs(opts.BatchSize, unix.SYS_SENDMMSG)
+	return c, nil
+}
+
+// listenPolled opens a UDP socket in Go's netpoller.
+func listenPolled(addr netip.AddrPort) (*UDPConn, error) {
+	conn, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	raw, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return &UDPConn{conn: conn, local: conn.LocalAddr().(*net.UDPAddr).AddrPort(), raw: raw}, nil
+}
+
+// openSendOnly opens a UDP socket outside Go's netpoller: a blocking one, which os.NewFile
+// leaves out, sending with MSG_DONTWAIT all the same.
+func openSendOnly(addr netip.AddrPort) (*UDPConn, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: addr.Addr().As4(), Port: int(addr.Port())}); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "udp:"+addr.String())
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	sa4 := sa.(*unix.SockaddrInet4)
+	return &UDPConn{conn: f, local: netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), uint16(sa4.Port)), raw: raw, sendOnly: true}, nil
+}
+
+// writeWaiting makes m's call on a send-only socket.
+func (c *UDPConn) writeWaiting(m *mmsgs) error {
+	for {
+		if err := c.raw.Control(m.callWaiting); err != nil {
+			return net.ErrClosed // Control fails only once the file is closed
+		}
+		if !m.again {
+			return nil
+		}
+	}
+}
+
+// setOptions sets what every tunnel socket needs on fd.
+func setOptions(s int, opts UDPOptions) error {
+	if err := unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DONT); err != nil {
+		return fmt.Errorf("clear DF (IP_MTU_DISCOVER): %w", err)
+	}
+	// Go turns SO_BROADCAST on for every UDP socket. A member address that turns out to
+	// be a subnet's broadcast address must fail, not reach every host on that subnet.
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 0); err != nil {
+		return fmt.Errorf("clear SO_BROADCAST: %w", err)
+	}
+	// Tunnel packets carry UDP checksum 0, as RFC 8086 allows over IPv4 and as the
+	// kernel path sends them: the inner packet carries its own checksums (and the
+	// authenticated form a tag), and a zero checksum is one a receiver's kernel path can
+	// take without computing it.
+	if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_NO_CHECK, 1); err != nil {
+		return fmt.Errorf("UDP checksum off (SO_NO_CHECK): %w", err)
+	}
+	// The FORCE variants exceed net.core.[rw]mem_max for a privileged process; the
+	// plain ones are the fallback, capped by the kernel.
+	if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, opts.RecvBuffer) != nil {
+		unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, opts.RecvBuffer)
+	}
+	if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, opts.SendBuffer) != nil {
+		unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_SNDBUF, opts.SendBuffer)
+	}
+	return nil
 }
 
 // LocalAddr is the address the socket is bound to.
 func (c *UDPConn) LocalAddr() netip.AddrPort {
-	return c.conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	return c.local
 }
 
 // BatchSize implements Conn.
@@ -173,6 +248,9 @@ func (c *UDPConn) Close() error { return c.conn.Close() }
 // ReadBatch implements Conn. Buffers of MaxPacket bytes or more are never truncated; a
 // datagram longer than its buffer is returned cut to the buffer's length.
 func (c *UDPConn) ReadBatch(bufs [][]byte, sizes []int, addrs []netip.AddrPort) (int, error) {
+	if c.sendOnly {
+		return 0, fmt.Errorf("tunnel: udp %v: read from a send-only socket", c.local)
+	}
 	n := min(len(bufs), c.batch)
 	for i := range n {
 		c.r.iovs[i].Base = unsafe.SliceData(bufs[i])
@@ -212,7 +290,13 @@ func (c *UDPConn) WriteBatch(bufs [][]byte, addrs []netip.AddrPort, errs []error
 			c.w.hdrs[i].Hdr.Namelen = unix.SizeofSockaddrInet4
 		}
 		c.w.n = n
-		if err := c.raw.Write(c.w.call); err != nil {
+		var err error
+		if c.sendOnly {
+			err = c.writeWaiting(c.w)
+		} else {
+			err = c.raw.Write(c.w.call)
+		}
+		if err != nil {
 			return closedError(err)
 		}
 		if c.w.errno != 0 {

@@ -2,8 +2,12 @@ package encap
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +16,12 @@ import (
 
 func listenLoopback(t *testing.T) *UDPConn {
 	t.Helper()
-	c, err := ListenUDP(netip.MustParseAddrPort("127.0.0.1:0"), UDPOptions{BatchSize: 4})
+	return listenLoopbackWith(t, UDPOptions{BatchSize: 4})
+}
+
+func listenLoopbackWith(t *testing.T, opts UDPOptions) *UDPConn {
+	t.Helper()
+	c, err := ListenUDP(netip.MustParseAddrPort("127.0.0.1:0"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,9 +30,17 @@ func listenLoopback(t *testing.T) *UDPConn {
 }
 
 // TestUDPBatchSkipsFailingMember sends one shared tunnel packet to six destinations, two of
-// them refused by the kernel at once, and checks the others still get it.
+// them refused by the kernel at once, and checks the others still get it, from a socket in
+// the netpoller and from a send-only one.
 func TestUDPBatchSkipsFailingMember(t *testing.T) {
-	rx, tx := listenLoopback(t), listenLoopback(t)
+	for _, sendOnly := range []bool{false, true} {
+		t.Run(fmt.Sprintf("send-only=%v", sendOnly), func(t *testing.T) {
+			testBatchSkipsFailingMember(t, listenLoopback(t), listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: sendOnly}))
+		})
+	}
+}
+
+func testBatchSkipsFailingMember(t *testing.T, rx, tx *UDPConn) {
 	pkt := []byte("one tunnel packet, shared")
 	bufs := [][]byte{pkt, pkt, pkt, pkt, pkt, pkt}
 	bad := netip.MustParseAddrPort("255.255.255.255:4754") // EACCES: SO_BROADCAST is off
@@ -108,4 +125,109 @@ func TestUDPBatchAllocatesNothing(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("a write and a read allocate %v times, want 0", allocs)
 	}
+	tx := listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true})
+	allocs = testing.AllocsPerRun(1000, func() {
+		if err := tx.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
+			t.Fatal(err, errs[0])
+		}
+		if n, err := c.ReadBatch(rbufs, sizes, from); n != 1 || err != nil {
+			t.Fatal(n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a send-only write allocates %v times, want 0", allocs)
+	}
+}
+
+// TestUDPSendOnly: a send-only socket says so when read, and Close ends it like any other.
+func TestUDPSendOnly(t *testing.T) {
+	c := listenLoopbackWith(t, UDPOptions{SendOnly: true})
+	if !c.LocalAddr().Addr().IsLoopback() || c.LocalAddr().Port() == 0 {
+		t.Errorf("LocalAddr = %v, want 127.0.0.1 and the port the kernel picked", c.LocalAddr())
+	}
+	_, err := c.ReadBatch([][]byte{make([]byte, 100)}, make([]int, 1), make([]netip.AddrPort, 1))
+	if err == nil || !strings.Contains(err.Error(), "send-only") {
+		t.Errorf("ReadBatch = %v, want an error that says the socket is send-only", err)
+	}
+	c.Close()
+	err = c.WriteBatch([][]byte{[]byte("x")}, []netip.AddrPort{c.LocalAddr()}, make([]error, 1))
+	if !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WriteBatch after Close = %v, want net.ErrClosed", err)
+	}
+}
+
+// TestUDPSendOnlyWakesNoThread is what SendOnly is for. While a goroutine waits in the
+// netpoller, a thread waits in epoll_wait for it; a socket in the netpoller wakes that
+// thread for the datagrams it sends (the kernel signals room to write as each one leaves),
+// and a send-only socket does not. Counted in the process's voluntary context switches.
+func TestUDPSendOnlyWakesNoThread(t *testing.T) {
+	// Where the datagrams go: a socket outside the poller that nobody reads, which drops
+	// them once its buffer is full.
+	sink, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sink)
+	if err := unix.Bind(sink, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	defer r.Close()
+	go r.Read(make([]byte, 1)) // parks in the netpoller until the end
+
+	pkt := make([]byte, 64)
+	bufs, addrs, errs := [][]byte{pkt, pkt, pkt, pkt}, []netip.AddrPort{to, to, to, to}, make([]error, 4)
+	const batches = 2000
+	wakeups := func(c *UDPConn) int {
+		time.Sleep(20 * time.Millisecond) // every idle thread back in its wait
+		before := voluntarySwitches(t)
+		for range batches {
+			if err := c.WriteBatch(bufs, addrs, errs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return voluntarySwitches(t) - before
+	}
+	polled := wakeups(listenLoopbackWith(t, UDPOptions{BatchSize: 4}))
+	sendOnly := wakeups(listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true}))
+	t.Logf("threads woken while sending %d datagrams: %d from a socket in the netpoller, %d from a send-only one", 4*batches, polled, sendOnly)
+	if polled < batches/10 {
+		t.Fatalf("a socket in the netpoller woke threads only %d times: the test no longer sees what it checks", polled)
+	}
+	if sendOnly > polled/10 {
+		t.Errorf("a send-only socket woke threads %d times, a polled one %d: want at most a tenth", sendOnly, polled)
+	}
+}
+
+// voluntarySwitches is the sum of the process's threads' voluntary context switches.
+func voluntarySwitches(t *testing.T) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0
+	for _, task := range tasks {
+		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
+		if err != nil {
+			continue // the thread ended
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+				n, _ := strconv.Atoi(strings.TrimSpace(v))
+				sum += n
+			}
+		}
+	}
+	return sum
 }
