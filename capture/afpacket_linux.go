@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -27,6 +28,11 @@ import (
 //
 //	tcpdump -i IFNAME -Q out 'ip and ip multicast and not igmp'
 //
+// The socket is not in Go's netpoller, which would wake a thread for every frame the kernel
+// writes into the ring, also while Read is busy copying frames out and waits for none: at
+// saturation thousands of wake-ups a second for nothing. Read waits instead in a private
+// epoll instance that is in the netpoller, and arms the socket in it only while it waits.
+//
 // Concurrency: Read has a single caller at a time (concurrent calls are serialized).
 // Close and Stats may be called from any goroutine, also while Read blocks. Close wakes a
 // blocked Read through Go's netpoller, so shutdown needs no poll timeout, and waits for it to
@@ -36,12 +42,16 @@ type AFPacket struct {
 	name      string
 	batch     int
 	maxPacket int
-	file      *os.File        // the socket, registered with Go's netpoller
-	conn      syscall.RawConn // file's, kept so that Read does not allocate
-	wait      func(fd uintptr) bool
+	fd        int             // the socket's, owned by file
+	file      *os.File        // the socket, blocking, so that the netpoller leaves it out
+	conn      syscall.RawConn // file's
+	epoll     *os.File        // the epoll instance Read waits in, in the netpoller
+	epollConn syscall.RawConn // epoll's, kept so that Read does not allocate
+	wait      func(epfd uintptr) bool
 
 	readMu sync.Mutex // held by Read throughout; Close holds it to unmap the ring
 	ring   ring       // guarded by readMu
+	armed  bool       // whether the socket wakes the epoll instance; guarded by readMu
 
 	closed    atomic.Bool
 	closeOnce sync.Once
@@ -70,16 +80,20 @@ func OpenAFPacket(ifname string, opts Options) (*AFPacket, error) {
 
 	// Protocol 0: the socket receives nothing until bind, so nothing is queued before the
 	// filter is attached.
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, opError("open", ifname, err)
 	}
+	epfd := -1
 	var mem []byte
 	ok := false
 	defer func() {
 		if !ok {
 			if mem != nil {
 				unix.Munmap(mem)
+			}
+			if epfd >= 0 {
+				unix.Close(epfd)
 			}
 			unix.Close(fd)
 		}
@@ -107,21 +121,37 @@ func OpenAFPacket(ifname string, opts Options) (*AFPacket, error) {
 		return nil, opError("bind", ifname, err)
 	}
 
-	file := os.NewFile(uintptr(fd), "afpacket:"+ifname) // non-blocking: Go polls it
-	ok = true                                           // file owns fd now
-	conn, err := file.SyscallConn()
-	if err != nil {
-		file.Close()
-		unix.Munmap(mem)
+	// The socket is in the epoll instance from the start, disarmed (no events).
+	if epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, opError("open", ifname, err)
 	}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Fd: int32(fd)}); err != nil {
+		return nil, opError("open", ifname, err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		return nil, opError("open", ifname, err)
+	}
+	file := os.NewFile(uintptr(fd), "afpacket:"+ifname)         // blocking: Go leaves it out
+	epoll := os.NewFile(uintptr(epfd), "afpacket-wait:"+ifname) // non-blocking: Go polls it
+	ok = true                                                   // the files own the fds now
 	a := &AFPacket{
 		name:      ifname,
 		batch:     opts.BatchSize,
 		maxPacket: layout.frameSize - frameNetOffset,
+		fd:        fd,
 		file:      file,
-		conn:      conn,
+		epoll:     epoll,
 		ring:      ring{mem: mem, frameSize: layout.frameSize, frameNr: layout.frameNr},
+	}
+	a.conn, err = file.SyscallConn()
+	if err == nil {
+		a.epollConn, err = epoll.SyscallConn()
+	}
+	if err != nil {
+		file.Close()
+		epoll.Close()
+		unix.Munmap(mem)
+		return nil, opError("open", ifname, err)
 	}
 	a.wait = a.frameReady
 	return a, nil
@@ -143,9 +173,9 @@ func (a *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 			return 0, nil
 		}
 		if !a.ring.ready() {
-			// RawConn.Read calls wait, and parks until the socket polls readable whenever
-			// wait says there is nothing yet. tpacket_rcv wakes the socket for every frame.
-			if err := a.conn.Read(a.wait); err != nil {
+			// RawConn.Read calls wait, and parks until the epoll instance polls readable
+			// whenever wait says there is nothing yet.
+			if err := a.epollConn.Read(a.wait); err != nil {
 				if a.closed.Load() {
 					return 0, a.errClosed()
 				}
@@ -167,13 +197,36 @@ func (a *AFPacket) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 }
 
 // frameReady is the RawConn.Read callback, which parks when it returns false. The caller
-// holds readMu and the fd is open, so the ring is mapped.
-func (a *AFPacket) frameReady(uintptr) bool {
-	if a.ring.ready() {
-		return true
+// holds readMu and the epoll instance is open, so the ring is mapped and the socket open.
+//
+// Before it parks it arms the socket: tpacket_rcv wakes the socket for every frame, and the
+// socket, armed, wakes the epoll instance, which wakes the netpoller. Once a frame is there
+// it disarms it, so that frames written while Read copies wake no one. A frame written
+// between the check and the arming is seen by the check after it.
+func (a *AFPacket) frameReady(epfd uintptr) bool {
+	if !a.ring.ready() {
+		if !a.armed {
+			a.armed = true
+			a.arm(epfd, unix.EPOLLIN)
+		}
+		if !a.ring.ready() {
+			rawcall.Parked()
+			return false
+		}
 	}
-	rawcall.Parked()
-	return false
+	if a.armed {
+		a.armed = false
+		a.arm(epfd, 0)
+	}
+	return true
+}
+
+// arm sets the events the socket wakes the epoll instance for: EPOLLIN, or none. Raw, as
+// the packet paths' calls are (see rawcall); it cannot fail, the socket being in the
+// instance and both open.
+func (a *AFPacket) arm(epfd uintptr, events uint32) {
+	ev := unix.EpollEvent{Events: events, Fd: int32(a.fd)}
+	unix.RawSyscall6(unix.SYS_EPOLL_CTL, epfd, unix.EPOLL_CTL_MOD, uintptr(a.fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
 }
 
 func (a *AFPacket) errClosed() error {
@@ -194,12 +247,13 @@ func (a *AFPacket) Close() error {
 	a.closeOnce.Do(func() {
 		a.collectDrops() // the socket's last statistics
 		a.closed.Store(true)
-		errFile := a.file.Close()
+		errEpoll := a.epoll.Close() // wakes Read
 		a.readMu.Lock()
 		errMap := unix.Munmap(a.ring.mem)
 		a.ring = ring{}
+		errFile := a.file.Close()
 		a.readMu.Unlock()
-		if err := errors.Join(errFile, errMap); err != nil {
+		if err := errors.Join(errEpoll, errMap, errFile); err != nil {
 			a.closeErr = fmt.Errorf("capture: close %s: %w", a.name, err)
 		}
 	})

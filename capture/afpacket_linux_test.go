@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"mctun/encap"
+	"mctun/internal/wakeups"
 )
 
 // The privileged tests build this world in a network namespace of their own, and capture on
@@ -620,6 +621,62 @@ func TestAFPacketReadDoesNotAllocate(t *testing.T) {
 	}
 }
 
+// TestAFPacketWakesNoThreadWhileNotWaiting: frames written into the ring while no Read waits
+// wake no thread. A thread waits in epoll_wait while any goroutine waits in the netpoller (a
+// pipe's reader here); with the socket in the netpoller, every frame woke it, thousands of
+// times a second at saturation while Read was busy copying. Counted in the process's
+// voluntary context switches; the sender is a send-only socket, which wakes none itself.
+func TestAFPacketWakesNoThreadWhileNotWaiting(t *testing.T) {
+	n := newTestNet(t)
+	a := n.open(t, Options{RingBytes: 16 << 20})
+	var sender *encap.UDPConn
+	var err error
+	n.do(t, func() {
+		sender, err = encap.ListenUDP(netip.AddrPortFrom(capAddr, 0), encap.UDPOptions{SendOnly: true})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sender.Close()
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	defer r.Close()
+	go r.Read(make([]byte, 1)) // parks in the netpoller until the end
+
+	// One Read first, so that the capture has waited and woken once, as it does at work.
+	pkt := make([]byte, 64)
+	if err := sender.WriteBatch([][]byte{pkt}, []netip.AddrPort{group}, make([]error, 1)); err != nil {
+		t.Fatal(err)
+	}
+	readPackets(t, a, 1)
+
+	const batches, perBatch = 80, 50
+	bufs, addrs, errs := make([][]byte, perBatch), make([]netip.AddrPort, perBatch), make([]error, perBatch)
+	for i := range bufs {
+		bufs[i], addrs[i] = pkt, group
+	}
+	time.Sleep(20 * time.Millisecond) // every idle thread back in its wait
+	before := switches(t)
+	for range batches {
+		if err := sender.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
+			t.Fatal(err, errs[0])
+		}
+	}
+	woken := switches(t) - before
+	t.Logf("threads woken while %d frames were captured with no Read waiting: %d", batches*perBatch, woken)
+	// With the socket in the netpoller they woke threads 1,100 to 1,600 times.
+	if woken > batches*perBatch/40 {
+		t.Errorf("%d frames woke threads %d times, want at most %d", batches*perBatch, woken, batches*perBatch/40)
+	}
+	if got := len(readPackets(t, a, batches*perBatch)); got != batches*perBatch {
+		t.Errorf("captured %d frames, want %d", got, batches*perBatch)
+	}
+}
+
 // TestOpenAFPacketUnprivileged: without CAP_NET_RAW the error says so, naming the interface.
 func TestOpenAFPacketUnprivileged(t *testing.T) {
 	if os.Geteuid() == 0 {
@@ -646,4 +703,14 @@ func TestOpenAFPacketErrors(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "capture: open "+capIf+": ") {
 		t.Errorf("OpenAFPacket with RingBytes -1 = %v, want an error naming %s", err, capIf)
 	}
+}
+
+// switches is wakeups.Count, failing t on error.
+func switches(t *testing.T) int {
+	t.Helper()
+	n, err := wakeups.Count()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -6,12 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"mctun/internal/wakeups"
 )
 
 func listenLoopback(t *testing.T) *UDPConn {
@@ -190,13 +191,13 @@ func TestUDPSendOnlyWakesNoThread(t *testing.T) {
 	const batches = 2000
 	wakeups := func(c *UDPConn) int {
 		time.Sleep(20 * time.Millisecond) // every idle thread back in its wait
-		before := voluntarySwitches(t)
+		before := switches(t)
 		for range batches {
 			if err := c.WriteBatch(bufs, addrs, errs); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return voluntarySwitches(t) - before
+		return switches(t) - before
 	}
 	polled := wakeups(listenLoopbackWith(t, UDPOptions{BatchSize: 4}))
 	sendOnly := wakeups(listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true}))
@@ -209,25 +210,12 @@ func TestUDPSendOnlyWakesNoThread(t *testing.T) {
 	}
 }
 
-// voluntarySwitches is the sum of the process's threads' voluntary context switches.
-func voluntarySwitches(t *testing.T) int {
+// switches is wakeups.Count, failing t on error.
+func switches(t *testing.T) int {
 	t.Helper()
-	tasks, err := os.ReadDir("/proc/self/task")
+	n, err := wakeups.Count()
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := 0
-	for _, task := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + task.Name() + "/status")
-		if err != nil {
-			continue // the thread ended
-		}
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-				n, _ := strconv.Atoi(strings.TrimSpace(v))
-				sum += n
-			}
-		}
-	}
-	return sum
+	return n
 }
