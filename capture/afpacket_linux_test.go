@@ -622,8 +622,8 @@ func TestAFPacketReadDoesNotAllocate(t *testing.T) {
 }
 
 // TestAFPacketWakesNoThreadWhileNotWaiting: frames written into the ring while no Read waits
-// wake no thread. A thread waits in epoll_wait while any goroutine waits in the netpoller (a
-// pipe's reader here); with the socket in the netpoller, every frame woke it, thousands of
+// wake no thread. A thread waits in epoll_wait while any goroutine waits in the netpoller
+// (wakeups.During parks one); with the socket in the netpoller, every frame woke it, thousands of
 // times a second at saturation while Read was busy copying. Counted in the process's
 // voluntary context switches; the sender is a send-only socket, which wakes none itself.
 func TestAFPacketWakesNoThreadWhileNotWaiting(t *testing.T) {
@@ -639,14 +639,6 @@ func TestAFPacketWakesNoThreadWhileNotWaiting(t *testing.T) {
 	}
 	defer sender.Close()
 
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	defer r.Close()
-	go r.Read(make([]byte, 1)) // parks in the netpoller until the end
-
 	// One Read first, so that the capture has waited and woken once, as it does at work.
 	pkt := make([]byte, 64)
 	if err := sender.WriteBatch([][]byte{pkt}, []netip.AddrPort{group}, make([]error, 1)); err != nil {
@@ -659,14 +651,13 @@ func TestAFPacketWakesNoThreadWhileNotWaiting(t *testing.T) {
 	for i := range bufs {
 		bufs[i], addrs[i] = pkt, group
 	}
-	time.Sleep(20 * time.Millisecond) // every idle thread back in its wait
-	before := switches(t)
-	for range batches {
-		if err := sender.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
-			t.Fatal(err, errs[0])
+	woken := wakeups.During(t, func() {
+		for range batches {
+			if err := sender.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
+				t.Fatal(err, errs[0])
+			}
 		}
-	}
-	woken := switches(t) - before
+	})
 	t.Logf("threads woken while %d frames were captured with no Read waiting: %d", batches*perBatch, woken)
 	// With the socket in the netpoller they woke threads 1,100 to 1,600 times.
 	if woken > batches*perBatch/40 {
@@ -703,14 +694,4 @@ func TestOpenAFPacketErrors(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "capture: open "+capIf+": ") {
 		t.Errorf("OpenAFPacket with RingBytes -1 = %v, want an error naming %s", err, capIf)
 	}
-}
-
-// switches is wakeups.Count, failing t on error.
-func switches(t *testing.T) int {
-	t.Helper()
-	n, err := wakeups.Count()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -115,28 +114,24 @@ func TestUDPBatchAllocatesNothing(t *testing.T) {
 	c := listenLoopback(t)
 	bufs, addrs, errs := [][]byte{make([]byte, 100)}, []netip.AddrPort{c.LocalAddr()}, []error{nil}
 	rbufs, sizes, from := [][]byte{make([]byte, 2000)}, []int{0}, []netip.AddrPort{{}}
-	allocs := testing.AllocsPerRun(1000, func() {
-		if err := c.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
-			t.Fatal(err, errs[0])
+	for _, tt := range []struct {
+		what string
+		tx   *UDPConn
+	}{
+		{"a write and a read allocate", c},
+		{"a send-only write allocates", listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true})},
+	} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			if err := tt.tx.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
+				t.Fatal(err, errs[0])
+			}
+			if n, err := c.ReadBatch(rbufs, sizes, from); n != 1 || err != nil {
+				t.Fatal(n, err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s %v times, want 0", tt.what, allocs)
 		}
-		if n, err := c.ReadBatch(rbufs, sizes, from); n != 1 || err != nil {
-			t.Fatal(n, err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("a write and a read allocate %v times, want 0", allocs)
-	}
-	tx := listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true})
-	allocs = testing.AllocsPerRun(1000, func() {
-		if err := tx.WriteBatch(bufs, addrs, errs); err != nil || errs[0] != nil {
-			t.Fatal(err, errs[0])
-		}
-		if n, err := c.ReadBatch(rbufs, sizes, from); n != 1 || err != nil {
-			t.Fatal(n, err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("a send-only write allocates %v times, want 0", allocs)
 	}
 }
 
@@ -178,29 +173,20 @@ func TestUDPSendOnlyWakesNoThread(t *testing.T) {
 	}
 	to := netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(sa.(*unix.SockaddrInet4).Port))
 
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	defer r.Close()
-	go r.Read(make([]byte, 1)) // parks in the netpoller until the end
-
 	pkt := make([]byte, 64)
 	bufs, addrs, errs := [][]byte{pkt, pkt, pkt, pkt}, []netip.AddrPort{to, to, to, to}, make([]error, 4)
 	const batches = 2000
-	wakeups := func(c *UDPConn) int {
-		time.Sleep(20 * time.Millisecond) // every idle thread back in its wait
-		before := switches(t)
-		for range batches {
-			if err := c.WriteBatch(bufs, addrs, errs); err != nil {
-				t.Fatal(err)
+	woken := func(c *UDPConn) int {
+		return wakeups.During(t, func() {
+			for range batches {
+				if err := c.WriteBatch(bufs, addrs, errs); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
-		return switches(t) - before
+		})
 	}
-	polled := wakeups(listenLoopbackWith(t, UDPOptions{BatchSize: 4}))
-	sendOnly := wakeups(listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true}))
+	polled := woken(listenLoopbackWith(t, UDPOptions{BatchSize: 4}))
+	sendOnly := woken(listenLoopbackWith(t, UDPOptions{BatchSize: 4, SendOnly: true}))
 	t.Logf("threads woken while sending %d datagrams: %d from a socket in the netpoller, %d from a send-only one", 4*batches, polled, sendOnly)
 	if polled < batches/10 {
 		t.Fatalf("a socket in the netpoller woke threads only %d times: the test no longer sees what it checks", polled)
@@ -208,14 +194,4 @@ func TestUDPSendOnlyWakesNoThread(t *testing.T) {
 	if sendOnly > polled/10 {
 		t.Errorf("a send-only socket woke threads %d times, a polled one %d: want at most a tenth", sendOnly, polled)
 	}
-}
-
-// switches is wakeups.Count, failing t on error.
-func switches(t *testing.T) int {
-	t.Helper()
-	n, err := wakeups.Count()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 )
 
 // Count is the sum of the voluntary context switches of the process's threads so far, from
@@ -34,4 +36,31 @@ func Count() (int, error) {
 		}
 	}
 	return sum, nil
+}
+
+// During is how many times the process's threads were woken while f ran, with a goroutine
+// parked in the netpoller throughout (a pipe's reader), so that a thread waits in epoll_wait
+// as it does in a daemon: the thread that sockets in the netpoller wake. It fails tb if the
+// count cannot be read.
+func During(tb testing.TB, f func()) int {
+	tb.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer w.Close()
+	defer r.Close()
+	go r.Read(make([]byte, 1)) // parks in the netpoller until the pipe closes
+
+	time.Sleep(20 * time.Millisecond) // every idle thread back in its wait
+	before, err := Count()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f()
+	after, err := Count()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return after - before
 }
