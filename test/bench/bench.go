@@ -168,6 +168,7 @@ func (b *bench) measureRow(ctx context.Context, rep *report, r *row, order []str
 		}
 	}
 	rate, ceiling := b.cpuRate(r, rep.Previous.row(r.Members, r.Size)), 0.0
+	r.NotSlowerRate = b.notSlowerRate(r)
 	if b.opt.ceiling {
 		ceiling = rep.ceilingOf(r.Size)
 	}
@@ -209,6 +210,20 @@ func (b *bench) cpuRate(r *row, prev *previousRow) float64 {
 	return niceRate(cpuShare * lowest)
 }
 
+// notSlowerRate is the rate at which the user-space path and the base make one attempt each
+// in every round (see notSlowerRateCheck): 1-slowerSlack of the base's loss-free rate, where
+// both are measured and the base's sweep ended at loss; else 0, none.
+func (b *bench) notSlowerRate(r *row) float64 {
+	if !slices.Contains(b.opt.systems, sysMctun) {
+		return 0
+	}
+	base := r.Systems[sysBase]
+	if base == nil || base.Sweep == nil || !base.Sweep.Found || base.Sweep.Limit != LimitLoss {
+		return 0
+	}
+	return math.Floor((1 - slowerSlack) * base.Sweep.Best.Achieved)
+}
+
 // cpuShare is the fraction of the lowest loss-free rate the CPU runs use, and cpuShareKept how
 // far from it the previous run's rate may be and still be used again.
 const (
@@ -235,10 +250,7 @@ func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) e
 		Attempts: b.opt.attempts, MaxTrials: b.opt.maxTrials,
 	}
 	res, err := s.Run(func(rate float64) (Outcome, error) {
-		tr, err := b.attempt(ctx, w, label, rate, r.Size, 0, func(tr trialResult) bool {
-			o := tr.outcome()
-			return o.Loss < b.opt.maxLoss && o.Achieved >= shortfall*rate
-		})
+		tr, err := b.attempt(ctx, w, label, rate, r.Size, 0, b.carries(rate))
 		if err != nil {
 			return Outcome{}, err
 		}
@@ -257,6 +269,15 @@ func (b *bench) sweep(ctx context.Context, rep *report, r *row, system string) e
 	}
 	b.logf("%s: highest loss-free %.0f pps (limit: %s)", label, res.Best.Achieved, res.Limit)
 	return w.closeKeepingRSS(ctx, system, sr)
+}
+
+// carries says of an attempt at rate whether it passed: loss-free, and reaching at least
+// shortfall of the rate.
+func (b *bench) carries(rate float64) func(trialResult) bool {
+	return func(tr trialResult) bool {
+		o := tr.outcome()
+		return carriedRate(rate, o.Achieved, o.Loss, b.opt.maxLoss, shortfall)
+	}
 }
 
 // shortfall: an attempt that reaches less than this fraction of the rate it asked for is
@@ -306,9 +327,10 @@ func (b *bench) count(rate float64) int {
 
 // fixedRuns is system's part of a round of the fixed-rate runs, in a topology of its own: a
 // CPU run at rate (unless rate is 0), which gives a latency at that rate too, a latency run
-// at the latency rate, and, where its sweep stopped at the sender, an attempt at mcsend's
-// ceiling (unless ceiling is 0), which gives what the sender reaches through the system (see
-// pairedCeiling). It adds them to the runs so far, keeping the better latency of each kind
+// at the latency rate, where its sweep stopped at the sender an attempt at mcsend's ceiling
+// (unless ceiling is 0), which gives what the sender reaches through the system (see
+// pairedCeiling), and for the user-space path and the base an attempt at the row's
+// NotSlowerRate (unless it is 0). It adds them to the runs so far, keeping the better latency of each kind
 // too, and for mctun its daemons' peak RSS and, on the kernel path, which path the packets
 // took.
 func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceiling float64) error {
@@ -353,7 +375,18 @@ func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceil
 		}
 		o := tr.outcome()
 		b.logf("%s: at mcsend's ceiling, %.0f pps: sent %.0f pps, worst loss %.3f%% (stolen %.2f s)", label, ceiling, o.Achieved, 100*o.Loss, tr.StolenSeconds)
-		sr.Ceiling = append(sr.Ceiling, &ceilingRun{Achieved: o.Achieved, Loss: o.Loss})
+		sr.Ceiling = append(sr.Ceiling, &rateRun{Achieved: o.Achieved, Loss: o.Loss})
+	}
+	if nr := r.NotSlowerRate; nr > 0 && (system == sysMctun || system == sysBase) {
+		// As a sweep's step: at once, and made again only if it failed while disturbed.
+		tr, err := b.attempt(ctx, w, label, nr, r.Size, 0, b.carries(nr))
+		if err != nil {
+			return err
+		}
+		o := tr.outcome()
+		b.logf("%s: at %.0f pps, %.0f%% of the base's loss-free rate: sent %.0f pps, worst loss %.3f%% %s",
+			label, nr, 100*(1-slowerSlack), o.Achieved, 100*o.Loss, o.Note)
+		sr.NotSlowerRuns = append(sr.NotSlowerRuns, &rateRun{Achieved: o.Achieved, Loss: o.Loss})
 	}
 	return w.closeKeepingRSS(ctx, system, sr)
 }

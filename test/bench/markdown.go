@@ -344,13 +344,20 @@ func notSlowerMethod(rep *report) string {
   path of an earlier mctun binary, "mctun base" (-base-mctun; make bench builds it from
   BENCH_BASE, the last commit before the kernel path, whose configs leave out the datapath key
   that binary does not know), as a fourth system in every phase and round, like the others. Its
-  loss-free rate at each N and size must be at least %.0[1]f%% of the base's (the sweeps', or
-  round by round at mcsend's ceiling where both stopped at the sender), and its CPU per million
-  delivered at most %.0[2]f%% of the base's, the median of the rounds' ratios: about what two
-  measurements of one binary differ by here. Side by side, so that what the host gives in the
-  minutes of a row falls on both; compared across runs instead, each as a ratio to VXLAN's, the
-  figures moved with the host's speed by more than that, with the code unchanged (the runs are
-  kept in "The user-space path in earlier runs").
+  loss-free rate at each N and size must be at least %.0[1]f%% of the base's, and its CPU per
+  million delivered at most %.0[2]f%% of the base's, the median of the rounds' ratios: about what
+  two measurements of one binary differ by here. The rate is held round by round: each round of
+  the fixed-rate runs ends, for both, with one attempt at %.0[1]f%% of the base's loss-free rate
+  (as a sweep's step: at once, made again only if it failed while disturbed), and the user-space
+  path must carry it in most rounds, or in as many as the base did. The two sweeps cannot
+  decide it: their steps are single attempts, and near each system's loss cliff one attempt
+  loses and the next does not, which moved their ratio by one to three steps from run to run
+  with nothing changed. (Where the base's sweep stopped at the sender, round by round at
+  mcsend's ceiling, as for VXLAN; where the base carried the rate in no round, the sweeps.)
+  Side by side, so that what the host gives in the minutes of a row falls on both; compared
+  across runs instead, each as a ratio to VXLAN's, the figures moved with the host's speed by
+  more than that, with the code unchanged (the runs are kept in "The user-space path in
+  earlier runs").
 `, 100*(1-slowerSlack), 100*(1+slowerSlack))
 	}
 	return fmt.Sprintf(`- **Must not get slower**: the user-space path's loss-free rate and CPU per million delivered,

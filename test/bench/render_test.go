@@ -225,8 +225,8 @@ func TestEvaluateBothStoppedBySender(t *testing.T) {
 	rep := fixture()
 	rep.Rows = rep.Rows[1:]
 	k, v := rep.Rows[0].Systems[sysKernel], rep.Rows[0].Systems[sysVXLAN]
-	k.Ceiling = []*ceilingRun{{Achieved: 21000}, {Achieved: 19000}, {Achieved: 30000, Loss: 0.01}, {Achieved: 22000}}
-	v.Ceiling = []*ceilingRun{{Achieved: 20000}, {Achieved: 20000}, {Achieved: 20000}, {Achieved: 20000}}
+	k.Ceiling = []*rateRun{{Achieved: 21000}, {Achieved: 19000}, {Achieved: 30000, Loss: 0.01}, {Achieved: 22000}}
+	v.Ceiling = []*rateRun{{Achieved: 20000}, {Achieved: 20000}, {Achieved: 20000}, {Achieved: 20000}}
 	rate := func() verdict {
 		for _, v := range evaluate(rep) {
 			if v.System == sysKernel && strings.HasPrefix(v.Name, "loss-free rate") {
@@ -322,8 +322,8 @@ func TestCeilingTable(t *testing.T) {
 		t.Error("a table without attempts at the ceiling")
 	}
 	r16 := rep.Rows[1]
-	r16.Systems[sysKernel].Ceiling = []*ceilingRun{{Achieved: 21000}, {Achieved: 19000}, {Achieved: 30000, Loss: 0.01}}
-	r16.Systems[sysVXLAN].Ceiling = []*ceilingRun{{Achieved: 20000}, {Achieved: 20000}, {Achieved: 25000}}
+	r16.Systems[sysKernel].Ceiling = []*rateRun{{Achieved: 21000}, {Achieved: 19000}, {Achieved: 30000, Loss: 0.01}}
+	r16.Systems[sysVXLAN].Ceiling = []*rateRun{{Achieved: 20000}, {Achieved: 20000}, {Achieved: 25000}}
 	got := ceilingTable(rep).text()
 	want := `  members  payload B  VXLAN  mctun kernel  × VXLAN paired      rounds
         1         64      -             -               -           -
@@ -490,6 +490,31 @@ func TestNotSlowerThanBase(t *testing.T) {
 	}
 	if !slices.Equal(vs, want) {
 		t.Errorf("got\n%+v\nwant\n%+v", vs, want)
+	}
+	// The attempts at 90% of the base's rate decide where both made them: most rounds carried
+	// meets, whatever the sweeps' ratio; fewer misses.
+	rep.Rows[1].NotSlowerRate = 10350
+	run := func(pps, loss float64) *rateRun { return &rateRun{Achieved: pps, Loss: loss} }
+	u16.NotSlowerRuns = []*rateRun{run(10350, 0), run(10350, 0.02), run(10350, 0), run(9000, 0), run(10350, 0)}
+	b16.NotSlowerRuns = []*rateRun{run(10350, 0), run(10350, 0), run(10350, 0), run(10350, 0), run(10350, 0)}
+	rate := func() verdict { return notSlower(rep)[0] }
+	if got := rate(); got.Verdict != "meets" ||
+		got.Detail != "worst carried 10.3k pps, 90% of the base's loss-free rate, in 3 of 5 rounds, the base in 5; the sweeps' 0.87x at 16 members, 64 B, of 2" {
+		t.Errorf("carried in 3 of 5 rounds: %+v", got)
+	}
+	u16.NotSlowerRuns[0].Loss = 0.01 // 2 of 5: loss, and one round short of the rate
+	if got := rate(); got.Verdict != "misses" || !strings.Contains(got.Detail, "in 2 of 5 rounds, the base in 5") {
+		t.Errorf("carried in 2 of 5 rounds: %+v", got)
+	}
+	for _, r := range b16.NotSlowerRuns[1:] {
+		r.Loss = 0.5 // the base carried it once: as many rounds holds
+	}
+	if got := rate(); got.Verdict != "meets" {
+		t.Errorf("carried in more rounds than the base: %+v", got)
+	}
+	b16.NotSlowerRuns[0].Loss = 0.5 // the base carried it in none: the sweeps decide
+	if got := rate(); got.Verdict != "misses" || got.Detail != "misses at 1 of 2: 16 members 64 B (0.87x)" {
+		t.Errorf("the base carried it in no round: %+v", got)
 	}
 	// Faster than the base everywhere meets, whatever the earlier runs say.
 	b16.Sweep.Best.Achieved = 10000

@@ -237,7 +237,10 @@ type sysResult struct {
 	RSS            *rssResult       `json:"rss,omitempty"`   // mctun only
 	Paths          *pathsResult     `json:"paths,omitempty"` // the kernel path only
 	// Ceiling is the attempts at mcsend's ceiling, one per round of the fixed-rate runs.
-	Ceiling []*ceilingRun `json:"ceiling_runs,omitempty"`
+	Ceiling []*rateRun `json:"ceiling_runs,omitempty"`
+	// NotSlowerRuns is the attempts at the row's NotSlowerRate, one per round; the
+	// user-space path and the base only.
+	NotSlowerRuns []*rateRun `json:"not_slower_runs,omitempty"`
 }
 
 // latencyRuns is s's latency runs of each round at the latency rate or (low) at the CPU
@@ -258,9 +261,9 @@ func (s *sysResult) keptLatency(low bool) *latencyResult {
 	return s.Latency
 }
 
-// ceilingRun is one attempt at mcsend's ceiling: the rate mcsend reached through the system,
-// and the worst loss.
-type ceilingRun struct {
+// rateRun is one attempt at a fixed rate (mcsend's ceiling, a row's NotSlowerRate): the rate
+// mcsend reached through the system, and the worst loss.
+type rateRun struct {
 	Achieved float64 `json:"achieved_pps"`
 	Loss     float64 `json:"loss"`
 }
@@ -369,6 +372,10 @@ type row struct {
 	Members int                   `json:"members"`
 	Size    int                   `json:"size"`
 	Systems map[string]*sysResult `json:"systems"`
+	// NotSlowerRate is the rate at which the user-space path and the base make one attempt
+	// each in every round of the fixed-rate runs: 1-slowerSlack of the base's loss-free
+	// rate (see notSlowerRateCheck); 0 if they make none.
+	NotSlowerRate float64 `json:"not_slower_rate_pps,omitempty"`
 }
 
 // sys returns the result of system, creating it.
@@ -499,8 +506,8 @@ func pairedCeiling(m, v *sysResult, maxLoss float64) (ratios []float64, med floa
 		return nil, 0, false
 	}
 	return paired(m.Ceiling, v.Ceiling,
-		func(c *ceilingRun) bool { return c.Loss < maxLoss && c.Achieved > 0 },
-		func(m, v *ceilingRun) float64 { return m.Achieved / v.Achieved })
+		func(c *rateRun) bool { return c.Loss < maxLoss && c.Achieved > 0 },
+		func(m, v *rateRun) float64 { return m.Achieved / v.Achieved })
 }
 
 // pairedCPU compares the CPU per million delivered of system m and of v, paired by round,
@@ -522,6 +529,33 @@ func pairedLatency(m, v *sysResult, low, p99 bool, use func(*latencyResult) bool
 		return nil, 0, false
 	}
 	return paired(m.latencyRuns(low), v.latencyRuns(low), use, func(m, v *latencyResult) float64 { return m.us(p99) - v.us(p99) })
+}
+
+// carriedRate reports whether an attempt at rate carried it: it lost less than maxLoss (the
+// worst member's loss) and reached at least shortfall of the rate.
+func carriedRate(rate, achieved, loss, maxLoss, shortfall float64) bool {
+	return loss < maxLoss && achieved >= shortfall*rate
+}
+
+// carriedAt counts the rounds in which both m and b made their attempt at rate (their
+// NotSlowerRuns), n, and of those the ones each carried: loss-free, and reaching at least
+// shortfall of the rate.
+func carriedAt(m, b *sysResult, rate, maxLoss, shortfall float64) (mk, bk, n int) {
+	if m == nil || b == nil {
+		return 0, 0, 0
+	}
+	carried := func(a *rateRun) int {
+		if carriedRate(rate, a.Achieved, a.Loss, maxLoss, shortfall) {
+			return 1
+		}
+		return 0
+	}
+	for i := range min(len(m.NotSlowerRuns), len(b.NotSlowerRuns)) {
+		n++
+		mk += carried(m.NotSlowerRuns[i])
+		bk += carried(b.NotSlowerRuns[i])
+	}
+	return mk, bk, n
 }
 
 // medianCeiling is the median of the rates s's loss-free attempts at mcsend's ceiling reached.
