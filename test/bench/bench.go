@@ -330,9 +330,9 @@ func (b *bench) count(rate float64) int {
 // at the latency rate, where its sweep stopped at the sender an attempt at mcsend's ceiling
 // (unless ceiling is 0), which gives what the sender reaches through the system (see
 // pairedCeiling), and for the user-space path and the base an attempt at the row's
-// NotSlowerRate (unless it is 0). It adds them to the runs so far, keeping the better latency of each kind
-// too, and for mctun its daemons' peak RSS and, on the kernel path, which path the packets
-// took.
+// NotSlowerRate (unless it is 0). It adds them to the runs so far, keeping the better
+// latency of each kind too, and for mctun its daemons' peak RSS and, on the kernel path,
+// which path the packets took.
 func (b *bench) fixedRuns(ctx context.Context, r *row, system string, rate, ceiling float64) error {
 	label := fmt.Sprintf("%s N=%d %dB", system, r.Members, r.Size)
 	w, err := b.openVerified(ctx, system, r.Members)

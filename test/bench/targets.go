@@ -270,8 +270,8 @@ func notSlower(rep *report) []verdict {
 // in 4.5% steps of single attempts, and near a system's loss cliff one attempt at a rate
 // loses and the next does not, which moved the ratio of the two sweeps by one to three steps
 // from run to run with nothing changed (0.92x, 1.14x and 0.88x at 4 x 64 B). Where there are
-// no such attempts, or the base carried the rate in none of its (its sweep's figure was a
-// lucky attempt), the sweeps' ratio, as rateCheck gives it. Figures are in units of the
+// no such attempts, or the base carried the rate in none of its own (its sweep's figure was
+// a lucky attempt), the sweeps' ratio, as rateCheck gives it. Figures are in units of the
 // limit: at least 1 holds.
 func notSlowerRateCheck(rep *report) rowCheck {
 	limit := 1 - slowerSlack
