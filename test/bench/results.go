@@ -544,16 +544,15 @@ func carriedAt(m, b *sysResult, rate, maxLoss, shortfall float64) (mk, bk, n int
 	if m == nil || b == nil {
 		return 0, 0, 0
 	}
-	carried := func(a *rateRun) int {
-		if carriedRate(rate, a.Achieved, a.Loss, maxLoss, shortfall) {
-			return 1
+	carried := func(a *rateRun) bool { return carriedRate(rate, a.Achieved, a.Loss, maxLoss, shortfall) }
+	n = min(len(m.NotSlowerRuns), len(b.NotSlowerRuns))
+	for i := range n {
+		if carried(m.NotSlowerRuns[i]) {
+			mk++
 		}
-		return 0
-	}
-	for i := range min(len(m.NotSlowerRuns), len(b.NotSlowerRuns)) {
-		n++
-		mk += carried(m.NotSlowerRuns[i])
-		bk += carried(b.NotSlowerRuns[i])
+		if carried(b.NotSlowerRuns[i]) {
+			bk++
+		}
 	}
 	return mk, bk, n
 }
