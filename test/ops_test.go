@@ -299,12 +299,7 @@ func testCountersMoveOnlyOnTheirEvent(t *testing.T, dp string) {
 	st1 := w.status(w.mbrs[0])
 	f := st1.flow("198.18.1.2", "224.1.2.3")
 	drops := st1.Member.SocketDrops
-	var sentH1 uint64
-	for _, m := range w.status(w.src).Source.Stats.Groups[0].Members {
-		if m.Address.Addr() == w.mbrs[0].Addr {
-			sentH1 = m.Packets
-		}
-	}
+	sentH1 := memberStats(w.status(w.src), w.mbrs[0].Addr).Packets
 	switch {
 	case dp == "kernel" && (f.Packets != n+burst+tail || f.Lost != 0 || drops != 0):
 		t.Errorf("h1 stalled on the kernel path: %d delivered, %d lost, %d dropped by its socket; want all %d delivered", f.Packets, f.Lost, drops, n+burst+tail)
