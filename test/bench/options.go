@@ -54,7 +54,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.Float64Var(&o.precision, "precision", 0.05, "stop bisecting once the failing rate is within this fraction of the passing one")
 	fs.Float64Var(&o.maxLoss, "loss", 0.001, "a trial is loss-free when every member loses less than this fraction")
 	fs.IntVar(&o.attempts, "attempts", 2, "attempts per sweep trial (a trial fails only if every attempt does)")
-	fs.IntVar(&o.rounds, "rounds", 5, fmt.Sprintf("rounds of fixed-rate runs at each point: in each, every system gets a topology of its own for a CPU run, a latency run, an attempt at mcsend's ceiling and, for the user-space path and mctun-base, one at %.0f%% of the base's loss-free rate (the median CPU run and the best latency run are kept)", 100*(1-slowerSlack)))
+	fs.IntVar(&o.rounds, "rounds", 9, fmt.Sprintf("rounds of fixed-rate runs at each point: in each, every system gets a topology of its own for a CPU run, a latency run, an attempt at mcsend's ceiling and, for the user-space path and mctun-base, one at %.0f%% of the base's loss-free rate (the median CPU run and the best latency run are kept)", 100*(1-slowerSlack)))
 	fs.IntVar(&o.maxTrials, "max-trials", 14, "most trials per sweep")
 	fs.Float64Var(&o.latencyRate, "latency-rate", 10000, "rate of the latency run, pps")
 	fs.Float64Var(&o.cpuRate, "cpu-rate", 0, "rate of the CPU run, pps; 0 takes half the lowest of the systems' loss-free rates")

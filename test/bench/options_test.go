@@ -17,7 +17,7 @@ func TestParseOptionsDefaults(t *testing.T) {
 		!reflect.DeepEqual(o.systems, []string{sysMctun, sysKernel, sysVXLAN}) {
 		t.Fatalf("defaults: members %v sizes %v systems %v", o.members, o.sizes, o.systems)
 	}
-	if o.trial != 3*time.Second || o.maxLoss != 0.001 || o.attempts != 2 || o.rounds != 5 || o.latencyRate != 10000 || !o.ceiling || !o.big {
+	if o.trial != 3*time.Second || o.maxLoss != 0.001 || o.attempts != 2 || o.rounds != 9 || o.latencyRate != 10000 || !o.ceiling || !o.big {
 		t.Fatalf("defaults: %+v", o)
 	}
 	if o.out != "" || o.plot != "" || o.previous != "" {
