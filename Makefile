@@ -46,7 +46,7 @@ e2e:
 demo: build
 	$(GO) run ./test/demo -mctun $(BIN)/mctun
 
-# The benchmark (root; about 80 minutes on 2 cores): mctun's user-space path and its kernel
+# The benchmark (root; about 75 minutes on 2 cores): mctun's user-space path and its kernel
 # path against kernel VXLAN head-end replication at 1, 4 and 16 members and 64 and 1200 byte
 # payloads, in namespaces, with the user-space path of BENCH_BASE's mctun side by side (it
 # "must not get slower"); writes BENCHMARKS.md and BENCHMARKS-rate.png. Not part of test.
